@@ -1,0 +1,54 @@
+/// @file script.hpp
+/// @brief Running a Lua experiment script in a sandbox.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hldlab/runtime/experiment.hpp"
+#include "hldlab/runtime/loader.hpp"
+
+namespace hldlab {
+
+struct ScriptOptions {
+  std::optional<std::uint64_t> seed;  ///< overrides every experiment's seed
+  double pace = 0;                    ///< see RunOptions
+  std::uint64_t instruction_budget = 2'000'000'000;  ///< Lua VM instructions before aborting
+  std::size_t memory_limit = std::size_t{1} << 30;     ///< bytes the Lua state may allocate
+  bool print_reports = true;  ///< lab.report prints to stdout (the tour collects them instead)
+  /// Called when an experiment starts running (the metrics exporter registers it).
+  std::function<void(const std::shared_ptr<Experiment>&)> on_run_start;
+};
+
+struct Expectation {
+  std::string message, where;
+  bool passed = false;
+};
+
+struct ScriptResult {
+  std::vector<ExperimentResult> experiments;
+  std::vector<Expectation> expectations;
+  std::string error;   ///< the script failed (syntax, runtime or input error): one line
+  std::string output;  ///< what lab.report and print wrote (also printed unless suppressed)
+
+  bool failed_expectation() const;
+  bool failed_system() const;
+  /// 0: all good; 1: an expectation or a system failed; 2: the script or its input is wrong.
+  int exit_code() const;
+};
+
+/// Load and run a script file. Never throws for problems in the script; they land in `error`.
+ScriptResult run_script(const std::string& path, const PluginRegistry& registry,
+                        const ScriptOptions& options);
+/// The same for script text (used by tests and fuzzers); `chunk_name` shows in messages.
+ScriptResult run_script_text(const std::string& text, const std::string& chunk_name,
+                             const PluginRegistry& registry, const ScriptOptions& options);
+
+/// The JSON results file of a script run.
+nlohmann::json to_json(const ScriptResult& r);
+
+}  // namespace hldlab

@@ -1,0 +1,150 @@
+#include "hldlab/runtime/loader.hpp"
+
+#include <algorithm>
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
+#include <boost/filesystem.hpp>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+#include "hldlab/plugin.hpp"
+#include "hldlab/runtime/params.hpp"
+
+#define HLDLAB_STRINGIFY2(x) #x
+#define HLDLAB_STRINGIFY(x) HLDLAB_STRINGIFY2(x)
+
+namespace hldlab {
+namespace fs = boost::filesystem;
+
+namespace {
+bool valid_identifier(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+template <class T>
+void check_unique(const std::vector<T>& items, const std::string& what) {
+  std::set<std::string> seen;
+  for (const auto& item : items) {
+    if (!valid_identifier(item.name))
+      throw std::invalid_argument(what + " name '" + item.name +
+                                  "' must be lowercase letters, digits and underscores");
+    if (!seen.insert(item.name).second)
+      throw std::invalid_argument("duplicate " + what + " '" + item.name + "'");
+  }
+}
+}  // namespace
+
+void check_lesson_info(const LessonInfo& info) {
+  if (!valid_identifier(info.name))
+    throw std::invalid_argument("lesson name '" + info.name +
+                                "' must be lowercase letters, digits and underscores");
+  if (info.variants.empty()) throw std::invalid_argument("lesson declares no variants");
+  check_unique(info.variants, "variant");
+  check_unique(info.params, "parameter");
+  check_unique(info.faults, "fault");
+  check_unique(info.operations, "operation");
+  check_unique(info.metrics, "metric");
+  validate_params(info.params, {}, info.name);  // every default must pass its own schema
+  for (const auto& f : info.faults) {
+    check_unique(f.params, "fault parameter");
+    for (const auto& p : f.params)
+      if (!p.default_value.is_nil()) validate_params({p}, {}, "fault " + f.name);
+  }
+}
+
+bool PluginRegistry::load_file(const std::string& path) {
+  auto refuse = [&](const std::string& why) {
+    errors_.push_back(path + ": " + why);
+    return false;
+  };
+  std::shared_ptr<boost::dll::shared_library> library;
+  try {
+    library = std::make_shared<boost::dll::shared_library>(
+        path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+  } catch (const std::exception& e) {
+    return refuse(std::string("cannot be loaded (corrupt or not a shared library): ") + e.what());
+  }
+  const char* entry = HLDLAB_STRINGIFY(HLDLAB_PLUGIN_ENTRY);
+  if (!library->has(entry))
+    return refuse("not an hldlab plugin (no '" + std::string(entry) +
+                  "' entry; did you forget HLDLAB_PLUGIN(...)?)");
+  const PluginDescriptor* descriptor = nullptr;
+  try {
+    descriptor = library->get_alias<const PluginDescriptor*()>(entry)();
+  } catch (const std::exception& e) {
+    return refuse(std::string("its entry failed: ") + e.what());
+  }
+  if (descriptor == nullptr) return refuse("its entry returned no descriptor");
+  if (descriptor->abi_version != kAbiVersion)
+    return refuse("built against SDK ABI version " + std::to_string(descriptor->abi_version) +
+                  ", this hldlab needs " + std::to_string(kAbiVersion) + "; rebuild the plugin");
+  std::shared_ptr<const Lesson> lesson;
+  try {
+    // The deleter owns the library: the code stays mapped until the last user lets go.
+    lesson.reset(descriptor->create(), [library](const Lesson* l) { delete l; });
+    if (!lesson) return refuse("its factory returned no lesson");
+    check_lesson_info(lesson->info());
+  } catch (const std::exception& e) {
+    return refuse(std::string("invalid lesson: ") + e.what());
+  }
+  const std::string& name = lesson->info().name;
+  auto existing = lessons_.find(name);
+  if (existing != lessons_.end())
+    return refuse("duplicate lesson '" + name + "' (already loaded from " +
+                  existing->second.path + ")");
+  lessons_.emplace(name, LoadedLesson{std::move(lesson), path});
+  return true;
+}
+
+void PluginRegistry::load_directory(const std::string& dir) {
+  boost::system::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    errors_.push_back(dir + ": plugin directory does not exist");
+    return;
+  }
+  std::vector<std::string> files;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".so") files.push_back(it->path().string());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) load_file(f);
+}
+
+const LoadedLesson& PluginRegistry::get(const std::string& name) const {
+  auto it = lessons_.find(name);
+  if (it != lessons_.end()) return it->second;
+  std::string known;
+  for (const auto& n : names()) known += (known.empty() ? "" : ", ") + n;
+  throw std::invalid_argument("unknown lesson '" + name + "'" + did_you_mean(name, names()) +
+                              (known.empty() ? "; no lessons are loaded" : "; known: " + known));
+}
+
+std::vector<std::string> PluginRegistry::names() const {
+  std::vector<std::string> out;
+  for (const auto& entry : lessons_) out.push_back(entry.first);
+  return out;
+}
+
+std::vector<std::string> plugin_directories(const std::vector<std::string>& from_flags) {
+  std::vector<std::string> dirs = from_flags;
+  if (const char* env = std::getenv("HLDLAB_PLUGIN_PATH")) {
+    std::stringstream in(env);
+    for (std::string part; std::getline(in, part, ':');)
+      if (!part.empty()) dirs.push_back(part);
+  }
+  if (dirs.empty()) {
+    const fs::path exe_dir = boost::dll::program_location().parent_path();
+    for (const fs::path& candidate : {exe_dir / "plugins", exe_dir / ".." / "lib" / "hldlab"}) {
+      boost::system::error_code ec;
+      if (fs::is_directory(candidate, ec)) {
+        dirs.push_back(candidate.lexically_normal().string());
+        break;
+      }
+    }
+  }
+  return dirs;
+}
+
+}  // namespace hldlab

@@ -1,0 +1,229 @@
+// hldlab: the command line. Results go to stdout, diagnostics to stderr.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/filesystem.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+#include "hldlab/runtime/loader.hpp"
+#include "hldlab/runtime/params.hpp"
+#include "hldlab/runtime/script.hpp"
+
+namespace {
+using namespace hldlab;
+
+// Exit codes, also documented in the README.
+constexpr int kExitExpectationFailed = 1;
+constexpr int kExitBadInput = 2;
+constexpr int kExitEnvironment = 3;
+
+void print_info(const LessonInfo& info) {
+  std::cout << info.name << " — " << info.title << "\n\nProblem: " << info.problem
+            << "\nFix:     " << info.fix << "\n";
+  if (!info.production.empty()) {
+    std::cout << "In production:";
+    for (const auto& p : info.production) std::cout << "\n  - " << p;
+    std::cout << "\n";
+  }
+  std::cout << "\nVariants:\n";
+  for (const auto& v : info.variants)
+    std::cout << "  " << v.name << (v.naive ? "  [naive]  " : "  [fix]    ") << v.summary << "\n";
+  auto print_params = [](const std::vector<ParamSpec>& params, const char* indent) {
+    for (const auto& p : params)
+      std::cout << indent << p.name << " (" << param_type_name(p.type)
+                << ", default " << format_param_value(p, p.default_value) << "): " << p.doc << "\n";
+  };
+  std::cout << "\nParameters:\n";
+  print_params(info.params, "  ");
+  std::cout << "\nFaults (sys:inject):\n";
+  for (const auto& f : info.faults) {
+    std::cout << "  " << f.name << ": " << f.doc << "\n";
+    print_params(f.params, "      ");
+  }
+  std::cout << "  (and the generic faults: latency, errors, blackhole, slow)\n";
+  if (!info.operations.empty()) {
+    std::cout << "\nOperations (sys:call):\n";
+    for (const auto& o : info.operations) {
+      std::cout << "  " << o.name << ": " << o.doc << "\n";
+      print_params(o.params, "      ");
+    }
+  }
+  if (!info.metrics.empty()) {
+    std::cout << "\nMetrics:\n";
+    for (const auto& m : info.metrics)
+      std::cout << "  hldlab_" << info.name << "_" << m.name
+                << (m.kind == MetricSpec::Kind::counter ? "_total" : "") << ": " << m.help << "\n";
+  }
+}
+
+std::string default_script_dir() {
+  if (const char* env = std::getenv("HLDLAB_SCRIPT_DIR")) return env;
+  namespace fs = boost::filesystem;
+  const fs::path installed = boost::dll::program_location().parent_path() / ".." / "share" / "hldlab" / "scripts";
+  boost::system::error_code ec;
+  if (fs::is_directory(installed, ec)) return installed.lexically_normal().string();
+  return HLDLAB_SOURCE_SCRIPT_DIR;
+}
+
+/// Write JSON; failure is reported but the results were already printed.
+bool write_json(const std::string& path, const nlohmann::json& json) {
+  std::ofstream out(path);
+  if (out) out << json.dump(2) << "\n";
+  if (!out) {
+    spdlog::error("cannot write the JSON results to '{}': {}", path, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+struct TourRow {
+  std::string lesson, claims, verdict, naive_p99, best_p99, note;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto logger = spdlog::stderr_color_mt("hldlab");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%^%l%$: %v");
+
+  CLI::App app{"hldlab: system-design concepts as executable, measurable experiments"};
+  app.require_subcommand(1);
+  std::vector<std::string> plugin_dirs;
+  std::string log_level = "warn";
+  app.add_option("--plugins", plugin_dirs, "plugin directory (repeatable; else HLDLAB_PLUGIN_PATH, else the built-in one)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+
+  auto* list = app.add_subcommand("list", "list the lessons and their variants");
+  auto* info = app.add_subcommand("info", "show a lesson: problem, fix, variants, parameters, faults, metrics");
+  std::string lesson_name;
+  info->add_option("lesson", lesson_name, "lesson name")->required();
+
+  auto* run = app.add_subcommand("run", "run a Lua experiment script");
+  std::string script_path, json_path;
+  std::optional<std::uint64_t> seed;
+  double pace = 0;
+  std::uint64_t budget = 2'000'000'000;
+  run->add_option("script", script_path, "the .lua script")->required();
+  for (auto* cmd : {run}) {
+    cmd->add_option("--seed", seed, "seed for every experiment (overrides the script's)");
+    cmd->add_option("--pace", pace, "0: as fast as possible; X: virtual time runs X times wall speed")
+        ->check(CLI::Range(0.0, 1e6));
+    cmd->add_option("--json", json_path, "also write the results as JSON to this file");
+    cmd->add_option("--max-instructions", budget, "Lua instruction budget");
+  }
+
+  auto* tour = app.add_subcommand("tour", "run every lesson's experiment and print a verdict table");
+  std::string script_dir;
+  tour->add_option("--scripts", script_dir, "directory of the lesson scripts");
+  tour->add_option("--seed", seed, "seed for every experiment");
+  tour->add_option("--json", json_path, "also write every result as JSON to this file");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kExitBadInput;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  PluginRegistry registry;
+  const auto dirs = plugin_directories(plugin_dirs);
+  if (dirs.empty()) spdlog::warn("no plugin directory found (use --plugins DIR or HLDLAB_PLUGIN_PATH)");
+  for (const auto& d : dirs) registry.load_directory(d);
+  for (const auto& e : registry.errors()) spdlog::warn("plugin refused: {}", e);
+
+  if (*list) {
+    for (const auto& name : registry.names()) {
+      const LessonInfo& i = registry.get(name).lesson->info();
+      std::cout << name << "  —  " << i.title << "\n    variants:";
+      for (const auto& v : i.variants) std::cout << " " << v.name << (v.naive ? " (naive)" : "");
+      std::cout << "\n";
+    }
+    if (registry.names().empty()) std::cout << "(no lessons loaded)\n";
+    return 0;
+  }
+
+  if (*info) {
+    try {
+      print_info(registry.get(lesson_name).lesson->info());
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return kExitBadInput;
+    }
+    return 0;
+  }
+
+  ScriptOptions options;
+  options.seed = seed;
+  options.pace = pace;
+  options.instruction_budget = budget;
+
+  if (*run) {
+    const ScriptResult result = run_script(script_path, registry, options);
+    if (!result.error.empty()) spdlog::error("{}", result.error);
+    if (result.failed_expectation()) spdlog::error("some expectations failed");
+    if (result.failed_system()) spdlog::error("some systems failed during the run");
+    if (!json_path.empty() && !write_json(json_path, to_json(result))) return kExitEnvironment;
+    return result.exit_code();
+  }
+
+  // tour
+  if (script_dir.empty()) script_dir = default_script_dir();
+  std::vector<TourRow> rows;
+  nlohmann::json all = nlohmann::json::object();
+  int exit_code = 0;
+  for (const auto& name : registry.names()) {
+    const std::string path = script_dir + "/" + name + ".lua";
+    TourRow row{name, "-", "NO SCRIPT", "-", "-", ""};
+    if (!boost::filesystem::exists(path)) {
+      rows.push_back(row);
+      continue;
+    }
+    std::cout << "\n### " << name << " — " << registry.get(name).lesson->info().title << "\n";
+    const ScriptResult result = run_script(path, registry, options);
+    all[name] = to_json(result);
+    std::size_t passed = 0;
+    for (const auto& e : result.expectations) passed += e.passed;
+    row.claims = std::to_string(passed) + "/" + std::to_string(result.expectations.size());
+    row.verdict = result.exit_code() == 0 ? "PASS" : result.error.empty() ? "FAIL" : "ERROR";
+    if (!result.error.empty()) spdlog::error("{}", result.error);
+    exit_code = std::max(exit_code, result.exit_code());
+    if (!result.experiments.empty()) {
+      const auto& systems = result.experiments.front().systems;
+      const SystemResult* naive = nullptr;
+      const SystemResult* best = nullptr;
+      for (const auto& s : systems) {
+        if (s.naive && !naive) naive = &s;
+        if (!s.naive && (!best || s.p99 < best->p99)) best = &s;
+      }
+      if (naive) row.naive_p99 = format_seconds(naive->p99) + " (" + naive->label + ")";
+      if (best) row.best_p99 = format_seconds(best->p99) + " (" + best->label + ")";
+    }
+    rows.push_back(row);
+  }
+  std::cout << "\n=== hldlab tour: " << rows.size() << " lessons\n";
+  std::vector<std::string> header = {"lesson", "claims", "verdict", "naive p99", "best fix p99"};
+  std::vector<std::size_t> width;
+  for (const auto& h : header) width.push_back(h.size());
+  for (const auto& r : rows) {
+    const std::string cells[] = {r.lesson, r.claims, r.verdict, r.naive_p99, r.best_p99};
+    for (std::size_t i = 0; i < 5; ++i) width[i] = std::max(width[i], cells[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    for (std::size_t i = 0; i < cells.size(); ++i)
+      std::cout << cells[i] << (i + 1 < cells.size() ? std::string(width[i] - cells[i].size() + 2, ' ') : "");
+    std::cout << "\n";
+  };
+  line(header);
+  for (const auto& r : rows) line({r.lesson, r.claims, r.verdict, r.naive_p99, r.best_p99});
+  if (!json_path.empty() && !write_json(json_path, all)) return kExitEnvironment;
+  (void)kExitExpectationFailed;
+  return exit_code;
+}

@@ -1,0 +1,791 @@
+// Lua bindings: the `hldlab` module a script gets from require, and the sandbox around it.
+// Lua errors longjmp, so every C function runs its C++ work inside guarded(): exceptions are
+// caught there and only then turned into a Lua error, once no C++ object is left alive.
+#include "hldlab/runtime/script.hpp"
+
+#include <lua.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "hldlab/runtime/params.hpp"
+#include "hldlab/runtime/workload_spec.hpp"
+
+namespace hldlab {
+namespace {
+
+constexpr const char* kExperimentMeta = "hldlab.experiment";
+constexpr const char* kSystemMeta = "hldlab.system";
+constexpr const char* kResultsMeta = "hldlab.results";
+constexpr int kHookEvery = 10000;
+
+/// An error whose message already says where it happened (from a Lua callback).
+struct ScriptError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Runner {
+  const PluginRegistry& registry;
+  const ScriptOptions& options;
+  ScriptResult result;
+  Rng script_rng;
+  std::uint64_t instructions = 0;
+  std::size_t memory = 0;
+  std::vector<std::shared_ptr<Experiment>> experiments;
+
+  void out(const std::string& text) {
+    result.output += text;
+    if (options.print_reports) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    }
+  }
+};
+
+Runner& runner(lua_State* L) { return **static_cast<Runner**>(lua_getextraspace(L)); }
+
+template <class F>
+int guarded(lua_State* L, F&& body) {
+  bool located = false;
+  {
+    std::string error;
+    try {
+      return body();
+    } catch (const ScriptError& e) {
+      error = e.what();
+      located = true;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    lua_pushlstring(L, error.data(), error.size());
+  }
+  if (!located) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+  }
+  return lua_error(L);
+}
+
+// ---- Lua <-> Value ---------------------------------------------------------------------------
+
+Value to_value(lua_State* L, int index, const std::string& what, int depth = 0) {
+  index = lua_absindex(L, index);
+  switch (lua_type(L, index)) {
+    case LUA_TNIL: return Value();
+    case LUA_TBOOLEAN: return Value(lua_toboolean(L, index) != 0);
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, index)) return Value(static_cast<std::int64_t>(lua_tointeger(L, index)));
+      return Value(lua_tonumber(L, index));
+    case LUA_TSTRING: {
+      std::size_t n = 0;
+      const char* s = lua_tolstring(L, index, &n);
+      return Value(std::string(s, n));
+    }
+    case LUA_TTABLE: {
+      if (depth > 32) throw std::invalid_argument(what + " is nested too deeply (a cycle?)");
+      Map map;
+      std::vector<std::pair<lua_Integer, Value>> items;
+      lua_pushnil(L);
+      while (lua_next(L, index) != 0) {
+        if (lua_type(L, -2) == LUA_TSTRING) {
+          std::string key = lua_tostring(L, -2);
+          map[key] = to_value(L, -1, what + "." + key, depth + 1);
+        } else if (lua_isinteger(L, -2)) {
+          const lua_Integer k = lua_tointeger(L, -2);
+          items.emplace_back(k, to_value(L, -1, what + "[" + std::to_string(k) + "]", depth + 1));
+        } else {
+          lua_pop(L, 2);
+          throw std::invalid_argument(what + " has a key that is neither a string nor an integer");
+        }
+        lua_pop(L, 1);
+      }
+      if (items.empty()) return Value(std::move(map));
+      if (!map.empty())
+        throw std::invalid_argument(what + " mixes a list part and named fields");
+      List list(items.size());
+      for (auto& [k, v] : items) {
+        if (k < 1 || k > static_cast<lua_Integer>(list.size()))
+          throw std::invalid_argument(what + " is a list with holes");
+        list[static_cast<std::size_t>(k - 1)] = std::move(v);
+      }
+      return Value(std::move(list));
+    }
+    default:
+      throw std::invalid_argument(what + " cannot be a " + luaL_typename(L, index));
+  }
+}
+
+void push_value(lua_State* L, const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::nil: lua_pushnil(L); break;
+    case Value::Kind::boolean: lua_pushboolean(L, v.as_bool()); break;
+    case Value::Kind::integer: lua_pushinteger(L, v.as_int()); break;
+    case Value::Kind::real: lua_pushnumber(L, v.as_double()); break;
+    case Value::Kind::string: lua_pushlstring(L, v.as_string().data(), v.as_string().size()); break;
+    case Value::Kind::list:
+      lua_createtable(L, static_cast<int>(v.as_list().size()), 0);
+      for (std::size_t i = 0; i < v.as_list().size(); ++i) {
+        push_value(L, v.as_list()[i]);
+        lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+      }
+      break;
+    case Value::Kind::map:
+      lua_createtable(L, 0, static_cast<int>(v.as_map().size()));
+      for (const auto& [k, item] : v.as_map()) {
+        push_value(L, item);
+        lua_setfield(L, -2, k.c_str());
+      }
+      break;
+  }
+}
+
+Map table_arg(lua_State* L, int index, const std::string& what, bool optional = false) {
+  if (optional && lua_isnoneornil(L, index)) return {};
+  if (lua_type(L, index) != LUA_TTABLE)
+    throw std::invalid_argument(what + " must be a table, not " + luaL_typename(L, index));
+  Value v = to_value(L, index, what);
+  if (v.kind() != Value::Kind::map) throw std::invalid_argument(what + " must have named fields");
+  return v.as_map();
+}
+
+std::string string_arg(lua_State* L, int index, const std::string& what) {
+  if (lua_type(L, index) != LUA_TSTRING)
+    throw std::invalid_argument(what + " must be a string, not " + luaL_typename(L, index));
+  return lua_tostring(L, index);
+}
+
+std::string field_string(const Map& m, const std::string& key, const std::string& what) {
+  auto it = m.find(key);
+  if (it == m.end() || it->second.kind() != Value::Kind::string)
+    throw std::invalid_argument(what + " needs " + key + " = \"...\" (a string)");
+  return it->second.as_string();
+}
+
+void reject_unknown(const Map& m, const std::vector<std::string>& known, const std::string& what) {
+  for (const auto& [key, value] : m) {
+    (void)value;
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      throw std::invalid_argument(what + ": unknown field '" + key + "'" + did_you_mean(key, known));
+  }
+}
+
+// ---- userdata ----------------------------------------------------------------------------------
+
+struct ExperimentBox {
+  std::shared_ptr<Experiment> experiment;
+};
+struct SystemBox {
+  std::shared_ptr<Experiment> experiment;
+  SystemSlot* slot;
+};
+
+template <class Box>
+Box& box_arg(lua_State* L, int index, const char* meta, const char* what) {
+  void* p = luaL_testudata(L, index, meta);
+  if (p == nullptr)
+    throw std::invalid_argument(std::string(what) + " expected (did you write '.' instead of ':'?)");
+  return *static_cast<Box*>(p);
+}
+
+template <class Box>
+int box_gc(lua_State* L) {
+  static_cast<Box*>(lua_touserdata(L, 1))->~Box();
+  return 0;
+}
+
+void push_system(lua_State* L, std::shared_ptr<Experiment> experiment, SystemSlot* slot) {
+  new (lua_newuserdatauv(L, sizeof(SystemBox), 0)) SystemBox{std::move(experiment), slot};
+  luaL_setmetatable(L, kSystemMeta);
+}
+
+/// Call the function at the top of the stack (below its `nargs` arguments); Lua errors become
+/// ScriptError carrying the callback's own file:line.
+void call_lua(lua_State* L, int nargs) {
+  if (lua_pcall(L, nargs, 0, 0) != LUA_OK) {
+    std::string message = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error object is not a string";
+    lua_pop(L, 1);
+    throw ScriptError(message);
+  }
+}
+
+/// Schedule the Lua function at stack index `fn` at time `t`, for one system or all of them.
+void schedule_callback(lua_State* L, const std::shared_ptr<Experiment>& experiment, Time t, int fn,
+                       SystemSlot* only) {
+  lua_pushvalue(L, fn);
+  const int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  std::weak_ptr<Experiment> weak = experiment;
+  experiment->at(t, [L, ref, weak, only] {
+    auto e = weak.lock();
+    if (!e) return;
+    for (const auto& slot : e->systems()) {
+      if (only != nullptr && slot.get() != only) continue;
+      lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+      push_system(L, e, slot.get());
+      call_lua(L, 1);
+    }
+  });
+}
+
+// ---- results -----------------------------------------------------------------------------------
+
+void set_number(lua_State* L, const char* key, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, key);
+}
+void set_integer(lua_State* L, const char* key, std::int64_t v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, key);
+}
+void set_string(lua_State* L, const char* key, const std::string& v) {
+  lua_pushlstring(L, v.data(), v.size());
+  lua_setfield(L, -2, key);
+}
+
+void push_row(lua_State* L, const SystemResult& s) {
+  lua_newtable(L);
+  set_string(L, "label", s.label);
+  set_string(L, "lesson", s.lesson);
+  set_string(L, "variant", s.variant);
+  set_string(L, "kind", s.naive ? "naive" : "fix");
+  lua_pushboolean(L, s.naive);
+  lua_setfield(L, -2, "naive");
+  if (!s.error.empty()) set_string(L, "error", s.error);
+  set_integer(L, "requests", s.requests);
+  set_integer(L, "completed", s.completed);
+  set_integer(L, "ok", s.count(Outcome::ok));
+  set_integer(L, "hits", s.count(Outcome::hit));
+  set_integer(L, "misses", s.count(Outcome::miss));
+  set_integer(L, "rejected", s.count(Outcome::rejected));
+  set_integer(L, "errors", s.count(Outcome::error));
+  set_integer(L, "timeouts", s.count(Outcome::timeout));
+  set_number(L, "p50", s.p50);
+  set_number(L, "p90", s.p90);
+  set_number(L, "p99", s.p99);
+  set_number(L, "p999", s.p999);
+  set_number(L, "max", s.max);
+  set_number(L, "mean", s.mean);
+  set_number(L, "throughput", s.throughput);
+  if (s.hit_ratio >= 0) set_number(L, "hit_ratio", s.hit_ratio);
+  push_value(L, Value(s.figures));
+  lua_setfield(L, -2, "figures");
+  push_value(L, Value(s.metrics));
+  lua_setfield(L, -2, "metrics");
+  lua_newtable(L);
+  for (const auto& [name, n] : s.faults) set_integer(L, name.c_str(), n);
+  lua_setfield(L, -2, "faults");
+  for (const Map* extra : {&s.figures, &s.metrics})  // figures also readable as row.<name>
+    for (const auto& [name, v] : *extra) {
+      lua_getfield(L, -1, name.c_str());
+      const bool taken = !lua_isnil(L, -1);
+      lua_pop(L, 1);
+      if (!taken) {
+        push_value(L, v);
+        lua_setfield(L, -2, name.c_str());
+      }
+    }
+  luaL_setmetatable(L, kResultsMeta);
+}
+
+void push_results(lua_State* L, const ExperimentResult& r, std::size_t id) {
+  lua_newtable(L);
+  set_integer(L, "__id", static_cast<std::int64_t>(id));
+  set_string(L, "experiment", r.name);
+  set_integer(L, "seed", static_cast<std::int64_t>(r.seed));
+  set_number(L, "duration", r.duration);
+  for (std::size_t i = 0; i < r.systems.size(); ++i) {
+    push_row(L, r.systems[i]);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, static_cast<lua_Integer>(i + 1));
+    lua_setfield(L, -2, r.systems[i].label.c_str());
+  }
+  luaL_setmetatable(L, kResultsMeta);
+}
+
+// ---- the hldlab module -------------------------------------------------------------------------
+
+int lab_experiment(lua_State* L) {
+  return guarded(L, [&] {
+    const Map spec = table_arg(L, 1, "lab.experiment{...}");
+    reject_unknown(spec, {"name", "seed", "duration", "drain", "max_requests"}, "lab.experiment");
+    ExperimentConfig config;
+    const Value v(spec);
+    if (!v["name"].is_nil()) config.name = field_string(spec, "name", "lab.experiment");
+    Runner& r = runner(L);
+    if (r.options.seed) config.seed = *r.options.seed;
+    else if (!v["seed"].is_nil()) {
+      if (v["seed"].kind() != Value::Kind::integer || v["seed"].as_int() < 0)
+        throw std::invalid_argument("lab.experiment: seed must be a non-negative integer");
+      config.seed = static_cast<std::uint64_t>(v["seed"].as_int());
+    }
+    if (!v["duration"].is_nil()) config.duration = duration_from(v["duration"], "duration");
+    if (!v["drain"].is_nil()) config.drain = duration_from(v["drain"], "drain");
+    if (!v["max_requests"].is_nil()) config.max_requests = v["max_requests"].as_double();
+    auto experiment = std::make_shared<Experiment>(config);
+    r.experiments.push_back(experiment);
+    new (lua_newuserdatauv(L, sizeof(ExperimentBox), 0)) ExperimentBox{experiment};
+    luaL_setmetatable(L, kExperimentMeta);
+    return 1;
+  });
+}
+
+int exp_add(lua_State* L) {
+  return guarded(L, [&] {
+    auto& box = box_arg<ExperimentBox>(L, 1, kExperimentMeta, "exp:add{...}: experiment");
+    const Map spec = table_arg(L, 2, "exp:add{...}");
+    reject_unknown(spec, {"lesson", "variant", "params", "label"}, "exp:add");
+    const Value v(spec);
+    Map params;
+    if (!v["params"].is_nil()) {
+      if (v["params"].kind() != Value::Kind::map)
+        throw std::invalid_argument("exp:add: params must be a table of named values");
+      params = v["params"].as_map();
+    }
+    std::string label;
+    if (!v["label"].is_nil()) label = field_string(spec, "label", "exp:add");
+    SystemSlot& slot = box.experiment->add(runner(L).registry, field_string(spec, "lesson", "exp:add"),
+                                           field_string(spec, "variant", "exp:add"), params, label);
+    push_system(L, box.experiment, &slot);
+    return 1;
+  });
+}
+
+int exp_workload(lua_State* L) {
+  return guarded(L, [&] {
+    auto& box = box_arg<ExperimentBox>(L, 1, kExperimentMeta, "exp:workload{...}: experiment");
+    box.experiment->set_workload(parse_workload(Value(table_arg(L, 2, "exp:workload{...}"))));
+    return 0;
+  });
+}
+
+int exp_at(lua_State* L) {
+  return guarded(L, [&] {
+    auto& box = box_arg<ExperimentBox>(L, 1, kExperimentMeta, "exp:at(time, fn): experiment");
+    const Time t = duration_from(to_value(L, 2, "time"), "exp:at time");
+    if (lua_type(L, 3) != LUA_TFUNCTION)
+      throw std::invalid_argument("exp:at(time, fn): fn must be a function(sys)");
+    schedule_callback(L, box.experiment, t, 3, nullptr);
+    return 0;
+  });
+}
+
+int exp_run(lua_State* L) {
+  return guarded(L, [&] {
+    auto& box = box_arg<ExperimentBox>(L, 1, kExperimentMeta, "exp:run(): experiment");
+    Runner& r = runner(L);
+    if (r.options.on_run_start) r.options.on_run_start(box.experiment);
+    RunOptions options;
+    options.pace = r.options.pace;
+    spdlog::debug("running experiment {}", box.experiment->config().name);
+    r.result.experiments.push_back(box.experiment->run(options));
+    push_results(L, r.result.experiments.back(), r.result.experiments.size() - 1);
+    return 1;
+  });
+}
+
+int exp_systems(lua_State* L) {
+  return guarded(L, [&] {
+    auto& box = box_arg<ExperimentBox>(L, 1, kExperimentMeta, "exp:systems(): experiment");
+    lua_newtable(L);
+    lua_Integer i = 1;
+    for (const auto& slot : box.experiment->systems()) {
+      push_system(L, box.experiment, slot.get());
+      lua_rawseti(L, -2, i++);
+    }
+    return 1;
+  });
+}
+
+int sys_inject(lua_State* L) {
+  return guarded(L, [&] {
+    auto& box = box_arg<SystemBox>(L, 1, kSystemMeta, "sys:inject(fault, params): system");
+    box.slot->inject(string_arg(L, 2, "fault name"), table_arg(L, 3, "fault parameters", true));
+    return 0;
+  });
+}
+
+int sys_clear(lua_State* L) {
+  return guarded(L, [&] {
+    auto& box = box_arg<SystemBox>(L, 1, kSystemMeta, "sys:clear(fault): system");
+    box.slot->clear(string_arg(L, 2, "fault name"));
+    return 0;
+  });
+}
+
+int sys_call(lua_State* L) {
+  return guarded(L, [&] {
+    auto& box = box_arg<SystemBox>(L, 1, kSystemMeta, "sys:call(op, args): system");
+    const Value result =
+        box.slot->call(string_arg(L, 2, "operation name"), table_arg(L, 3, "operation arguments", true));
+    push_value(L, result);
+    return 1;
+  });
+}
+
+int sys_at(lua_State* L) {
+  return guarded(L, [&] {
+    auto& box = box_arg<SystemBox>(L, 1, kSystemMeta, "sys:at(time, fn): system");
+    const Time t = duration_from(to_value(L, 2, "time"), "sys:at time");
+    if (lua_type(L, 3) != LUA_TFUNCTION)
+      throw std::invalid_argument("sys:at(time, fn): fn must be a function(sys)");
+    schedule_callback(L, box.experiment, t, 3, box.slot);
+    return 0;
+  });
+}
+
+int sys_index(lua_State* L) {
+  return guarded(L, [&] {
+    auto& box = box_arg<SystemBox>(L, 1, kSystemMeta, "system");
+    const std::string key = string_arg(L, 2, "system field");
+    static const luaL_Reg methods[] = {{"inject", sys_inject}, {"clear", sys_clear},
+                                       {"call", sys_call},     {"at", sys_at},
+                                       {nullptr, nullptr}};
+    for (const luaL_Reg* m = methods; m->name; ++m)
+      if (key == m->name) {
+        lua_pushcfunction(L, m->func);
+        return 1;
+      }
+    if (key == "label") lua_pushstring(L, box.slot->label().c_str());
+    else if (key == "variant") lua_pushstring(L, box.slot->variant().c_str());
+    else if (key == "lesson") lua_pushstring(L, box.slot->info().name.c_str());
+    else if (key == "naive") lua_pushboolean(L, box.slot->naive());
+    else if (key == "now") lua_pushnumber(L, to_seconds(box.slot->now()));
+    else
+      throw std::invalid_argument("a system has no field '" + key + "'" +
+                                  did_you_mean(key, {"inject", "clear", "call", "at", "label",
+                                                     "variant", "lesson", "naive", "now"}));
+    return 1;
+  });
+}
+
+int lab_report(lua_State* L) {
+  return guarded(L, [&] {
+    Runner& r = runner(L);
+    if (lua_type(L, 1) != LUA_TTABLE)
+      throw std::invalid_argument("lab.report(r) takes the results of exp:run()");
+    lua_getfield(L, 1, "__id");
+    const bool ok = lua_isinteger(L, -1);
+    const lua_Integer id = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (!ok || id < 0 || id >= static_cast<lua_Integer>(r.result.experiments.size()))
+      throw std::invalid_argument("lab.report(r) takes the results of exp:run()");
+    r.out(format_table(r.result.experiments[static_cast<std::size_t>(id)]) + "\n");
+    return 0;
+  });
+}
+
+int lab_expect(lua_State* L) {
+  return guarded(L, [&] {
+    Runner& r = runner(L);
+    Expectation e;
+    e.passed = lua_toboolean(L, 1) != 0;
+    e.message = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "(no message)";
+    luaL_where(L, 1);
+    e.where = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    if (!e.where.empty() && e.where.back() == ' ') e.where.pop_back();
+    if (!e.where.empty() && e.where.back() == ':') e.where.pop_back();
+    r.out(std::string(e.passed ? "  ok    " : "  FAIL  ") + e.message +
+          (e.passed ? "" : "  (" + e.where + ")") + "\n");
+    r.result.expectations.push_back(e);
+    lua_pushboolean(L, e.passed);
+    return 1;
+  });
+}
+
+int lab_duration(lua_State* L) {
+  return guarded(L, [&] {
+    lua_pushnumber(L, to_seconds(duration_from(to_value(L, 1, "duration"), "lab.duration")));
+    return 1;
+  });
+}
+
+int lab_lessons(lua_State* L) {
+  return guarded(L, [&] {
+    lua_newtable(L);
+    lua_Integer i = 1;
+    for (const auto& name : runner(L).registry.names()) {
+      lua_pushstring(L, name.c_str());
+      lua_rawseti(L, -2, i++);
+    }
+    return 1;
+  });
+}
+
+int lab_info(lua_State* L) {
+  return guarded(L, [&] {
+    const LessonInfo& info = runner(L).registry.get(string_arg(L, 1, "lesson name")).lesson->info();
+    Map m{{"name", info.name}, {"title", info.title}, {"problem", info.problem}, {"fix", info.fix}};
+    List variants, production;
+    for (const auto& v : info.variants)
+      variants.push_back(Map{{"name", v.name}, {"naive", v.naive}, {"summary", v.summary}});
+    for (const auto& p : info.production) production.push_back(p);
+    m["variants"] = std::move(variants);
+    m["production"] = std::move(production);
+    push_value(L, Value(std::move(m)));
+    return 1;
+  });
+}
+
+/// lab.poisson{...}, lab.zipf{...}, ...: a copy of the table with `kind` set (checked later,
+/// when the workload reads it).
+int lab_tagged(lua_State* L) {
+  const char* kind = lua_tostring(L, lua_upvalueindex(1));
+  if (lua_type(L, 1) != LUA_TTABLE) return luaL_error(L, "lab.%s takes a table: lab.%s{...}", kind, kind);
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, 1) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_pushstring(L, kind);
+  lua_setfield(L, -2, "kind");
+  return 1;
+}
+
+int lab_fixed(lua_State* L) {
+  lua_newtable(L);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, "value");
+  lua_pushstring(L, "fixed");
+  lua_setfield(L, -2, "kind");
+  return 1;
+}
+
+// ---- sandbox -----------------------------------------------------------------------------------
+
+int sandbox_print(lua_State* L) {
+  const int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; ++i) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, nullptr);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+  std::size_t len = 0;
+  const char* text = lua_tolstring(L, -1, &len);
+  runner(L).out(std::string(text, len));
+  return 0;
+}
+
+int sandbox_random(lua_State* L) {
+  Rng& rng = runner(L).script_rng;
+  const int n = lua_gettop(L);
+  if (n == 0) {
+    lua_pushnumber(L, rng.uniform());
+    return 1;
+  }
+  lua_Integer lo = 1, hi;
+  if (n == 1) hi = luaL_checkinteger(L, 1);
+  else {
+    lo = luaL_checkinteger(L, 1);
+    hi = luaL_checkinteger(L, 2);
+  }
+  luaL_argcheck(L, lo <= hi, n, "interval is empty");
+  const auto span = static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo);
+  const std::uint64_t r = span == UINT64_MAX ? rng.next() : rng.below(span + 1);
+  lua_pushinteger(L, static_cast<lua_Integer>(static_cast<std::uint64_t>(lo) + r));
+  return 1;
+}
+
+int sandbox_randomseed(lua_State* L) {
+  runner(L).script_rng.reseed(static_cast<std::uint64_t>(luaL_checkinteger(L, 1)));
+  return 0;
+}
+
+int sandbox_require(lua_State* L) {
+  const char* name = luaL_checkstring(L, 1);
+  if (std::strcmp(name, "hldlab") != 0)
+    return luaL_error(L, "module '%s' is not available in the hldlab sandbox (only \"hldlab\")", name);
+  lua_getfield(L, LUA_REGISTRYINDEX, "hldlab.module");
+  return 1;
+}
+
+int strict_global(lua_State* L) {
+  const char* name = lua_tostring(L, 2);
+  static const char* forbidden[] = {"os", "io", "debug", "package", "dofile", "loadfile", "load",
+                                    "collectgarbage", nullptr};
+  for (const char** f = forbidden; *f; ++f)
+    if (name && std::strcmp(name, *f) == 0)
+      return luaL_error(L, "'%s' is not available in the hldlab sandbox", name);
+  return luaL_error(L, "undefined global '%s'", name ? name : "?");
+}
+
+void count_hook(lua_State* L, lua_Debug*) {
+  Runner& r = runner(L);
+  r.instructions += kHookEvery;
+  if (r.instructions > r.options.instruction_budget)
+    luaL_error(L, "instruction budget of %I exceeded (an endless loop?)",
+               static_cast<lua_Integer>(r.options.instruction_budget));
+}
+
+void* limited_alloc(void* ud, void* ptr, std::size_t old_size, std::size_t new_size) {
+  Runner& r = *static_cast<Runner*>(ud);
+  if (ptr == nullptr) old_size = 0;
+  if (new_size == 0) {
+    r.memory -= old_size;
+    std::free(ptr);
+    return nullptr;
+  }
+  if (new_size > old_size && r.memory + (new_size - old_size) > r.options.memory_limit) return nullptr;
+  void* p = std::realloc(ptr, new_size);
+  if (p != nullptr) r.memory = r.memory - old_size + new_size;
+  return p;
+}
+
+const char* kStrictResults = R"lua(
+local meta = ...
+meta.__index = function(t, k)
+  local known = {}
+  for name in pairs(t) do if type(name) == "string" and name ~= "__id" then known[#known + 1] = name end end
+  table.sort(known)
+  error("results have no field '" .. tostring(k) .. "' (fields: " .. table.concat(known, ", ") .. ")", 2)
+end
+)lua";
+
+void open_sandbox(lua_State* L) {
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},        {LUA_TABLIBNAME, luaopen_table},
+                                  {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
+                                  {LUA_UTF8LIBNAME, luaopen_utf8},  {LUA_COLIBNAME, luaopen_coroutine},
+                                  {nullptr, nullptr}};
+  for (const luaL_Reg* lib = libs; lib->func; ++lib) {
+    luaL_requiref(L, lib->name, lib->func, 1);
+    lua_pop(L, 1);
+  }
+  for (const char* name : {"dofile", "loadfile", "load", "collectgarbage"}) {
+    lua_pushnil(L);
+    lua_setglobal(L, name);
+  }
+  lua_getglobal(L, "string");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  lua_pop(L, 1);
+  lua_getglobal(L, "math");
+  lua_pushcfunction(L, sandbox_random);
+  lua_setfield(L, -2, "random");
+  lua_pushcfunction(L, sandbox_randomseed);
+  lua_setfield(L, -2, "randomseed");
+  lua_pop(L, 1);
+  lua_register(L, "print", sandbox_print);
+  lua_register(L, "require", sandbox_require);
+
+  // The module.
+  static const luaL_Reg lab[] = {{"experiment", lab_experiment}, {"report", lab_report},
+                                 {"expect", lab_expect},         {"duration", lab_duration},
+                                 {"lessons", lab_lessons},       {"info", lab_info},
+                                 {"fixed", lab_fixed},           {nullptr, nullptr}};
+  luaL_newlib(L, lab);
+  for (const char* kind : {"poisson", "constant", "closed", "uniform", "zipf", "hotspot",
+                           "exponential", "lognormal", "pareto", "bimodal"}) {
+    lua_pushstring(L, kind);
+    lua_pushcclosure(L, lab_tagged, 1);
+    lua_setfield(L, -2, kind);
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, "hldlab.module");
+
+  static const luaL_Reg experiment_methods[] = {{"add", exp_add},   {"workload", exp_workload},
+                                                {"at", exp_at},     {"run", exp_run},
+                                                {"systems", exp_systems}, {nullptr, nullptr}};
+  luaL_newmetatable(L, kExperimentMeta);
+  luaL_newlib(L, experiment_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, box_gc<ExperimentBox>);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, kSystemMeta);
+  lua_pushcfunction(L, sys_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, box_gc<SystemBox>);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, kResultsMeta);
+  luaL_loadstring(L, kStrictResults);
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+
+  // Reading an undefined global is an error.
+  lua_pushglobaltable(L);
+  lua_newtable(L);
+  lua_pushcfunction(L, strict_global);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+}
+
+ScriptResult run_chunk(const std::function<int(lua_State*)>& load, const PluginRegistry& registry,
+                       const ScriptOptions& options) {
+  Runner r{registry, options, {}, Rng(options.seed.value_or(1)), 0, 0, {}};
+  lua_State* L = lua_newstate(limited_alloc, &r);
+  if (L == nullptr) {
+    r.result.error = "cannot create a Lua state";
+    return r.result;
+  }
+  *static_cast<Runner**>(lua_getextraspace(L)) = &r;
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  open_sandbox(L);
+  if (load(L) != LUA_OK) {
+    r.result.error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "cannot load the script";
+  } else {
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, kHookEvery);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+      r.result.error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error object is not a string";
+  }
+  lua_close(L);
+  return std::move(r.result);
+}
+
+}  // namespace
+
+bool ScriptResult::failed_expectation() const {
+  return std::any_of(expectations.begin(), expectations.end(),
+                     [](const Expectation& e) { return !e.passed; });
+}
+
+bool ScriptResult::failed_system() const {
+  for (const auto& e : experiments)
+    for (const auto& s : e.systems)
+      if (!s.error.empty()) return true;
+  return false;
+}
+
+int ScriptResult::exit_code() const {
+  if (!error.empty()) return 2;
+  return failed_expectation() || failed_system() ? 1 : 0;
+}
+
+ScriptResult run_script(const std::string& path, const PluginRegistry& registry,
+                        const ScriptOptions& options) {
+  return run_chunk([&](lua_State* L) { return luaL_loadfilex(L, path.c_str(), "t"); }, registry,
+                   options);
+}
+
+ScriptResult run_script_text(const std::string& text, const std::string& chunk_name,
+                             const PluginRegistry& registry, const ScriptOptions& options) {
+  const std::string name = "@" + chunk_name;
+  return run_chunk(
+      [&](lua_State* L) { return luaL_loadbufferx(L, text.data(), text.size(), name.c_str(), "t"); },
+      registry, options);
+}
+
+nlohmann::json to_json(const ScriptResult& r) {
+  nlohmann::json out;
+  out["experiments"] = nlohmann::json::array();
+  for (const auto& e : r.experiments) out["experiments"].push_back(to_json(e));
+  out["expectations"] = nlohmann::json::array();
+  for (const auto& e : r.expectations)
+    out["expectations"].push_back({{"message", e.message}, {"where", e.where}, {"passed", e.passed}});
+  if (!r.error.empty()) out["error"] = r.error;
+  out["exit_code"] = r.exit_code();
+  return out;
+}
+
+}  // namespace hldlab

@@ -1,0 +1,110 @@
+/// @file lesson.hpp
+/// @brief Lesson metadata (problem, fix, variants, parameter schema, faults, metrics) and the
+/// factory that builds Systems.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hldlab/system.hpp"
+#include "hldlab/value.hpp"
+
+namespace hldlab {
+
+/// Type of a parameter. `duration` accepts "20ms", "1.5s", "2m" or a number of seconds and is
+/// handed to the plugin as nanoseconds; `number_list` is a list of numbers.
+enum class ParamType { integer, real, boolean, string, duration, number_list };
+
+/// @brief One typed parameter with its default, bounds and documentation.
+struct ParamSpec {
+  std::string name;
+  ParamType type = ParamType::integer;
+  Value default_value;           ///< nil = required
+  std::string doc;
+  double min = -1e300;           ///< inclusive bounds for integer / real / duration (seconds)
+  double max = 1e300;
+  std::vector<std::string> choices = {};  ///< allowed values for a string parameter (empty = any)
+};
+
+/// A variant of the lesson: the naive screw-up or one of the fixes.
+struct VariantSpec {
+  std::string name;
+  bool naive = false;
+  std::string summary;
+};
+
+/// A lesson fault (the generic latency/errors/blackhole/slow faults are the runtime's).
+struct FaultSpec {
+  std::string name;
+  std::string doc;
+  std::vector<ParamSpec> params;
+};
+
+/// A lesson operation callable from Lua with sys:call(name, args).
+struct OperationSpec {
+  std::string name;
+  std::string doc;
+  std::vector<ParamSpec> params;
+};
+
+/// A lesson metric, exported as hldlab_<lesson>_<name> (counters get the `_total` suffix).
+struct MetricSpec {
+  enum class Kind { counter, gauge };
+  std::string name;
+  Kind kind = Kind::counter;
+  std::string help;
+};
+
+/// @brief Everything `hldlab info <lesson>` shows, and what the runtime validates against.
+struct LessonInfo {
+  std::string name;        ///< identifier: lowercase, digits, underscores
+  std::string title;       ///< one line
+  std::string problem;     ///< the screw-up, in a few sentences
+  std::string fix;         ///< the fix, in a few sentences
+  std::vector<std::string> production;  ///< where it is used in production
+  std::vector<VariantSpec> variants;
+  std::vector<ParamSpec> params;
+  std::vector<FaultSpec> faults;
+  std::vector<OperationSpec> operations;
+  std::vector<MetricSpec> metrics;
+};
+
+/// @brief Validated parameters: every declared parameter present, with the declared type.
+class Params {
+ public:
+  Params() = default;
+  explicit Params(Map values) : values_(std::move(values)) {}
+  std::int64_t integer(const std::string& name) const { return at(name).as_int(); }
+  double real(const std::string& name) const { return at(name).as_double(); }
+  bool boolean(const std::string& name) const { return at(name).as_bool(); }
+  const std::string& string(const std::string& name) const { return at(name).as_string(); }
+  /// A duration parameter, in nanoseconds.
+  Time duration(const std::string& name) const { return at(name).as_int(); }
+  std::vector<double> numbers(const std::string& name) const {
+    std::vector<double> out;
+    for (const Value& v : at(name).as_list()) out.push_back(v.as_double());
+    return out;
+  }
+  const Map& values() const { return values_; }
+
+ private:
+  const Value& at(const std::string& name) const {
+    auto it = values_.find(name);
+    if (it == values_.end()) throw std::invalid_argument("undeclared parameter '" + name + "'");
+    return it->second;
+  }
+  Map values_;
+};
+
+/// @brief A lesson: metadata and a factory of Systems, one per (variant, parameters).
+class Lesson {
+ public:
+  virtual ~Lesson() = default;
+  virtual const LessonInfo& info() const = 0;
+  /// Build `variant` (one of info().variants) with validated `params`. `ctx` outlives the System.
+  virtual std::unique_ptr<System> build(const std::string& variant, const Params& params,
+                                        Context& ctx) const = 0;
+};
+
+}  // namespace hldlab

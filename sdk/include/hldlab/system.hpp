@@ -1,0 +1,90 @@
+/// @file system.hpp
+/// @brief System: one variant of a lesson living in one simulation, and the requests it serves.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "hldlab/sim.hpp"
+#include "hldlab/value.hpp"
+
+namespace hldlab {
+
+/// What a request asks for.
+enum class Op : std::uint8_t { read, write };
+
+/// @brief One unit of traffic. Every System of an experiment receives the same requests.
+struct Request {
+  std::uint64_t id = 0;     ///< sequence number within the experiment, from 0
+  std::uint64_t key = 0;    ///< object key, from the workload's key distribution
+  Time arrival = 0;         ///< virtual time the request arrived
+  Time service = 0;         ///< work it needs on an idle server (from the service distribution)
+  std::uint32_t client = 0; ///< client id (for affinity, per-client limits, ...)
+  std::uint32_t size = 1;   ///< size in lesson units (bytes, tokens, ...)
+  Op op = Op::read;
+};
+
+/// How a request ended. Latency is measured from arrival to completion.
+enum class Outcome : std::uint8_t { ok, hit, miss, rejected, error, timeout };
+constexpr int kOutcomeCount = 6;
+inline const char* outcome_name(Outcome o) {
+  static const char* names[] = {"ok", "hit", "miss", "rejected", "error", "timeout"};
+  return names[static_cast<int>(o)];
+}
+
+/// @brief A lesson-declared counter or gauge. Written by the simulation thread only, read by the
+/// metrics exporter at scrape time: relaxed atomics, no lock, no allocation.
+class Metric {
+ public:
+  void add(double delta) { value_.store(value_.load(std::memory_order_relaxed) + delta,
+                                        std::memory_order_relaxed); }
+  void set(double v) { value_.store(v, std::memory_order_relaxed); }
+  double value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<double> value_{0.0};
+};
+
+/// @brief Everything a System may ask of the runtime (see SimContext for time and chance).
+class Context : public SimContext {
+ public:
+  /// Finish `request` with `outcome`; latency = now() - request.arrival. Call exactly once per
+  /// request handed to System::handle (a request never completed simply never counts).
+  virtual void complete(const Request& request, Outcome outcome) = 0;
+  /// The metric the lesson declared under `name` (LessonInfo::metrics); throws if undeclared.
+  /// Look it up once at build time and keep the reference.
+  virtual Metric& metric(const std::string& name) = 0;
+  /// A lesson event worth a log line ("backend 3 removed by the health check"), stamped with
+  /// the virtual time by the runtime. Not for per-request use.
+  virtual void log(const std::string& message) = 0;
+};
+
+/// @brief One variant of a lesson in one experiment.
+///
+/// The runtime calls handle() for each arriving request, call() for lesson operations from Lua
+/// (`sys:call("add_node")`), inject() for lesson faults (`sys:inject("kill_backend", {...})`) and
+/// figures() for lesson-specific results at the end. Exceptions thrown from any of them are
+/// caught by the runtime and fail this System only, reported as "lesson/variant: message".
+class System {
+ public:
+  virtual ~System() = default;
+  /// Serve a request; complete it now or later through Context::complete.
+  virtual void handle(const Request& request) = 0;
+  /// A lesson operation declared in LessonInfo::operations. Arguments are a Map (maybe empty).
+  virtual Value call(const std::string& op, const Value& args) {
+    (void)args;
+    throw std::invalid_argument("unknown operation '" + op + "'");
+  }
+  /// A lesson fault declared in LessonInfo::faults, with its validated parameters.
+  virtual void inject(const std::string& fault, const Value& params) {
+    (void)params;
+    throw std::invalid_argument("unknown fault '" + fault + "'");
+  }
+  /// Lesson-specific result figures (shown as extra columns), e.g. {"stale_reads", 12}.
+  virtual Map figures() const { return {}; }
+};
+
+}  // namespace hldlab

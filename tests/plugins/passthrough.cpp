@@ -1,0 +1,59 @@
+// The smallest lesson: completes every request at once. Used by tests and benchmarks to
+// measure the runtime itself. The "faulty" variant throws on the 100th request.
+#include "hldlab/plugin.hpp"
+
+namespace {
+using namespace hldlab;
+
+class PassThrough final : public System {
+ public:
+  PassThrough(Context& ctx, bool faulty, Time delay) : ctx_(ctx), faulty_(faulty), delay_(delay) {}
+  void handle(const Request& r) override {
+    if (faulty_ && ++seen_ == 100) throw std::runtime_error("deliberate failure on request 100");
+    if (delay_ == 0) return ctx_.complete(r, r.key % 2 ? Outcome::hit : Outcome::miss);
+    pending_.push_back(r);
+    ctx_.after(delay_, [this] {
+      ctx_.complete(pending_.front(), Outcome::ok);
+      pending_.erase(pending_.begin());
+    });
+  }
+  Value call(const std::string& op, const Value& args) override {
+    if (op == "echo") return args;
+    return System::call(op, args);
+  }
+  Map figures() const override { return {{"seen", seen_}}; }
+
+ private:
+  Context& ctx_;
+  bool faulty_;
+  Time delay_;
+  std::int64_t seen_ = 0;
+  std::vector<Request> pending_;
+};
+
+class PassThroughLesson final : public Lesson {
+ public:
+  const LessonInfo& info() const override {
+    static const LessonInfo info{
+        "passthrough", "Pass-through (runtime test lesson)", "none", "none", {},
+        {{"instant", true, "complete every request at once (odd keys hit)"},
+         {"delayed", false, "complete every request after `delay`"},
+         {"faulty", false, "throws while handling the 100th request"}},
+        {{"delay", ParamType::duration, "1ms", "delay of the delayed variant", 0, 60},
+         {"label_text", ParamType::string, "x", "a string parameter", 0, 0, {"x", "y"}},
+         {"weights", ParamType::number_list, List{}, "a list parameter", 0, 10}},
+        {{"noop", "does nothing", {}}},
+        {{"echo", "returns its arguments", {{"text", ParamType::string, "", "anything"}}}},
+        {{"things", MetricSpec::Kind::counter, "a counter"}}};
+    return info;
+  }
+  std::unique_ptr<System> build(const std::string& variant, const Params& p,
+                                Context& ctx) const override {
+    return std::make_unique<PassThrough>(ctx, variant == "faulty",
+                                         variant == "delayed" ? p.duration("delay") : 0);
+  }
+};
+
+}  // namespace
+
+HLDLAB_PLUGIN(PassThroughLesson)

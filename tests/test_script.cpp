@@ -1,0 +1,180 @@
+#include <catch2/catch.hpp>
+
+#include "hldlab_test.hpp"
+
+using namespace hldlab;
+
+namespace {
+ScriptResult run_lua(const std::string& text, std::uint64_t seed = 1,
+                     std::uint64_t budget = 50'000'000) {
+  ScriptOptions options;
+  options.seed = seed;
+  options.print_reports = false;
+  options.instruction_budget = budget;
+  return run_script_text(text, "test.lua", hldlab::testing::test_plugins(), options);
+}
+
+const char* kSmallExperiment = R"(
+local lab = require "hldlab"
+local exp = lab.experiment{ name = "small", duration = "2s" }
+exp:workload{ arrivals = lab.poisson{ rps = 500 }, keys = lab.zipf{ n = 1000, s = 1.0 },
+              service = lab.lognormal{ median = "1ms", p99 = "10ms" } }
+local a = exp:add{ lesson = "passthrough", variant = "instant" }
+exp:add{ lesson = "passthrough", variant = "delayed", params = { delay = "5ms" } }
+exp:at("1s", function(sys) if sys.variant == "delayed" then sys:inject("latency", { delay = "10ms" }) end end)
+local r = exp:run()
+lab.report(r)
+lab.expect(r.delayed.p99 > r.instant.p99, "delayed is slower")
+lab.expect(r.instant.requests == r.delayed.requests, "same stream")
+print("random", math.random(1, 1000000))
+)";
+}  // namespace
+
+TEST_CASE("a script runs experiments, reports a table and records expectations") {
+  const ScriptResult r = run_lua(kSmallExperiment);
+  INFO(r.error);
+  REQUIRE(r.error.empty());
+  REQUIRE(r.exit_code() == 0);
+  REQUIRE(r.expectations.size() == 2);
+  REQUIRE(r.experiments.size() == 1);
+  REQUIRE_THAT(r.output, Catch::Contains("== small") && Catch::Contains("delayed") &&
+                             Catch::Contains("ok    delayed is slower"));
+  REQUIRE(r.experiments[0].systems[1].faults.at("latency") == 1);
+}
+
+TEST_CASE("the same seed gives byte-identical JSON results, another seed different ones") {
+  const std::string a = to_json(run_lua(kSmallExperiment, 7)).dump();
+  const std::string b = to_json(run_lua(kSmallExperiment, 7)).dump();
+  const std::string c = to_json(run_lua(kSmallExperiment, 8)).dump();
+  REQUIRE(a == b);
+  REQUIRE(a != c);
+}
+
+TEST_CASE("math.random is the seeded generator") {
+  const auto first = run_lua("print(math.random(1, 1000000), math.random())", 5).output;
+  REQUIRE(first == run_lua("print(math.random(1, 1000000), math.random())", 5).output);
+  REQUIRE(first != run_lua("print(math.random(1, 1000000), math.random())", 6).output);
+}
+
+TEST_CASE("a syntax error is reported with file and line, exit code 2") {
+  const ScriptResult r = run_lua("local x = 1\nlocal y = = 2\n");
+  REQUIRE_THAT(r.error, Catch::StartsWith("test.lua:2:"));
+  REQUIRE(r.exit_code() == 2);
+}
+
+TEST_CASE("a runtime error inside an at() callback names the callback's line") {
+  const ScriptResult r = run_lua(R"(local lab = require "hldlab"
+local exp = lab.experiment{ duration = "1s" }
+exp:workload{ arrivals = lab.poisson{ rps = 10 } }
+exp:add{ lesson = "passthrough", variant = "instant" }
+exp:at("0.5s", function(sys)
+  local x = nil
+  return x.field
+end)
+exp:run()
+)");
+  REQUIRE_THAT(r.error, Catch::StartsWith("test.lua:7:") && Catch::Contains("nil value"));
+  REQUIRE(r.exit_code() == 2);
+}
+
+TEST_CASE("reading an undefined global is an error") {
+  REQUIRE_THAT(run_lua("print(undefined_thing)").error,
+               Catch::Contains("test.lua:1:") && Catch::Contains("undefined global 'undefined_thing'"));
+}
+
+TEST_CASE("the sandbox has no os, io, debug, package, load or dofile") {
+  for (const char* code : {"os.execute('true')", "io.popen('ls')", "debug.getinfo(1)",
+                           "package.loadlib('x', 'y')", "load('return 1')", "dofile('x')",
+                           "string.dump(print)", "require('socket')"}) {
+    const ScriptResult r = run_lua(code);
+    INFO(code << " -> " << r.error);
+    REQUIRE(r.exit_code() == 2);
+    REQUIRE_THAT(r.error, Catch::Contains("not available") || Catch::Contains("nil value"));
+  }
+}
+
+TEST_CASE("an endless loop is stopped by the instruction budget") {
+  const ScriptResult r = run_lua("while true do end", 1, 1'000'000);
+  REQUIRE_THAT(r.error, Catch::Contains("instruction budget"));
+  REQUIRE(r.exit_code() == 2);
+}
+
+TEST_CASE("an endless loop inside an at() callback is stopped too") {
+  const ScriptResult r = run_lua(R"(local lab = require "hldlab"
+local exp = lab.experiment{ duration = "1s" }
+exp:workload{ arrivals = lab.poisson{ rps = 10 } }
+exp:add{ lesson = "passthrough", variant = "instant" }
+exp:at("0.5s", function(sys) while true do end end)
+exp:run()
+)", 1, 1'000'000);
+  REQUIRE_THAT(r.error, Catch::Contains("instruction budget"));
+}
+
+TEST_CASE("a script that allocates without bound hits the memory limit") {
+  const ScriptResult r = run_lua("local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end", 1,
+                                 10'000'000'000ULL);
+  REQUIRE_THAT(r.error, Catch::Contains("not enough memory"));
+}
+
+TEST_CASE("unknown lesson, variant and parameter are errors with a did-you-mean") {
+  auto add = [](const std::string& spec) {
+    return run_lua("local lab = require 'hldlab'\nlocal exp = lab.experiment{}\nexp:add" + spec).error;
+  };
+  REQUIRE_THAT(add("{ lesson = 'passthru', variant = 'instant' }"),
+               Catch::Contains("test.lua:3:") && Catch::Contains("did you mean 'passthrough'"));
+  REQUIRE_THAT(add("{ lesson = 'passthrough', variant = 'instnat' }"), Catch::Contains("did you mean 'instant'"));
+  REQUIRE_THAT(add("{ lesson = 'passthrough', variant = 'instant', params = { dealy = 1 } }"),
+               Catch::Contains("unknown parameter 'dealy' (did you mean 'delay'?)"));
+  REQUIRE_THAT(add("{ lesson = 'passthrough', variant = 'instant', params = { delay = true } }"),
+               Catch::Contains("must be a duration"));
+  REQUIRE_THAT(add("{ lesson = 'passthrough', varaint = 'instant' }"), Catch::Contains("unknown field 'varaint'"));
+}
+
+TEST_CASE("bad workloads, faults and operations are errors naming what is wrong") {
+  auto run_with = [](const std::string& line) {
+    return run_lua("local lab = require 'hldlab'\nlocal exp = lab.experiment{ duration = '1s' }\n"
+                   "local sys = exp:add{ lesson = 'passthrough', variant = 'instant' }\n" + line).error;
+  };
+  REQUIRE_THAT(run_with("exp:workload{ arrivals = lab.poisson{ rps = -1 } }"), Catch::Contains("out of range"));
+  REQUIRE_THAT(run_with("exp:workload{ arrivals = lab.poisson{ rps = 1e12 } }"), Catch::Contains("out of range"));
+  REQUIRE_THAT(run_with("sys:inject('latncy', {})"), Catch::Contains("did you mean 'latency'"));
+  REQUIRE_THAT(run_with("sys:inject('latency', { delay = 'soon' })"), Catch::Contains("not a duration"));
+  REQUIRE_THAT(run_with("sys:call('ech', {})"), Catch::Contains("did you mean 'echo'"));
+  REQUIRE_THAT(run_with("exp:at('5s', function() end)"), Catch::Contains("not before the end"));
+  REQUIRE_THAT(run_with("exp:run() exp:run()"), Catch::Contains("runs only once"));
+  REQUIRE_THAT(run_with("local r = exp:run() print(r.instant.p99x)"),
+               Catch::Contains("results have no field 'p99x'"));
+  REQUIRE_THAT(run_with("sys.inject('latency')"), Catch::Contains("instead of ':'"));
+  REQUIRE_THAT(run_with("lab.experiment{ duration = -3 }"), Catch::Contains("non-negative"));
+}
+
+TEST_CASE("operations return values to Lua") {
+  const ScriptResult r = run_lua(R"(local lab = require "hldlab"
+local exp = lab.experiment{}
+local sys = exp:add{ lesson = "passthrough", variant = "instant" }
+print(sys:call("echo", { text = "hello" }).text)
+)");
+  REQUIRE(r.error.empty());
+  REQUIRE(r.output == "hello\n");
+}
+
+TEST_CASE("a failed expectation gives exit code 1 and says where") {
+  const ScriptResult r = run_lua("local lab = require 'hldlab'\nlab.expect(1 > 2, 'one beats two')");
+  REQUIRE(r.exit_code() == 1);
+  REQUIRE_THAT(r.output, Catch::Contains("FAIL  one beats two  (test.lua:2)"));
+}
+
+TEST_CASE("a failed system gives exit code 1 while the others still report") {
+  const ScriptResult r = run_lua(R"(local lab = require "hldlab"
+local exp = lab.experiment{ duration = "1s" }
+exp:workload{ arrivals = lab.poisson{ rps = 1000 } }
+exp:add{ lesson = "passthrough", variant = "faulty" }
+exp:add{ lesson = "passthrough", variant = "instant" }
+local r = exp:run()
+lab.report(r)
+)");
+  REQUIRE(r.error.empty());
+  REQUIRE(r.exit_code() == 1);
+  REQUIRE_THAT(r.output, Catch::Contains("FAILED: passthrough/faulty: deliberate failure"));
+  REQUIRE(r.experiments[0].systems[1].completed > 500);
+}
