@@ -6,11 +6,12 @@ using namespace hldlab;
 
 namespace {
 ScriptResult run_lua(const std::string& text, std::uint64_t seed = 1,
-                     std::uint64_t budget = 50'000'000) {
+                     std::uint64_t budget = 50'000'000, std::size_t memory = 64 << 20) {
   ScriptOptions options;
   options.seed = seed;
   options.print_reports = false;
   options.instruction_budget = budget;
+  options.memory_limit = memory;
   return run_script_text(text, "test.lua", hldlab::testing::test_plugins(), options);
 }
 
@@ -128,6 +129,8 @@ TEST_CASE("unknown lesson, variant and parameter are errors with a did-you-mean"
   REQUIRE_THAT(add("{ lesson = 'passthrough', variant = 'instant', params = { delay = true } }"),
                Catch::Contains("must be a duration"));
   REQUIRE_THAT(add("{ lesson = 'passthrough', varaint = 'instant' }"), Catch::Contains("unknown field 'varaint'"));
+  REQUIRE_THAT(add("{ lesson = 'passthrough', variant = 'throws_in_build' }"),
+               Catch::Contains("test.lua:3: passthrough/throws_in_build: build failed: factory exploded"));
 }
 
 TEST_CASE("bad workloads, faults and operations are errors naming what is wrong") {

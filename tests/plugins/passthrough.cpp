@@ -1,5 +1,6 @@
 // The smallest lesson: completes every request at once. Used by tests and benchmarks to
-// measure the runtime itself. The "faulty" variant throws on the 100th request.
+// measure the runtime itself. The "faulty" variant throws on the 100th request, and
+// "throws_in_build" from its factory.
 #include "hldlab/plugin.hpp"
 
 namespace {
@@ -38,7 +39,8 @@ class PassThroughLesson final : public Lesson {
         "passthrough", "Pass-through (runtime test lesson)", "none", "none", {},
         {{"instant", true, "complete every request at once (odd keys hit)"},
          {"delayed", false, "complete every request after `delay`"},
-         {"faulty", false, "throws while handling the 100th request"}},
+         {"faulty", false, "throws while handling the 100th request"},
+         {"throws_in_build", false, "its factory throws"}},
         {{"delay", ParamType::duration, "1ms", "delay of the delayed variant", 0, 60},
          {"label_text", ParamType::string, "x", "a string parameter", 0, 0, {"x", "y"}},
          {"weights", ParamType::number_list, List{}, "a list parameter", 0, 10}},
@@ -49,6 +51,7 @@ class PassThroughLesson final : public Lesson {
   }
   std::unique_ptr<System> build(const std::string& variant, const Params& p,
                                 Context& ctx) const override {
+    if (variant == "throws_in_build") throw std::runtime_error("factory exploded");
     return std::make_unique<PassThrough>(ctx, variant == "faulty",
                                          variant == "delayed" ? p.duration("delay") : 0);
   }
