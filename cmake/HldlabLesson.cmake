@@ -17,7 +17,8 @@ function(hldlab_add_lesson name)
     VISIBILITY_INLINES_HIDDEN ON
     LIBRARY_OUTPUT_DIRECTORY ${HLDLAB_PLUGIN_OUTPUT_DIR})
   target_compile_options(${name} PRIVATE -fno-gnu-unique)
-  if(NOT HLDLAB_SANITIZE)
+  set_property(GLOBAL APPEND PROPERTY HLDLAB_LESSONS ${name})
+  if(NOT HLDLAB_SANITIZE AND NOT HLDLAB_FUZZ)  # sanitizer runtimes come from the host
     target_link_options(${name} PRIVATE LINKER:--no-undefined)
   endif()
   if(LESSON_TESTS AND TARGET hldlab_test_support)
