@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <iterator>
 
 #include "hldlab_test.hpp"
 
@@ -62,4 +64,25 @@ TEST_CASE("bad plugin files are reported as warnings and do not stop the good on
   REQUIRE(run_cli("--plugins " HLDLAB_TEST_BAD_PLUGIN_DIR " --plugins " HLDLAB_TEST_BAD_PLUGIN_DIR "/good list", out) == 0);
   REQUIRE_THAT(out, Catch::Contains("passthrough") && Catch::Contains("wrong_abi.so") &&
                         Catch::Contains("garbage.so") && Catch::Contains("not_a_plugin.so"));
+}
+
+TEST_CASE("hldlab new-lesson scaffolds a lesson and never overwrites one") {
+  const std::string root = "new_lesson_test_root";
+  std::string out;
+  REQUIRE(run_cli("new-lesson x --root /nonexistent", out) == 2);
+  REQUIRE_THAT(out, Catch::Contains("has no plugins/ folder"));
+  std::system(("rm -rf " + root + " && mkdir -p " + root + "/plugins " + root + "/scripts").c_str());
+  REQUIRE(run_cli("new-lesson queue_demo --root " + root, out) == 0);
+  for (const char* f : {"/plugins/queue_demo/CMakeLists.txt", "/plugins/queue_demo/lesson.cpp",
+                        "/plugins/queue_demo/test_queue_demo.cpp", "/plugins/queue_demo/README.md",
+                        "/scripts/queue_demo.lua"})
+    REQUIRE(std::ifstream(root + f).good());
+  std::ifstream lesson(root + "/plugins/queue_demo/lesson.cpp");
+  const std::string text((std::istreambuf_iterator<char>(lesson)), std::istreambuf_iterator<char>());
+  REQUIRE_THAT(text, Catch::Contains("HLDLAB_PLUGIN(QueueDemoLesson)") && Catch::Contains("\"queue_demo\""));
+  REQUIRE(run_cli("new-lesson queue_demo --root " + root, out) == 2);
+  REQUIRE_THAT(out, Catch::Contains("already exists"));
+  REQUIRE(run_cli("new-lesson Bad-Name --root " + root, out) == 2);
+  REQUIRE_THAT(out, Catch::Contains("must start with a lowercase letter"));
+  std::system(("rm -rf " + root).c_str());
 }

@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "hldlab/runtime/loader.hpp"
+#include "hldlab/runtime/new_lesson.hpp"
 #include "hldlab/runtime/params.hpp"
 #include "hldlab/runtime/script.hpp"
 
@@ -125,6 +126,11 @@ int main(int argc, char** argv) {
   tour->add_option("--seed", seed, "seed for every experiment");
   tour->add_option("--json", json_path, "also write every result as JSON to this file");
 
+  auto* new_lesson = app.add_subcommand("new-lesson", "scaffold plugins/NAME/ and scripts/NAME.lua");
+  std::string new_name, root = ".";
+  new_lesson->add_option("name", new_name, "lesson name (lowercase, digits, _)")->required();
+  new_lesson->add_option("--root", root, "the hldlab source tree");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -132,6 +138,18 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kExitBadInput;
   }
   spdlog::set_level(spdlog::level::from_str(log_level));
+
+  if (*new_lesson) {
+    try {
+      for (const auto& f : create_lesson_skeleton(new_name, root)) std::cout << "created " << f << "\n";
+      std::cout << "next: rebuild (cmake --build build), then ./build/hldlab run scripts/" << new_name
+                << ".lua\n";
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return kExitBadInput;
+    }
+    return 0;
+  }
 
   PluginRegistry registry;
   const auto dirs = plugin_directories(plugin_dirs);

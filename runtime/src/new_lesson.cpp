@@ -1,0 +1,232 @@
+// Templates for `hldlab new-lesson`. The skeleton is a real, small lesson — a server under
+// overload, with an unbounded queue (naive) or load shedding (fix) — so a new author starts from
+// something that builds, passes the contract suite and demonstrates a claim.
+#include "hldlab/runtime/new_lesson.hpp"
+
+#include <boost/filesystem.hpp>
+#include <fstream>
+#include <stdexcept>
+
+namespace hldlab {
+namespace {
+
+const char* kCMake = R"(hldlab_add_lesson(@NAME@
+  SOURCES lesson.cpp
+  TESTS test_@NAME@.cpp)
+)";
+
+const char* kLesson = R"(// @NAME@: TODO one line on the concept.
+//
+//   problem:  a server with an unbounded queue accepts everything; under overload the queue
+//             grows without end and every request waits behind it (P99 explodes).
+//   fix:      shed load: reject (503) when the queue is longer than `queue_limit`, so the
+//             requests that are accepted keep a bounded latency.
+#include <deque>
+#include <vector>
+
+#include "hldlab/plugin.hpp"
+
+namespace {
+using namespace hldlab;
+
+class Server final : public System {
+ public:
+  Server(bool shed, const Params& p, Context& ctx)
+      : ctx_(ctx), shed_(shed), workers_(p.integer("workers")),
+        queue_limit_(static_cast<std::size_t>(p.integer("queue_limit"))),
+        shed_metric_(ctx.metric("shed")) {}
+
+  void handle(const Request& r) override {
+    if (busy_ < workers_) return start(r);
+    if (shed_ && queue_.size() >= queue_limit_) {
+      shed_metric_.add(1);
+      return ctx_.complete(r, Outcome::rejected);
+    }
+    queue_.push_back(r);
+  }
+
+  void inject(const std::string& fault, const Value& p) override {
+    if (fault == "slowdown") slow_factor_ = p["factor"].as_double();
+  }
+
+  Map figures() const override { return {{"max_queue", max_queue_}}; }
+
+ private:
+  // In-service requests live in slots reused through a free list (no allocation per request);
+  // the completion event captures only [this, slot].
+  void start(const Request& r) {
+    ++busy_;
+    std::uint32_t slot;
+    if (free_slots_.empty()) {
+      slot = static_cast<std::uint32_t>(in_service_.size());
+      in_service_.push_back(r);
+    } else {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+      in_service_[slot] = r;
+    }
+    ctx_.after(static_cast<Time>(static_cast<double>(r.service) * slow_factor_),
+               [this, slot] { finish(slot); });
+  }
+  void finish(std::uint32_t slot) {
+    ctx_.complete(in_service_[slot], Outcome::ok);
+    free_slots_.push_back(slot);
+    --busy_;
+    if (!queue_.empty()) {
+      const Request next = queue_.front();
+      queue_.pop_front();
+      start(next);
+    }
+    max_queue_ = std::max<std::int64_t>(max_queue_, static_cast<std::int64_t>(queue_.size()));
+  }
+
+  Context& ctx_;
+  bool shed_;
+  std::int64_t workers_;
+  std::size_t queue_limit_;
+  Metric& shed_metric_;
+  double slow_factor_ = 1;
+  std::int64_t busy_ = 0, max_queue_ = 0;
+  std::deque<Request> queue_;
+  std::vector<Request> in_service_;
+  std::vector<std::uint32_t> free_slots_;
+};
+
+class @CLASS@ final : public Lesson {
+ public:
+  const LessonInfo& info() const override {
+    static const LessonInfo info{
+        "@NAME@",
+        "TODO: title",
+        "An unbounded queue accepts every request; under overload everyone waits.",
+        "Shed load: reject beyond a queue limit so accepted requests stay fast.",
+        {"TODO: where this is used in production"},
+        {{"unbounded_queue", true, "accept everything"},
+         {"load_shedding", false, "reject when the queue is full"}},
+        {{"workers", ParamType::integer, 4, "requests served at once", 1, 100000},
+         {"queue_limit", ParamType::integer, 20, "queue length before shedding", 0, 1e9}},
+        {{"slowdown", "multiply the service time", {{"factor", ParamType::real, 5.0, "multiplier", 1, 1e6}}}},
+        {},
+        {{"shed", MetricSpec::Kind::counter, "requests rejected by load shedding"}}};
+    return info;
+  }
+  std::unique_ptr<System> build(const std::string& variant, const Params& params,
+                                Context& ctx) const override {
+    return std::make_unique<Server>(variant == "load_shedding", params, ctx);
+  }
+};
+
+}  // namespace
+
+HLDLAB_PLUGIN(@CLASS@)
+)";
+
+const char* kTest = R"(#include <catch2/catch.hpp>
+
+#include "hldlab_test.hpp"
+
+using namespace hldlab;
+using hldlab::testing::registry;
+using hldlab::testing::row;
+
+TEST_CASE("load shedding keeps the P99 of accepted requests far below the unbounded queue's") {
+  ExperimentConfig config;
+  config.seed = 1;
+  config.duration = seconds(60);
+  Experiment e(config);
+  Workload w;
+  w.arrivals.rps = 500;  // 4 workers x 10 ms = 400 rps of capacity: 25% overload
+  w.service = Distribution::constant(static_cast<double>(milliseconds(10)));
+  e.set_workload(w);
+  e.add(registry(), "@NAME@", "unbounded_queue");
+  e.add(registry(), "@NAME@", "load_shedding");
+  const auto r = e.run();
+  CHECK(row(r, "load_shedding").p99 < row(r, "unbounded_queue").p99 / 10);
+  CHECK(row(r, "load_shedding").count(Outcome::rejected) > 0);
+  CHECK(row(r, "unbounded_queue").count(Outcome::rejected) == 0);
+}
+
+TEST_CASE("the @NAME@ script passes all its expectations") {
+  const ScriptResult r = hldlab::testing::run_script_file("@NAME@.lua");
+  INFO(r.error << r.output);
+  REQUIRE(r.exit_code() == 0);
+}
+)";
+
+const char* kScript = R"(-- @NAME@: an unbounded queue vs load shedding under a traffic spike.
+local lab = require "hldlab"
+
+local exp = lab.experiment{ name = "@NAME@", seed = 1, duration = "60s" }
+exp:workload{ arrivals = lab.poisson{ rps = 300, spikes = { { at = "20s", duration = "10s", rps = 600 } } },
+              service = "10ms" }
+exp:add{ lesson = "@NAME@", variant = "unbounded_queue" }
+exp:add{ lesson = "@NAME@", variant = "load_shedding" }
+exp:at("40s", function(sys) sys:inject("slowdown", { factor = 1.2 }) end)
+local r = exp:run()
+lab.report(r)
+lab.expect(r.load_shedding.p99 < r.unbounded_queue.p99 / 5, "shedding keeps the P99 bounded")
+lab.expect(r.load_shedding.rejected > 0, "by rejecting part of the spike")
+)";
+
+const char* kReadme = R"(# @NAME@
+
+TODO: the concept in two sentences.
+
+- **Problem (naive `unbounded_queue`)**: ...
+- **Fix (`load_shedding`)**: ...
+- **Parameters**: `workers`, `queue_limit` (see `hldlab info @NAME@`).
+- **Faults**: `slowdown{factor}`.
+- **Script**: `hldlab run scripts/@NAME@.lua` — what it shows, with the figures you measured.
+)";
+
+std::string fill(std::string text, const std::string& name) {
+  std::string cls;
+  bool upper = true;
+  for (char c : name) {
+    if (c == '_') {
+      upper = true;
+      continue;
+    }
+    cls += upper ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+    upper = false;
+  }
+  cls += "Lesson";
+  for (const auto& [key, value] : {std::pair<std::string, std::string>{"@NAME@", name}, {"@CLASS@", cls}})
+    for (std::size_t at; (at = text.find(key)) != std::string::npos;) text.replace(at, key.size(), value);
+  return text;
+}
+
+}  // namespace
+
+std::vector<std::string> create_lesson_skeleton(const std::string& name, const std::string& root) {
+  namespace fs = boost::filesystem;
+  const bool valid = !name.empty() && name.size() <= 64 && name[0] >= 'a' && name[0] <= 'z' &&
+                     name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
+  if (!valid)
+    throw std::invalid_argument("lesson name '" + name +
+                                "' must start with a lowercase letter and use only a-z, 0-9 and _");
+  const fs::path plugin = fs::path(root) / "plugins" / name;
+  const std::vector<std::pair<fs::path, const char*>> files = {
+      {plugin / "CMakeLists.txt", kCMake},
+      {plugin / "lesson.cpp", kLesson},
+      {plugin / ("test_" + name + ".cpp"), kTest},
+      {plugin / "README.md", kReadme},
+      {fs::path(root) / "scripts" / (name + ".lua"), kScript}};
+  for (const auto& [path, text] : files) {
+    (void)text;
+    if (fs::exists(path)) throw std::invalid_argument(path.string() + " already exists");
+  }
+  if (!fs::is_directory(fs::path(root) / "plugins"))
+    throw std::invalid_argument(root + " has no plugins/ folder: run this from the hldlab source tree or pass --root");
+  std::vector<std::string> written;
+  for (const auto& [path, text] : files) {
+    fs::create_directories(path.parent_path());
+    std::ofstream out(path.string());
+    out << fill(text, name);
+    if (!out) throw std::runtime_error("cannot write " + path.string());
+    written.push_back(path.string());
+  }
+  return written;
+}
+
+}  // namespace hldlab
