@@ -14,8 +14,10 @@
 //               concurrent values survive as siblings; a read shows them all and the next
 //               write (read-modify-write) merges them: vc = max(siblings) + 1 at this replica.
 //
-// Ground truth for both variants: each value's vector clock records which writes it was built
-// on. A value thrown away in favour of one whose clock does not cover it is a lost update.
+// Ground truth, the same for both variants: every write records the values it was built on (its
+// parents). A write is lost when no value held by a replica or still in flight is built on it,
+// directly or through its descendants: its effect is gone everywhere. Counted at the end by a
+// walk of that graph from the surviving values.
 #include <algorithm>
 #include <array>
 #include <string>
@@ -55,6 +57,7 @@ struct Message {
   Version version;
   std::uint64_t key = 0;
   std::uint32_t from = 0, to = 0;
+  bool active = false;  // in flight or held by a partition
 };
 
 class Store final : public System {
@@ -64,7 +67,7 @@ class Store final : public System {
         ctx_(ctx),
         replicas_(static_cast<std::size_t>(p.integer("replicas"))),
         delay_(p.duration("replication_delay")),
-        lost_metric_(ctx.metric("lost_updates")),
+        discards_metric_(ctx.metric("unseen_discards")),
         conflicts_metric_(ctx.metric("conflicts_detected")) {
     data_.resize(replicas_);
     behind_.assign(replicas_, 0);
@@ -134,7 +137,7 @@ class Store final : public System {
 
   Map figures() const override {
     return {{"writes", static_cast<std::int64_t>(flags_.size())},
-            {"lost_updates", lost_},
+            {"lost_updates", lost_updates()},
             {"conflicts_detected", conflicts_},
             {"sibling_reads", sibling_reads_},
             {"merges", merges_},
@@ -142,7 +145,28 @@ class Store final : public System {
   }
 
  private:
-  enum Flag : std::uint8_t { kLost = 1, kConflict = 2 };
+  /// Writes whose effect survives nowhere: not reachable through the parent links from any
+  /// value a replica holds or a message carries.
+  std::int64_t lost_updates() const {
+    std::vector<std::uint8_t> alive(flags_.size(), 0);
+    std::vector<std::uint64_t> stack;
+    for (const auto& replica : data_)
+      for (const auto& entry : replica)
+        for (const Version& v : entry.second) stack.push_back(v.update);
+    for (const Message& m : messages_)
+      if (m.active) stack.push_back(m.version.update);
+    std::int64_t reached = 0;
+    while (!stack.empty()) {
+      const std::uint64_t u = stack.back();
+      stack.pop_back();
+      if (alive[u]) continue;
+      alive[u] = 1;
+      ++reached;
+      const std::size_t end = u + 1 < parent_begin_.size() ? parent_begin_[u + 1] : parents_.size();
+      for (std::size_t i = parent_begin_[u]; i < end; ++i) stack.push_back(parents_[i]);
+    }
+    return static_cast<std::int64_t>(flags_.size()) - reached;
+  }
 
   std::size_t replica_at(std::int64_t index) const {
     if (index < 0 || index >= static_cast<std::int64_t>(replicas_))
@@ -169,6 +193,8 @@ class Store final : public System {
       for (std::size_t i = 0; i < kMaxReplicas; ++i) v.vc[i] = std::max(v.vc[i], s.vc[i]);
     v.vc[replica] = ++counter_[replica];
     v.update = flags_.size();
+    parent_begin_.push_back(parents_.size());
+    for (const Version& s : held) parents_.push_back(s.update);
     v.ts = ctx_.now() - behind_[replica];
     v.origin = replica;
     flags_.push_back(0);
@@ -189,7 +215,7 @@ class Store final : public System {
         slot = free_.back();
         free_.pop_back();
       }
-      messages_[slot] = {v, key, replica, to};
+      messages_[slot] = {v, key, replica, to, true};
       ctx_.after(delay_, [this, slot] { deliver(slot); });
     }
     return v.update;
@@ -206,6 +232,7 @@ class Store final : public System {
       apply_vc(held, m.version);
     else
       apply_lww(held, m.version);
+    messages_[slot].active = false;
     free_.push_back(slot);
   }
 
@@ -232,42 +259,39 @@ class Store final : public System {
     held.resize(kept);
     held.push_back(v);
     if (held.size() > 1) {
-      for (const Version& s : held) mark(s.update, kConflict);
+      for (const Version& s : held) mark_conflict(s.update);
       max_siblings_ = std::max(max_siblings_, static_cast<std::int64_t>(held.size()));
     }
   }
 
-  /// `loser` is discarded in favour of `winner`: a lost update unless winner was built on it.
+  /// `loser` is discarded in favour of `winner` (the live signal of a likely lost update when
+  /// winner's clock does not cover it; the exact count is lost_updates()).
   void drop(const Version& loser, const Version& winner) {
-    if (!covered(loser.vc, winner.vc)) mark(loser.update, kLost);
+    if (!covered(loser.vc, winner.vc)) discards_metric_.add(1);
   }
 
-  void mark(std::uint64_t update, Flag flag) {
-    if (flags_[update] & flag) return;
-    flags_[update] |= flag;
-    if (flag == kLost) {
-      ++lost_;
-      lost_metric_.add(1);
-    } else {
-      ++conflicts_;
-      conflicts_metric_.add(1);
-    }
+  void mark_conflict(std::uint64_t update) {
+    if (flags_[update]) return;
+    flags_[update] = 1;
+    ++conflicts_;
+    conflicts_metric_.add(1);
   }
 
   bool vc_;
   Context& ctx_;
   std::size_t replicas_;
   Time delay_;
-  Metric& lost_metric_;
+  Metric& discards_metric_;
   Metric& conflicts_metric_;
   std::vector<std::unordered_map<std::uint64_t, std::vector<Version>>> data_;
   std::vector<Time> behind_;
   std::vector<bool> isolated_;
   std::vector<std::uint32_t> counter_;
-  std::vector<std::uint8_t> flags_;  // per update: lost, in conflict
+  std::vector<std::uint8_t> flags_;  // per write: 1 once it has been kept as a sibling
+  std::vector<std::uint64_t> parent_begin_, parents_;  // per write: the writes it was built on
   std::vector<Message> messages_;
   std::vector<std::uint32_t> free_, held_;
-  std::int64_t lost_ = 0, conflicts_ = 0, sibling_reads_ = 0, merges_ = 0, max_siblings_ = 1;
+  std::int64_t conflicts_ = 0, sibling_reads_ = 0, merges_ = 0, max_siblings_ = 1;
 };
 
 class VectorClocks final : public Lesson {
@@ -309,8 +333,8 @@ class VectorClocks final : public Lesson {
           {{"replica", ParamType::integer, Value(), "replica index", 0, kMaxReplicas - 1},
            {"key", ParamType::integer, Value(), "key", 0, 9e18}}},
          {"divergent_keys", "keys whose replicas hold different values", {}}},
-        {{"lost_updates", MetricSpec::Kind::counter,
-          "writes discarded in favour of a value not built on them"},
+        {{"unseen_discards", MetricSpec::Kind::counter,
+          "values discarded in favour of a value whose clock does not cover them"},
          {"conflicts_detected", MetricSpec::Kind::counter,
           "writes kept as a sibling of a concurrent write"}}};
     return info;

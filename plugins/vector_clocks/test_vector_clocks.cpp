@@ -76,6 +76,29 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("a write discarded on one replica is not lost when a surviving write was built on it") {
+  ExperimentConfig config;
+  config.duration = seconds(3);
+  Experiment e(config);
+  e.set_workload(quiet());
+  for (const char* v : {"last_write_wins", "vector_clocks"}) {
+    SystemSlot& s = e.add(registry(), "vector_clocks", v, {{"replication_delay", "50ms"}});
+    // u on replica 1 at 1.000 s, w on replica 0 at 1.010 s (has not seen u), x on replica 1 at
+    // 1.020 s (built on u, has not seen w). Replica 0 discards u when it arrives (w is newer),
+    // but x, newest of all, carries u's effect and wins everywhere: only w is lost.
+    const int replicas[] = {1, 0, 1};
+    for (int i = 0; i < 3; ++i)
+      e.at(seconds(1) + milliseconds(10 * i), [&s, r = replicas[i]] {
+        s.call("write", {{"replica", r}, {"key", 1000}});
+      });
+  }
+  const auto r = e.run();
+  CHECK(figure(r, "last_write_wins", "lost_updates") == 1);
+  CHECK(figure(r, "vector_clocks", "lost_updates") == 0);
+  // Replica 0 keeps u beside w until x (which covers u) replaces it: u, w, x were all siblings.
+  CHECK(figure(r, "vector_clocks", "conflicts_detected") == 3);
+}
+
 TEST_CASE("writes that saw each other are never conflicts and never lost, in either variant") {
   ExperimentConfig config;
   config.duration = seconds(3);
