@@ -122,6 +122,30 @@ TEST_CASE(
   CHECK(row(r, "choreography").count(Outcome::ok) == row(r, "choreography").requests);
 }
 
+TEST_CASE("the fail_step fault makes shipping fail from the moment it is injected") {
+  ExperimentConfig config;
+  config.duration = seconds(60);
+  Experiment e(config);
+  Workload w;
+  w.arrivals.kind = Arrivals::Kind::constant;
+  w.arrivals.rps = 100;
+  w.service = Distribution::constant(static_cast<double>(milliseconds(10)));
+  e.set_workload(w);
+  for (const char* v : kVariants) {
+    SystemSlot& s = e.add(registry(), "saga", v, {{"fail_rate", 0.0}});
+    e.at(seconds(30), [&s] { s.inject("fail_step", {{"step", 3}, {"rate", 0.5}}); });
+  }
+  const auto r = e.run();
+  const std::int64_t failed = figure(r, "orchestration", "failed");
+  // Orders arriving from 30 s on (3000 of them) fail at shipping half the time.
+  CHECK(std::abs(failed - 1500) < 4 * std::sqrt(3000 * 0.25));
+  for (const char* v : kVariants) CHECK(figure(r, v, "failed") == failed);
+  CHECK(figure(r, "no_compensation", "inconsistent") == failed);
+  CHECK(figure(r, "orchestration", "compensations") == 3 * failed);
+  CHECK(figure(r, "choreography", "compensations") == 3 * failed);
+  CHECK(figure(r, "orchestration", "inconsistent") == 0);
+}
+
 TEST_CASE("the saga script passes all its expectations") {
   const ScriptResult r = hldlab::testing::run_script_file("saga.lua");
   INFO(r.error << r.output);
