@@ -277,8 +277,8 @@ class SnowflakeIds final : public Lesson {
          {"max_wait", ParamType::duration, "50ms",
           "longest a worker waits for its clock to catch up before refusing", 0, 3600},
          {"order_tolerance", ParamType::duration, "1ms",
-          "k-sorted check: an id sorting before one generated more than this earlier is out of "
-          "order",
+          "k-sorted check: an id is out of order when an id generated more than this later "
+          "sorts before it",
           0, 3600}},
         {{"clock_backwards",
           "the worker's clock jumps back (NTP step, VM migration)",
