@@ -113,6 +113,10 @@ class Limited final : public System {
     const double rate =
         p.real("rate") > 0 ? p.real("rate") : static_cast<double>(limit_) / to_seconds(window_);
     interval_ = std::max<Time>(1, static_cast<Time>(std::llround(1e9 / rate)));
+    if (static_cast<double>(burst_) * static_cast<double>(interval_) > 1e18)
+      throw std::invalid_argument("burst / rate is too long (" + std::to_string(burst_) +
+                                  " requests at one per " + std::to_string(to_seconds(interval_)) +
+                                  " s): keep it under 30 years");
     clients_.reserve(1024);
   }
 

@@ -195,6 +195,16 @@ TEST_CASE("losing the limiter's state hands every client a fresh quota") {
   REQUIRE(figure(r, "sliding_log", "peak_per_window") == 200);
 }
 
+TEST_CASE("a burst that would take longer than 30 years to refill is refused") {
+  ExperimentConfig config;
+  Experiment e(config);
+  REQUIRE_THROWS_WITH(e.add(registry(), "rate_limiting", "token_bucket",
+                            {{"limit", 1}, {"window", "86400s"}, {"burst", 1000000000}}),
+                      Catch::Contains("burst / rate is too long"));
+  REQUIRE_NOTHROW(e.add(registry(), "rate_limiting", "token_bucket",
+                        {{"limit", 1}, {"window", "86400s"}, {"burst", 1000}}));
+}
+
 TEST_CASE("the rate_limiting script passes all its expectations") {
   const ScriptResult r = hldlab::testing::run_script_file("rate_limiting.lua");
   INFO(r.error << r.output);
