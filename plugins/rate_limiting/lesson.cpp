@@ -28,6 +28,8 @@
 namespace {
 using namespace hldlab;
 
+__extension__ using Wide = __int128;  // products of counts and nanoseconds
+
 enum class Algorithm {
   none,
   fixed_window,
@@ -156,6 +158,7 @@ class Limited final : public System {
                  {"reset", to_seconds(h.reset)},
                  {"retry_after", to_seconds(h.retry_after)}};
     }
+    if (op == "counts") return Map{{"accepted", accepted_}, {"limited", limited_}};
     if (op == "backend")
       return Map{{"workers", workers_},
                  {"busy", busy_},
@@ -214,11 +217,11 @@ class Limited final : public System {
     while (!log.empty() && log.front() <= now - window_) log.pop_front();
   }
 
-  /// Sliding window counter estimate of the requests in (now - window, now], times `window`.
-  double weighted(const ClientState& c, Time now) const {
+  /// Sliding window counter estimate of the requests in (now - window, now], times `window`
+  /// (exact integers: prev * (window - elapsed) + count * window).
+  Wide weighted(const ClientState& c, Time now) const {
     const Time elapsed = now - c.window_index * window_;
-    return static_cast<double>(c.previous) * static_cast<double>(window_ - elapsed) +
-           static_cast<double>(c.count) * static_cast<double>(window_);
+    return Wide{c.previous} * (window_ - elapsed) + Wide{c.count} * window_;
   }
 
   Time bucket_level(const ClientState& c, Time now) const {
@@ -242,9 +245,7 @@ class Limited final : public System {
         return true;
       case Algorithm::sliding_window:
         roll(c, now);
-        if (weighted(c, now) + static_cast<double>(window_) >
-            static_cast<double>(limit_) * static_cast<double>(window_))
-          return false;
+        if (weighted(c, now) + window_ > Wide{limit_} * window_) return false;
         ++c.count;
         return true;
       case Algorithm::token_bucket:
@@ -296,10 +297,8 @@ class Limited final : public System {
       case Algorithm::sliding_window: {
         roll(c, now);
         h.limit = limit_;
-        const double w = static_cast<double>(window_);
-        const double used = weighted(c, now) / w;
-        h.remaining = std::max<std::int64_t>(
-            0, static_cast<std::int64_t>(std::floor(static_cast<double>(limit_) - used)));
+        const Wide room = Wide{limit_} * window_ - weighted(c, now);
+        h.remaining = room <= 0 ? 0 : static_cast<std::int64_t>(room / window_);
         const Time window_end = (c.window_index + 1) * window_;
         h.reset = (c.count > 0 ? window_end + window_ : c.previous > 0 ? window_end : now) - now;
         h.retry_after = h.remaining > 0 ? 0 : sliding_retry(c, now);
@@ -335,22 +334,21 @@ class Limited final : public System {
     return h;
   }
 
-  /// Sliding window counter: time until prev * (1 - elapsed / window) + count <= limit - 1.
+  /// Sliding window counter: the first instant at which prev * (window - elapsed) + count *
+  /// window <= (limit - 1) * window, i.e. one more request fits.
   Time sliding_retry(const ClientState& c, Time now) const {
-    const double w = static_cast<double>(window_);
-    const double room = static_cast<double>(limit_ - 1);
+    const Wide w = window_, room = limit_ - 1, count = c.count, prev = c.previous;
     const Time start = c.window_index * window_;
-    if (c.count <= limit_ - 1 && c.previous > 0) {
-      // prev * (w - e) / w + count <= room  <=>  e >= w * (1 - (room - count) / prev)
-      const double e =
-          w * (1.0 - (room - static_cast<double>(c.count)) / static_cast<double>(c.previous));
-      const Time at = start + static_cast<Time>(std::ceil(e));
-      if (at < start + window_) return std::max<Time>(0, at - now);
+    if (count <= room &&
+        prev > 0) {  // later in this window: elapsed >= (prev + count - room) w / prev
+      const Wide need = (prev + count - room) * w;
+      const Time elapsed = static_cast<Time>((need + prev - 1) / prev);
+      if (elapsed < window_) return std::max<Time>(0, start + elapsed - now);
     }
-    // In the next window the current count becomes `previous`.
-    const double count = static_cast<double>(c.count);
-    const double e = count > room ? w * (1.0 - room / count) : 0.0;
-    return start + window_ + static_cast<Time>(std::ceil(e)) - now;
+    // In the next window the current count becomes `previous`: elapsed >= (count - room) w / count.
+    const Time elapsed =
+        count > room ? static_cast<Time>(((count - room) * w + count - 1) / count) : 0;
+    return start + window_ + elapsed - now;
   }
 
   /// The measurement, not the limiter: most requests accepted in any window-length interval.
@@ -501,6 +499,7 @@ class RateLimiting final : public Lesson {
         {{"headers",
           "limit, remaining, reset (s), retry_after (s) for a client right now",
           {{"client", ParamType::integer, 0, "client id", 0, 4294967295.0}}},
+         {"counts", "requests accepted and limited (429) so far", {}},
          {"backend", "backend state: workers, busy, queued, queue_max", {}}},
         {{"accepted", MetricSpec::Kind::counter, "requests the limiter let through"},
          {"limited", MetricSpec::Kind::counter, "requests rejected with 429"},

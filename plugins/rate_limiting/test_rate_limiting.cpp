@@ -111,6 +111,48 @@ TEST_CASE("a leaky bucket queues at most its burst and releases it at the steady
   CHECK(p99 < (0.100 + 0.001) * 1.02);
 }
 
+TEST_CASE(
+    "retry-after is honest for every limiter: one nanosecond earlier is refused, at "
+    "retry-after the request is accepted") {
+  // One client saturates the limiter (1000 rps from 0.5 s to 0.8 s, limit 100/s, burst 20);
+  // 0.5 ms after the last arrival we read retry-after and send probe requests ourselves.
+  for (const char* v :
+       {"fixed_window", "sliding_log", "sliding_window", "token_bucket", "leaky_bucket", "gcra"}) {
+    INFO(v);
+    ExperimentConfig config;
+    config.duration = seconds(3);
+    Experiment e(config);
+    e.set_workload(spike(milliseconds(500), milliseconds(800), 1000));
+    SystemSlot& s = e.add(registry(), "rate_limiting", v, {{"limit", 100}, {"burst", 20}});
+    Time retry = -1;
+    std::int64_t before_early = 0, after_early = -1, after_on_time = -1;
+    auto probe = [&s](std::uint64_t id) {
+      Request r;
+      r.id = id;
+      r.arrival = s.now();
+      r.service = milliseconds(1);
+      s.deliver(r);
+      return s.call("counts", {})["accepted"].as_int();
+    };
+    e.at(milliseconds(800.5), [&] {
+      const Value h = s.call("headers", {{"client", 0}});
+      REQUIRE(h["remaining"].as_int() == 0);
+      retry = std::llround(h["retry_after"].as_double() * 1e9);
+      REQUIRE(retry > 0);
+      const Time now = s.now();
+      e.at(now + retry - 1, [&] {
+        before_early = s.call("counts", {})["accepted"].as_int();
+        after_early = probe(1000000);
+      });
+      e.at(now + retry, [&] { after_on_time = probe(1000001); });
+    });
+    e.run();
+    REQUIRE(retry > 0);
+    CHECK(after_early == before_early);        // refused (a 429)
+    CHECK(after_on_time == before_early + 1);  // accepted
+  }
+}
+
 TEST_CASE("limits are kept per client: ten clients get ten quotas, a global limit one") {
   // 1000 rps for 10 s over 10 clients: about 100 requests per client per window, always more
   // than the limit of 50, so the fixed window accepts exactly 50 per client per window.
