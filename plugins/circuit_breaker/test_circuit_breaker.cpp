@@ -34,8 +34,7 @@ double next_arrival(double t) {
 std::vector<std::pair<std::string, double>> transitions(SystemSlot& s) {
   std::vector<std::pair<std::string, double>> out;
   const Value list = s.call("transitions", {});
-  for (const Value& t : list.as_list())
-    out.emplace_back(t["to"].as_string(), t["at"].as_double());
+  for (const Value& t : list.as_list()) out.emplace_back(t["to"].as_string(), t["at"].as_double());
   return out;
 }
 
