@@ -361,7 +361,8 @@ class CachedStore final : public System {
           if (strategy_ == Strategy::write_through) {
             Entry* e = cache_->access(job.key);
             if (e == nullptr) e = &insert(job.key);
-            e->version = std::max(e->version, job.version);
+            // The database's latest committed version: writes can commit out of order.
+            e->version = std::max(e->version, versions(job.key).db);
             if (policy_ == Policy::ttl) e->expires = ctx_.now() + ttl_;
           } else {
             cache_->erase(job.key);  // invalidate; the next read loads the new value
