@@ -103,6 +103,7 @@ class CachedStore final : public System {
   void handle(const Request& in) override {
     last_arrival_ = in.arrival;
     Request r = in;
+    r.key += key_shift_;
     if (scan_share_ > 0 &&
         static_cast<double>(Rng::hash(r.id ^ 0x5CA11) >> 11) * 0x1.0p-53 < scan_share_) {
       r.key = kScanBase + scan_position_++ % scan_length_;
@@ -139,6 +140,8 @@ class CachedStore final : public System {
       writes_lost_ += lost;
       lost_metric_.add(static_cast<double>(lost));
       ctx_.log("cache crashed: " + std::to_string(lost) + " unflushed writes lost");
+    } else if (fault == "shift") {
+      key_shift_ = static_cast<std::uint64_t>(p["offset"].as_int());
     } else if (fault == "scan") {
       scan_share_ = p["share"].as_double();
       scan_length_ = static_cast<std::uint64_t>(p["length"].as_int());
@@ -425,7 +428,7 @@ class CachedStore final : public System {
   std::vector<Versions> versions_;
 
   double scan_share_ = 0;
-  std::uint64_t scan_length_ = 1, scan_position_ = 0;
+  std::uint64_t scan_length_ = 1, scan_position_ = 0, key_shift_ = 0;
   Time last_arrival_ = 0;
   std::int64_t db_reads_ = 0, db_writes_ = 0, stale_reads_ = 0, writes_lost_ = 0;
 };
@@ -475,6 +478,10 @@ class Caching final : public Lesson {
          {"window_share", ParamType::real, 0.01,
           "wtinylfu: share of the capacity for the LRU window", 1e-4, 0.99}},
         {{"crash", "the cache process restarts: every entry and every unflushed write is lost", {}},
+         {"shift",
+          "popularity moves: from now on key k is read as k + offset (the hot items of the "
+          "morning go cold, new ones become hot)",
+          {{"offset", ParamType::integer, 1000000, "added to every key", 0, 1e12}}},
          {"scan",
           "a batch job scans cold keys: a share of the requests read the next key of a long "
           "sequential scan instead (share 0 stops it)",
