@@ -1,0 +1,517 @@
+// Caching: a cache in front of a slow, finite database.
+//
+//   problem:  none:  read(k) -> db.get(k)                  every read queues at the database
+//             fifo:  evict(oldest insertion)              hot keys are thrown out as often as
+//                                                         cold ones: low hit ratio
+//   fix:      lru:   on hit move k to front; evict the back
+//             lfu:   evict the key with the fewest hits (ties: least recently used)
+//             ttl:   lru + an entry expires `ttl` after it was loaded (bounds staleness)
+//             wtinylfu: new keys enter a 1% LRU window; the window's oldest key is admitted to
+//                   the segmented-LRU main area only if a count-min sketch (with doorkeeper)
+//                   says it is more frequent than main's victim: one-hit wonders and scans
+//                   never displace the hot set
+//   strategies (parameter):
+//             cache_aside:   miss -> app reads db, then cache.set(k, v); write -> db, delete k
+//                            (a read that read the db before a write and sets after it leaves a
+//                            stale value in the cache: counted as stale reads)
+//             read_through:  the cache loads misses itself, one db query per key at a time
+//             write_through: write -> db then cache, in order (versioned: no stale fill)
+//             write_back:    write -> cache only, acknowledged at once; dirty keys flushed to the
+//                            db every flush_interval. crash -> unflushed writes are lost (counted)
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "hldlab/plugin.hpp"
+#include "policies.hpp"
+
+namespace {
+using namespace hldlab;
+using namespace hldlab::caching;
+
+enum class Policy { none, fifo, lru, lfu, ttl, wtinylfu };
+enum class Strategy { cache_aside, read_through, write_through, write_back };
+
+/// Keys the `scan` fault reads: far above any workload key, never repeated within a scan.
+constexpr std::uint64_t kScanBase = std::uint64_t{1} << 48;
+
+/// Versions of one key: written (last write accepted), acked (last write acknowledged to a
+/// client), db (last write the database committed).
+struct Versions {
+  std::uint32_t written = 0, acked = 0, db = 0;
+};
+
+/// A request waiting for something (the database, a shared load, the cache round trip).
+struct Pending {
+  Request request;
+  std::uint32_t next = kNone;  ///< next waiter on the same shared load
+  std::uint32_t version = 0;   ///< writes: the version this write creates
+};
+
+struct DbJob {
+  enum Kind : std::uint8_t { read, load, write, flush };
+  std::uint64_t key = 0;
+  std::uint32_t slot = kNone;  ///< the waiting request (the first waiter for a load)
+  std::uint32_t version = 0;   ///< writes: version written; reads: version read (at start)
+  std::uint32_t writes = 0;    ///< flush: acknowledged writes this flush makes durable
+  Kind kind = read;
+};
+
+class CachedStore final : public System {
+ public:
+  CachedStore(Policy policy, const Params& p, Context& ctx)
+      : policy_(policy),
+        strategy_(parse_strategy(p.string("strategy"))),
+        ctx_(ctx),
+        ttl_(p.duration("ttl")),
+        cache_latency_(p.duration("cache_latency")),
+        flush_interval_(p.duration("flush_interval")),
+        db_workers_(static_cast<std::uint32_t>(p.integer("db_workers"))),
+        db_queue_limit_(static_cast<std::size_t>(p.integer("db_queue_limit"))),
+        db_median_(static_cast<double>(p.duration("db_median"))),
+        db_queries_metric_(ctx.metric("db_queries")),
+        stale_metric_(ctx.metric("stale_reads")),
+        lost_metric_(ctx.metric("writes_lost")),
+        entries_metric_(ctx.metric("cache_entries")) {
+    const double p99 = static_cast<double>(p.duration("db_p99"));
+    if (p99 < db_median_) throw std::invalid_argument("db_p99 must be at least db_median");
+    db_sigma_ = std::log(p99 / db_median_) / 2.3263478740408408;  // z of the 99th percentile
+    const auto capacity = static_cast<std::size_t>(p.integer("capacity"));
+    switch (policy_) {
+      case Policy::none:
+        break;
+      case Policy::fifo:
+        cache_ = std::make_unique<ListCache>(capacity, false);
+        break;
+      case Policy::lru:
+      case Policy::ttl:
+        cache_ = std::make_unique<ListCache>(capacity, true);
+        break;
+      case Policy::lfu:
+        cache_ = std::make_unique<LfuCache>(capacity);
+        break;
+      case Policy::wtinylfu:
+        cache_ = std::make_unique<WTinyLfuCache>(capacity, p.real("window_share"));
+        break;
+    }
+    if (policy_ == Policy::ttl && ttl_ <= 0)
+      throw std::invalid_argument("the ttl variant needs ttl > 0");
+    if (cache_ && strategy_ == Strategy::write_back)
+      ctx_.after(flush_interval_, [this] { flush_tick(); });
+  }
+
+  void handle(const Request& in) override {
+    last_arrival_ = in.arrival;
+    Request r = in;
+    r.key += key_shift_;
+    if (scan_share_ > 0 &&
+        static_cast<double>(Rng::hash(r.id ^ 0x5CA11) >> 11) * 0x1.0p-53 < scan_share_) {
+      r.key = kScanBase + scan_position_++ % scan_length_;
+      r.op = Op::read;
+    }
+    const std::uint32_t slot = acquire(r);
+    if (r.op == Op::write) return write(slot);
+    if (!cache_) return db_submit({r.key, slot, 0, 0, DbJob::read});
+    Entry* e = cache_->access(r.key);
+    if (e != nullptr && e->expires != 0 && e->expires <= ctx_.now()) {
+      drop(r.key, *e);
+      e = nullptr;
+    }
+    if (e != nullptr) {
+      if (const Versions* v = find_versions(r.key); v != nullptr && e->version < v->acked) {
+        ++stale_reads_;
+        stale_metric_.add(1);
+      }
+      return finish_after(cache_latency_, slot, Outcome::hit);
+    }
+    if (strategy_ == Strategy::cache_aside) return db_submit({r.key, slot, 0, 0, DbJob::read});
+    join_load(slot);
+  }
+
+  void inject(const std::string& fault, const Value& p) override {
+    if (fault == "crash") {
+      if (!cache_) return;
+      std::int64_t lost = 0;
+      for (std::uint64_t key : dirty_keys_)
+        if (const Entry* e = cache_->peek(key)) lost += e->dirty;
+      dirty_keys_.clear();
+      cache_->clear();
+      entries_metric_.set(0);
+      writes_lost_ += lost;
+      lost_metric_.add(static_cast<double>(lost));
+      ctx_.log("cache crashed: " + std::to_string(lost) + " unflushed writes lost");
+    } else if (fault == "shift") {
+      key_shift_ = static_cast<std::uint64_t>(p["offset"].as_int());
+    } else if (fault == "scan") {
+      scan_share_ = p["share"].as_double();
+      scan_length_ = static_cast<std::uint64_t>(p["length"].as_int());
+    }
+  }
+
+  Value call(const std::string& op, const Value& args) override {
+    if (op == "contains")
+      return cache_ && cache_->peek(static_cast<std::uint64_t>(args["key"].as_int()));
+    std::int64_t dirty = 0;
+    if (cache_)
+      for (std::uint64_t key : dirty_keys_)
+        if (const Entry* e = cache_->peek(key)) dirty += e->dirty;
+    return Map{{"entries", static_cast<std::int64_t>(cache_ ? cache_->size() : 0)},
+               {"capacity", static_cast<std::int64_t>(cache_ ? cache_->capacity() : 0)},
+               {"memory_bytes", static_cast<std::int64_t>(cache_ ? cache_->memory_bytes() : 0)},
+               {"unflushed_writes", dirty},
+               {"db_queue", static_cast<std::int64_t>(db_queue_.size())},
+               {"db_reads", db_reads_},
+               {"db_writes", db_writes_}};
+  }
+
+  Map figures() const override {
+    const double span = to_seconds(last_arrival_);
+    const double queries = static_cast<double>(db_reads_ + db_writes_);
+    return {{"db_qps", span > 0 ? queries / span : queries},
+            {"db_reads", db_reads_},
+            {"db_writes", db_writes_},
+            {"stale_reads", stale_reads_},
+            {"writes_lost", writes_lost_}};
+  }
+
+ private:
+  static Strategy parse_strategy(const std::string& s) {
+    if (s == "cache_aside") return Strategy::cache_aside;
+    if (s == "read_through") return Strategy::read_through;
+    if (s == "write_through") return Strategy::write_through;
+    if (s == "write_back") return Strategy::write_back;
+    throw std::invalid_argument("unknown strategy '" + s + "'");
+  }
+
+  // ---- requests ----------------------------------------------------------------------------
+
+  std::uint32_t acquire(const Request& r) {
+    std::uint32_t slot;
+    if (free_slots_.empty()) {
+      slot = static_cast<std::uint32_t>(pending_.size());
+      pending_.emplace_back();
+    } else {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+    }
+    pending_[slot].request = r;
+    pending_[slot].next = kNone;
+    pending_[slot].version = 0;
+    return slot;
+  }
+
+  void finish(std::uint32_t slot, Outcome outcome) {
+    const Pending& p = pending_[slot];
+    if (p.request.op == Op::write && outcome == Outcome::ok) {
+      Versions& v = versions(p.request.key);
+      v.acked = std::max(v.acked, p.version);
+    }
+    ctx_.complete(p.request, outcome);
+    free_slots_.push_back(slot);
+  }
+
+  void finish_after(Time delay, std::uint32_t slot, Outcome outcome) {
+    if (delay <= 0) return finish(slot, outcome);
+    if (outcome == Outcome::hit)
+      ctx_.after(delay, [this, slot] { finish(slot, Outcome::hit); });
+    else if (outcome == Outcome::miss)
+      ctx_.after(delay, [this, slot] { finish(slot, Outcome::miss); });
+    else
+      ctx_.after(delay, [this, slot] { finish(slot, Outcome::ok); });
+  }
+
+  void write(std::uint32_t slot) {
+    const std::uint64_t key = pending_[slot].request.key;
+    pending_[slot].version = ++versions(key).written;
+    if (!cache_ || strategy_ != Strategy::write_back)
+      return db_submit({key, slot, pending_[slot].version, 1, DbJob::write});
+    // Write-back: the cache holds the only copy until the next flush.
+    Entry* e = cache_->access(key);
+    if (e == nullptr) e = &insert(key);
+    e->version = pending_[slot].version;
+    if (ttl_ > 0 && policy_ == Policy::ttl) e->expires = ctx_.now() + ttl_;
+    if (e->dirty++ == 0) dirty_keys_.push_back(key);
+    finish_after(cache_latency_, slot, Outcome::ok);
+  }
+
+  /// Read-through and write-through/back: one database load per key; later misses wait on it.
+  void join_load(std::uint32_t slot) {
+    const std::uint64_t key = pending_[slot].request.key;
+    const std::uint32_t head = loads_.find(key);
+    if (head != kNone) {
+      pending_[slot].next = pending_[head].next;
+      pending_[head].next = slot;
+      return;
+    }
+    loads_.insert(key, slot);
+    db_submit({key, slot, 0, 0, DbJob::load});
+  }
+
+  // ---- the cache ---------------------------------------------------------------------------
+
+  Entry& insert(std::uint64_t key) {
+    Evicted evicted;
+    Entry& e = cache_->insert(key, evicted);
+    if (evicted.any && evicted.entry.dirty > 0) flush_entry(evicted.key, evicted.entry);
+    entries_metric_.set(static_cast<double>(cache_->size()));
+    return e;
+  }
+
+  /// An expired entry leaves the cache; write-back sends its unflushed writes first.
+  void drop(std::uint64_t key, Entry& e) {
+    if (e.dirty > 0) flush_entry(key, e);
+    cache_->erase(key);
+  }
+
+  /// The value read from the database at `version` arrives in the cache.
+  void fill(std::uint64_t key, std::uint32_t version) {
+    Entry* e = cache_->peek(key);
+    if (e == nullptr) {
+      e = &insert(key);
+      e->version = version;
+    } else if (strategy_ == Strategy::cache_aside || strategy_ == Strategy::read_through) {
+      e->version = version;  // a blind set: may overwrite a newer value (the classic race)
+    } else {
+      e->version = std::max(e->version, version);
+    }
+    if (strategy_ == Strategy::write_through) {
+      // The cache applies writes and loads in commit order: a load that read the database
+      // before a write committed is superseded by that write, which went through the cache.
+      if (const Versions* v = find_versions(key)) e->version = std::max(e->version, v->db);
+    }
+    if (policy_ == Policy::ttl) e->expires = ctx_.now() + ttl_;
+  }
+
+  void flush_entry(std::uint64_t key, Entry& e) {
+    db_submit({key, kNone, e.version, e.dirty, DbJob::flush});
+    e.dirty = 0;
+  }
+
+  void flush_tick() {
+    for (std::uint64_t key : dirty_keys_)
+      if (Entry* e = cache_->peek(key); e != nullptr && e->dirty > 0) flush_entry(key, *e);
+    dirty_keys_.clear();
+    ctx_.after(flush_interval_, [this] { flush_tick(); });
+  }
+
+  // ---- the database: db_workers queries at a time, FIFO queue, lognormal service -------------
+
+  void db_submit(const DbJob& job) {
+    if (db_busy_ < db_workers_) return db_start(job);
+    if (db_queue_.size() >= db_queue_limit_ && job.kind != DbJob::flush) {
+      // Overloaded: the request (and every waiter on a shared load) is turned away.
+      if (job.kind == DbJob::load) {
+        loads_.erase(job.key);
+        for (std::uint32_t s = job.slot, next; s != kNone; s = next) {
+          next = pending_[s].next;
+          finish(s, Outcome::rejected);
+        }
+        return;
+      }
+      return finish(job.slot, Outcome::rejected);
+    }
+    db_queue_.push_back(job);
+  }
+
+  void db_start(DbJob job) {
+    ++db_busy_;
+    if (job.kind == DbJob::read || job.kind == DbJob::load) {
+      const Versions* v = find_versions(job.key);
+      job.version = v != nullptr ? v->db : 0;  // the snapshot this query reads
+      ++db_reads_;
+    } else {
+      ++db_writes_;
+    }
+    db_queries_metric_.add(1);
+    std::uint32_t index;
+    if (free_jobs_.empty()) {
+      index = static_cast<std::uint32_t>(jobs_.size());
+      jobs_.push_back(job);
+    } else {
+      index = free_jobs_.back();
+      free_jobs_.pop_back();
+      jobs_[index] = job;
+    }
+    const double latency = db_median_ * std::exp(db_sigma_ * ctx_.rng().normal());
+    ctx_.after(static_cast<Time>(latency), [this, index] { db_done(index); });
+  }
+
+  void db_done(std::uint32_t index) {
+    const DbJob job = jobs_[index];
+    free_jobs_.push_back(index);
+    --db_busy_;
+    switch (job.kind) {
+      case DbJob::read:
+        if (cache_) {
+          fill(job.key, job.version);
+          finish_after(cache_latency_, job.slot, Outcome::miss);
+        } else {
+          finish(job.slot, Outcome::miss);
+        }
+        break;
+      case DbJob::load: {
+        loads_.erase(job.key);
+        fill(job.key, job.version);
+        for (std::uint32_t s = job.slot, next; s != kNone; s = next) {
+          next = pending_[s].next;
+          finish_after(cache_latency_, s, Outcome::miss);
+        }
+        break;
+      }
+      case DbJob::write: {
+        commit(job.key, job.version);
+        if (cache_) {
+          if (strategy_ == Strategy::write_through) {
+            Entry* e = cache_->access(job.key);
+            if (e == nullptr) e = &insert(job.key);
+            // The database's latest committed version: writes can commit out of order.
+            e->version = std::max(e->version, versions(job.key).db);
+            if (policy_ == Policy::ttl) e->expires = ctx_.now() + ttl_;
+          } else {
+            cache_->erase(job.key);  // invalidate; the next read loads the new value
+          }
+        }
+        finish(job.slot, Outcome::ok);
+        break;
+      }
+      case DbJob::flush:
+        commit(job.key, job.version);
+        break;
+    }
+    if (!db_queue_.empty() && db_busy_ < db_workers_) {
+      const DbJob next = db_queue_.front();
+      db_queue_.pop_front();
+      db_start(next);
+    }
+  }
+
+  void commit(std::uint64_t key, std::uint32_t version) {
+    Versions& v = versions(key);
+    v.db = std::max(v.db, version);
+  }
+
+  // ---- versions of every key ever written ----------------------------------------------------
+
+  Versions& versions(std::uint64_t key) {
+    std::uint32_t i = version_index_.find(key);
+    if (i == kNone) {
+      i = static_cast<std::uint32_t>(versions_.size());
+      versions_.emplace_back();
+      version_index_.insert(key, i);
+    }
+    return versions_[i];
+  }
+  const Versions* find_versions(std::uint64_t key) const {
+    const std::uint32_t i = version_index_.find(key);
+    return i == kNone ? nullptr : &versions_[i];
+  }
+
+  Policy policy_;
+  Strategy strategy_;
+  Context& ctx_;
+  Time ttl_, cache_latency_, flush_interval_;
+  std::uint32_t db_workers_;
+  std::size_t db_queue_limit_;
+  double db_median_, db_sigma_ = 0;
+  Metric &db_queries_metric_, &stale_metric_, &lost_metric_, &entries_metric_;
+  std::unique_ptr<Cache> cache_;
+
+  std::vector<Pending> pending_;
+  std::vector<std::uint32_t> free_slots_;
+  KeyIndex loads_;  // key -> first waiter of its in-flight load
+  std::vector<DbJob> jobs_;
+  std::vector<std::uint32_t> free_jobs_;
+  std::deque<DbJob> db_queue_;
+  std::uint32_t db_busy_ = 0;
+  std::vector<std::uint64_t> dirty_keys_;
+  KeyIndex version_index_;
+  std::vector<Versions> versions_;
+
+  double scan_share_ = 0;
+  std::uint64_t scan_length_ = 1, scan_position_ = 0, key_shift_ = 0;
+  Time last_arrival_ = 0;
+  std::int64_t db_reads_ = 0, db_writes_ = 0, stale_reads_ = 0, writes_lost_ = 0;
+};
+
+class Caching final : public Lesson {
+ public:
+  const LessonInfo& info() const override {
+    static const LessonInfo info{
+        "caching",
+        "Caching: eviction policies and read/write strategies in front of a database",
+        "Without a cache every read queues at the database: its load and the P99 follow the "
+        "traffic. A cache with a poor eviction policy (FIFO) throws hot keys out as often as "
+        "cold ones. Cache-aside can leave a stale value behind when a read's fill lands after a "
+        "write's invalidation, and a write-back cache that crashes loses every write it "
+        "acknowledged but had not flushed.",
+        "Keep what will be asked again: LRU (recency), LFU (frequency) or W-TinyLFU (a small LRU "
+        "window plus frequency-based admission into a segmented LRU, robust to scans). Bound "
+        "staleness with a TTL; write through the cache in version order; use write-back only "
+        "where losing the last flush interval of writes is acceptable.",
+        {"Caffeine / Ristretto (W-TinyLFU)", "Redis (allkeys-lru, allkeys-lfu, volatile-ttl)",
+         "Memcached (segmented LRU)", "Facebook memcache leases (stale sets)",
+         "CPU and page caches (LRU approximations)"},
+        {{"none", true, "no cache: every read is a database query"},
+         {"fifo", true, "evict the oldest insertion, whatever its popularity"},
+         {"lru", false, "evict the least recently used key"},
+         {"lfu", false, "evict the least frequently used key (ties: least recent)"},
+         {"ttl", false, "LRU whose entries expire `ttl` after they were loaded"},
+         {"wtinylfu", false, "W-TinyLFU: LRU window + count-min admission + segmented LRU"}},
+        {{"capacity", ParamType::integer, 1000, "cache size in entries", 1, 1e8},
+         {"strategy",
+          ParamType::string,
+          "cache_aside",
+          "cache_aside | read_through | write_through | write_back",
+          -1e300,
+          1e300,
+          {"cache_aside", "read_through", "write_through", "write_back"}},
+         {"ttl", ParamType::duration, "30s", "entry lifetime (the ttl variant only)", 1e-6, 1e7},
+         {"cache_latency", ParamType::duration, "200us", "round trip to the cache", 0, 10},
+         {"db_median", ParamType::duration, "2ms", "median database query time", 1e-6, 100},
+         {"db_p99", ParamType::duration, "20ms", "99th percentile database query time (lognormal)",
+          1e-6, 1000},
+         {"db_workers", ParamType::integer, 16, "queries the database runs at once", 1, 1e6},
+         {"db_queue_limit", ParamType::integer, 100000,
+          "queued queries before the database refuses", 0, 1e9},
+         {"flush_interval", ParamType::duration, "1s", "write_back: time between flushes", 1e-6,
+          3600},
+         {"window_share", ParamType::real, 0.01,
+          "wtinylfu: share of the capacity for the LRU window", 1e-4, 0.99}},
+        {{"crash", "the cache process restarts: every entry and every unflushed write is lost", {}},
+         {"shift",
+          "popularity moves: from now on key k is read as k + offset (the hot items of the "
+          "morning go cold, new ones become hot)",
+          {{"offset", ParamType::integer, 1000000, "added to every key", 0, 1e12}}},
+         {"scan",
+          "a batch job scans cold keys: a share of the requests read the next key of a long "
+          "sequential scan instead (share 0 stops it)",
+          {{"share", ParamType::real, 0.3, "fraction of requests replaced by the scan", 0, 1},
+           {"length", ParamType::integer, 1000000, "keys in the scan before it repeats", 1,
+            1e12}}}},
+        {{"stats",
+          "entries, capacity, memory_bytes, unflushed_writes, db_queue, db_reads, db_writes",
+          {}},
+         {"contains",
+          "whether a key is cached",
+          {{"key", ParamType::integer, Value(), "key", 0, 9.2e18}}}},
+        {{"db_queries", MetricSpec::Kind::counter, "queries the database served"},
+         {"stale_reads", MetricSpec::Kind::counter, "hits older than the last acknowledged write"},
+         {"writes_lost", MetricSpec::Kind::counter, "acknowledged writes lost in a crash"},
+         {"cache_entries", MetricSpec::Kind::gauge, "entries in the cache"}}};
+    return info;
+  }
+
+  std::unique_ptr<System> build(const std::string& variant, const Params& params,
+                                Context& ctx) const override {
+    static const std::pair<const char*, Policy> policies[] = {
+        {"none", Policy::none}, {"fifo", Policy::fifo}, {"lru", Policy::lru},
+        {"lfu", Policy::lfu},   {"ttl", Policy::ttl},   {"wtinylfu", Policy::wtinylfu}};
+    for (const auto& [name, policy] : policies)
+      if (variant == name) return std::make_unique<CachedStore>(policy, params, ctx);
+    throw std::invalid_argument("unknown variant " + variant);
+  }
+};
+
+}  // namespace
+
+HLDLAB_PLUGIN(Caching)
