@@ -79,8 +79,8 @@ class Consensus final : public System {
     if (op != "elections") throw std::invalid_argument("unknown operation '" + op + "'");
     trials_ = run_trials(args["trials"].as_int(), args["settle"].as_int());
     elections_metric_.add(static_cast<double>(trials_.trials));
-    return Map{{"trials", trials_.trials},     {"mean_ms", trials_.mean_ms},
-               {"p99_ms", trials_.p99_ms},     {"max_ms", trials_.max_ms},
+    return Map{{"trials", trials_.trials},           {"mean_ms", trials_.mean_ms},
+               {"p99_ms", trials_.p99_ms},           {"max_ms", trials_.max_ms},
                {"split_votes", trials_.split_votes}, {"no_leader", trials_.no_leader}};
   }
 
@@ -90,7 +90,8 @@ class Consensus final : public System {
             {"elect_p99_ms", trials_.p99_ms},
             {"elect_max_ms", trials_.max_ms},
             {"split_votes", trials_.split_votes},
-            {"leaderless_ms", to_milliseconds(leaderless_)}};
+            {"leaderless_ms",
+             to_milliseconds(leaderless_ + (crash_time_ >= 0 ? ctx_.now() - crash_time_ : 0))}};
   }
 
  private:
@@ -173,7 +174,8 @@ class Consensus final : public System {
     if (crash_time_ >= 0) {
       ctx_.log("leader " + std::to_string(cluster_.leader()) + " elected in term " +
                std::to_string(cluster_.term()) + ", " +
-               std::to_string(to_milliseconds(cluster_.now() - crash_time_)) + " ms after the crash");
+               std::to_string(to_milliseconds(cluster_.now() - crash_time_)) +
+               " ms after the crash");
       leaderless_ += cluster_.now() - crash_time_;
       leaderless_metric_.add(to_seconds(cluster_.now() - crash_time_));
       crash_time_ = -1;
@@ -232,26 +234,31 @@ class ConsensusLesson final : public Lesson {
         {{"fixed", true, "every node uses election_timeout_min exactly"},
          {"randomized", false, "each timeout drawn uniformly in [election_timeout_min, max]"}},
         {{"nodes", ParamType::integer, 5, "cluster size", 3, 99},
-         {"election_timeout_min", ParamType::duration, "150ms", "lower end of the timeout", 1e-3, 60},
+         {"election_timeout_min", ParamType::duration, "150ms", "lower end of the timeout", 1e-3,
+          60},
          {"election_timeout_max", ParamType::duration, "300ms",
           "upper end of the timeout (randomized only)", 1e-3, 60},
          {"heartbeat", ParamType::duration, "50ms", "leader heartbeat interval", 1e-4, 60},
-         {"delay_min", ParamType::duration, "1ms", "one-way network delay, lower end (uniform)", 0, 10},
+         {"delay_min", ParamType::duration, "1ms", "one-way network delay, lower end (uniform)", 0,
+          10},
          {"delay_max", ParamType::duration, "10ms", "one-way network delay, upper end", 0, 10},
          {"timer_jitter", ParamType::duration, "0.5ms",
-          "a timer fires up to this late (scheduling noise; 0 makes fixed timeouts livelock)", 0, 1},
+          "a timer fires up to this late (scheduling noise; 0 makes fixed timeouts livelock)", 0,
+          1},
          {"client_timeout", ParamType::duration, "1s",
           "how long a command waits for a leader before timing out", 1e-3, 3600}},
-        {{"crash_leader", "the current leader crashes; it restarts as a follower after restart_after",
+        {{"crash_leader",
+          "the current leader crashes; it restarts as a follower after restart_after",
           {{"restart_after", ParamType::duration, "5s", "downtime of the crashed node", 0, 3600}}}},
         {{"elections",
           "run `trials` crash/elect cycles on a private copy of the cluster; returns "
           "{trials, mean_ms, p99_ms, max_ms, split_votes, no_leader} and fills the elect_* figures",
           {{"trials", ParamType::integer, 1000, "crash/elect cycles", 1, 1e6},
-           {"settle", ParamType::duration, "1s", "stable time between a new leader and the next crash",
-            0.05, 60}}}},
+           {"settle", ParamType::duration, "1s",
+            "stable time between a new leader and the next crash", 0.05, 60}}}},
         {{"leaderless_seconds", MetricSpec::Kind::counter, "time without a leader after crashes"},
-         {"elections", MetricSpec::Kind::counter, "elections measured by the elections operation"}}};
+         {"elections", MetricSpec::Kind::counter,
+          "elections measured by the elections operation"}}};
     return info;
   }
 
@@ -265,11 +272,14 @@ class ConsensusLesson final : public Lesson {
     c.delay_min = p.duration("delay_min");
     c.delay_max = p.duration("delay_max");
     c.timer_jitter = p.duration("timer_jitter");
-    if (variant == "fixed") c.timeout_max = c.timeout_min;
-    else if (variant != "randomized") throw std::invalid_argument("unknown variant " + variant);
+    if (variant == "fixed")
+      c.timeout_max = c.timeout_min;
+    else if (variant != "randomized")
+      throw std::invalid_argument("unknown variant " + variant);
     if (c.timeout_max < c.timeout_min)
       throw std::invalid_argument("election_timeout_max must be at least election_timeout_min");
-    if (c.delay_max < c.delay_min) throw std::invalid_argument("delay_max must be at least delay_min");
+    if (c.delay_max < c.delay_min)
+      throw std::invalid_argument("delay_max must be at least delay_min");
     if (c.heartbeat >= c.timeout_min)
       throw std::invalid_argument("heartbeat must be shorter than election_timeout_min");
     return std::make_unique<Consensus>(c, p, ctx);

@@ -206,8 +206,7 @@ class Cluster {
       }
       case Kind::vote:
         observe(e.to, e.term);
-        if (n.role == Role::candidate && e.granted && e.term == n.term &&
-            ++n.votes > size() / 2)
+        if (n.role == Role::candidate && e.granted && e.term == n.term && ++n.votes > size() / 2)
           become_leader(e.to);
         return;
       case Kind::append_entries:

@@ -26,8 +26,8 @@ using namespace hldlab;
 struct Operation {
   Request request;
   std::uint32_t generation = 0;
-  std::uint32_t key = 0;     // key index
-  std::uint64_t version = 0;  // write: the version written; read: the highest seen so far
+  std::uint32_t key = 0;           // key index
+  std::uint64_t version = 0;       // write: the version written; read: the highest seen so far
   std::uint64_t acked_before = 0;  // read: the newest version acked to anyone when it started
   std::uint32_t coordinator = 0;
   int needed = 0, replies = 0;
@@ -62,7 +62,8 @@ class QuorumStore final : public System {
     if (r_ > static_cast<int>(n_) || w_ > static_cast<int>(n_))
       throw std::invalid_argument("read_quorum and write_quorum must be at most replicas (" +
                                   std::to_string(n_) + ")");
-    if (delay_max_ < delay_min_) throw std::invalid_argument("delay_max must be at least delay_min");
+    if (delay_max_ < delay_min_)
+      throw std::invalid_argument("delay_max must be at least delay_min");
     side_.assign(n_, 0);
   }
 
@@ -147,9 +148,9 @@ class QuorumStore final : public System {
 
   Time delay() {
     const Time span = delay_max_ - delay_min_;
-    return delay_min_ + (span > 0 ? static_cast<Time>(ctx_.rng().below(
-                                        static_cast<std::uint64_t>(span) + 1))
-                                  : 0);
+    return delay_min_ +
+           (span > 0 ? static_cast<Time>(ctx_.rng().below(static_cast<std::uint64_t>(span) + 1))
+                     : 0);
   }
 
   void send(Kind kind, std::uint32_t slot, std::uint32_t from, std::uint32_t to,
@@ -163,7 +164,8 @@ class QuorumStore final : public System {
       m = free_messages_.back();
       free_messages_.pop_back();
     }
-    messages_[m] = Message{slot, ops_[slot].generation, from, to, ops_[slot].key, version, kind, true};
+    messages_[m] =
+        Message{slot, ops_[slot].generation, from, to, ops_[slot].key, version, kind, true};
     ctx_.after(from == to ? 0 : delay(), [this, m] { deliver(m); });
   }
 
@@ -182,7 +184,8 @@ class QuorumStore final : public System {
         return;
       }
       case Kind::read:
-        if (current) send(Kind::read_reply, msg.op, msg.to, msg.from, versions_[msg.key * n_ + msg.to]);
+        if (current)
+          send(Kind::read_reply, msg.op, msg.to, msg.from, versions_[msg.key * n_ + msg.to]);
         return;
       case Kind::write_ack:
       case Kind::read_reply:
@@ -273,9 +276,9 @@ class QuorumStore final : public System {
   std::vector<std::uint8_t> side_;  // partition side of each replica
   bool partitioned_ = false;
   std::unordered_map<std::uint64_t, std::uint32_t> keys_;  // key -> index
-  std::vector<std::uint64_t> versions_;  // [key index * n + replica]
-  std::vector<std::uint64_t> acked_;     // newest version acked to a client, per key
-  std::vector<Tally> side_writes_;       // [key index * 2 + side], during the partition
+  std::vector<std::uint64_t> versions_;                    // [key index * n + replica]
+  std::vector<std::uint64_t> acked_;  // newest version acked to a client, per key
+  std::vector<Tally> side_writes_;    // [key index * 2 + side], during the partition
   std::vector<Operation> ops_;
   std::vector<std::uint32_t> free_ops_;
   std::vector<Message> messages_;
@@ -298,24 +301,29 @@ class QuorumCap final : public Lesson {
         "write, so no read is stale. A CP store rejects an operation whose side of the "
         "partition cannot gather its quorum: the minority side is unavailable, the data stays "
         "consistent and nothing needs reconciling.",
-        {"Cassandra / ScyllaDB consistency levels (ONE, QUORUM, ALL)", "Amazon Dynamo (sloppy "
-         "quorums, hinted handoff)", "Riak (n_val, r, w)", "etcd / ZooKeeper (majority quorum: CP)"},
+        {"Cassandra / ScyllaDB consistency levels (ONE, QUORUM, ALL)",
+         "Amazon Dynamo (sloppy "
+         "quorums, hinted handoff)",
+         "Riak (n_val, r, w)", "etcd / ZooKeeper (majority quorum: CP)"},
         {{"ap", true, "accept with the replicas this side can reach; last write wins at heal"},
          {"cp", false, "reject an operation when this side has fewer than W (or R) replicas"}},
         {{"replicas", ParamType::integer, 3, "N: replicas of every key", 1, 63},
          {"read_quorum", ParamType::integer, 2, "R: replies a read waits for", 1, 63},
          {"write_quorum", ParamType::integer, 2, "W: acks a write waits for", 1, 63},
-         {"delay_min", ParamType::duration, "1ms", "one-way delay between replicas, lower end", 0, 10},
+         {"delay_min", ParamType::duration, "1ms", "one-way delay between replicas, lower end", 0,
+          10},
          {"delay_max", ParamType::duration, "10ms", "one-way delay, upper end (uniform)", 0, 10},
          {"request_timeout", ParamType::duration, "1s",
           "an operation without enough replies by then times out", 1e-3, 3600}},
-        {{"partition", "split the replicas: `nodes` on one side, the rest on the other",
+        {{"partition",
+          "split the replicas: `nodes` on one side, the rest on the other",
           {{"nodes", ParamType::number_list, List{0}, "replicas cut off from the rest", 0, 62}}},
          {"heal", "end the partition; anti-entropy reconciles the replicas (last write wins)", {}}},
         {},
         {{"stale_reads", MetricSpec::Kind::counter,
           "reads older than a write acknowledged before they started"},
-         {"rejected_no_quorum", MetricSpec::Kind::counter, "operations rejected without a quorum"}}};
+         {"rejected_no_quorum", MetricSpec::Kind::counter,
+          "operations rejected without a quorum"}}};
     return info;
   }
 

@@ -34,10 +34,10 @@ struct Entry {
 
 /// A node: the leader has applied the whole log; a replica a prefix of it.
 struct Node {
-  std::size_t applied = 0;    // log entries applied
-  Time last_apply = 0;        // time the last scheduled entry is applied (in-order apply)
-  Time lag = 0;               // current replication lag
-  Time lag_until = 0;         // when the lag is drawn again
+  std::size_t applied = 0;       // log entries applied
+  Time last_apply = 0;           // time the last scheduled entry is applied (in-order apply)
+  Time lag = 0;                  // current replication lag
+  Time lag_until = 0;            // when the lag is drawn again
   std::uint32_t generation = 0;  // bumped to cancel in-flight replication to this node
 };
 
@@ -142,7 +142,8 @@ class Replicated final : public System {
     if (!delays.empty() && mode_ == Mode::semi_sync) wait = std::max(wait, delays.front());
     if (!delays.empty() && mode_ == Mode::sync) wait = std::max(wait, delays.back());
     const std::uint32_t slot = acquire(r, position);
-    ctx_.after(wait, [this, slot, generation = pending_[slot].generation] { ack(slot, generation); });
+    ctx_.after(wait,
+               [this, slot, generation = pending_[slot].generation] { ack(slot, generation); });
   }
 
   /// Schedule the next log entry on replica `i`; returns the time it will be applied.
@@ -315,13 +316,15 @@ class Replication final : public Lesson {
          "MongoDB read preference and causal consistency sessions",
          "Amazon Aurora / RDS read replicas, ProxySQL read/write split"},
         {{"async_replica_reads", true, "async replication, reads from any replica"},
-         {"read_your_writes", false, "a client reads from the leader for ryw_window after it writes"},
+         {"read_your_writes", false,
+          "a client reads from the leader for ryw_window after it writes"},
          {"monotonic_reads", false, "a client always reads from the same replica"},
          {"semi_sync", false, "ack a write once one replica applied it"},
          {"sync", false, "ack a write once every replica applied it"}},
         {{"replicas", ParamType::integer, 2, "replicas besides the leader", 1, 64},
          {"lag_median", ParamType::duration, "50ms", "median replication lag (lognormal)", 0, 3600},
-         {"lag_p99", ParamType::duration, "500ms", "99th percentile of the replication lag", 0, 3600},
+         {"lag_p99", ParamType::duration, "500ms", "99th percentile of the replication lag", 0,
+          3600},
          {"lag_period", ParamType::duration, "1s",
           "a replica keeps one lag draw this long, then draws again", 1e-6, 3600},
          {"ryw_window", ParamType::duration, "2s",
@@ -333,7 +336,8 @@ class Replication final : public Lesson {
           "replica is promoted after failover_after; acked writes it lacks are lost",
           {}}},
         {},
-        {{"stale_reads", MetricSpec::Kind::counter, "reads older than the client's own acked write"},
+        {{"stale_reads", MetricSpec::Kind::counter,
+          "reads older than the client's own acked write"},
          {"lost_writes", MetricSpec::Kind::counter, "acknowledged writes lost at failover"}}};
     return info;
   }
