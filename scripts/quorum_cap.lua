@@ -33,6 +33,7 @@ lab.expect(r.r2w2.stale_reads == 0 and r.r1w3.stale_reads == 0 and r.r3w1.stale_
            "R + W > N: no stale read at all")
 
 local p = lab.experiment{ name = "quorum_cap: partition", seed = 42, duration = "30s" }
+traffic.keys = lab.uniform{ n = 1000 }  -- more keys than writes in the window: not all collide
 p:workload(traffic)
 p:add{ lesson = "quorum_cap", variant = "ap" }
 p:add{ lesson = "quorum_cap", variant = "cp" }

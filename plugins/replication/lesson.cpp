@@ -80,7 +80,6 @@ class Replicated final : public System {
     if (fault != "crash_leader") return;
     if (leader_down_) return;  // already failing over
     leader_down_ = true;
-    ++crashes_;
     // Replication in flight dies with the leader: replicas keep what they applied.
     for (Node& n : nodes_) ++n.generation, n.last_apply = ctx_.now();
     // Writes waiting for replica acks fail: the client never got an ack, so they are not lost.
@@ -240,7 +239,6 @@ class Replicated final : public System {
     }
     ctx_.log("replica " + std::to_string(best) + " promoted to leader; " + std::to_string(lost) +
              " acknowledged writes lost");
-    (void)old;
   }
 
   std::uint32_t acquire(const Request& r, std::size_t position) {
@@ -292,7 +290,7 @@ class Replicated final : public System {
   std::vector<Time> delays_;
   std::uint64_t next_write_id_ = 0;
   std::int64_t stale_reads_ = 0, non_monotonic_ = 0, lost_writes_ = 0, leader_reads_ = 0;
-  std::int64_t writes_acked_ = 0, crashes_ = 0;
+  std::int64_t writes_acked_ = 0;
   Time write_latency_sum_ = 0;
 };
 
