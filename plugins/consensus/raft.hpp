@@ -158,10 +158,12 @@ class Cluster {
   void observe(int i, std::uint64_t term) {
     Node& n = nodes_[static_cast<std::size_t>(i)];
     if (term <= n.term) return;
-    if (n.role == Role::leader && leader_ == i) leader_ = -1;
+    const bool was_leader = n.role == Role::leader;
+    if (was_leader && leader_ == i) leader_ = -1;
     n.term = term;
     n.role = Role::follower;
     n.voted_for = -1;
+    if (was_leader) reset_timer(i);  // a leader runs no election timer
   }
 
   void dispatch(const Event& e) {

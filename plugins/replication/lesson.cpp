@@ -47,9 +47,11 @@ struct Session {
   std::uint64_t seen = 0;
 };
 
-struct PendingWrite {
+/// A request being served: a write waiting for its ack, or a read in service. Events refer to
+/// it by (slot, generation), so that the ack of a write failed by a crash is ignored.
+struct InFlight {
   Request request;
-  std::size_t position = 0;  // log position
+  std::size_t position = 0;  // write: its log position
   std::uint32_t generation = 0;
   bool active = false;
 };
@@ -67,6 +69,8 @@ class Replicated final : public System {
         lost_metric_(ctx.metric("lost_writes")) {
     const double p99 = static_cast<double>(p.duration("lag_p99"));
     if (p99 < lag_median_) throw std::invalid_argument("lag_p99 must be at least lag_median");
+    if (lag_median_ == 0 && p99 > 0)
+      throw std::invalid_argument("lag_median must be positive when lag_p99 is (lognormal lag)");
     lag_sigma_ = lag_median_ > 0 ? std::log(p99 / lag_median_) / 2.3263478740408408 : 0;
     nodes_.resize(static_cast<std::size_t>(p.integer("replicas")) + 1);
   }
@@ -84,7 +88,7 @@ class Replicated final : public System {
     for (Node& n : nodes_) ++n.generation, n.last_apply = ctx_.now();
     // Writes waiting for replica acks fail: the client never got an ack, so they are not lost.
     for (std::uint32_t s = 0; s < pending_.size(); ++s)
-      if (pending_[s].active) {
+      if (pending_[s].active && pending_[s].request.op == Op::write) {
         ctx_.complete(pending_[s].request, Outcome::error);
         release(s);
       }
@@ -156,7 +160,7 @@ class Replicated final : public System {
   }
 
   void ack(std::uint32_t slot, std::uint32_t generation) {
-    PendingWrite& w = pending_[slot];
+    InFlight& w = pending_[slot];
     if (!w.active || w.generation != generation) return;  // failed by a crash meanwhile
     log_[w.position].acked = true;
     Session& s = sessions_[session_key(w.request.client, w.request.key)];
@@ -250,7 +254,7 @@ class Replicated final : public System {
       slot = free_.back();
       free_.pop_back();
     }
-    PendingWrite& w = pending_[slot];
+    InFlight& w = pending_[slot];
     w.request = r;
     w.position = position;
     w.active = true;
@@ -285,7 +289,7 @@ class Replicated final : public System {
   std::unordered_map<std::uint64_t, std::vector<std::size_t>> history_;  // key -> log positions
   std::unordered_map<SessionKey, Session, SessionHash> sessions_;
   std::unordered_map<std::uint32_t, Time> last_write_;  // client -> time of its last write
-  std::vector<PendingWrite> pending_;
+  std::vector<InFlight> pending_;
   std::vector<std::uint32_t> free_;
   std::vector<Time> delays_;
   std::uint64_t next_write_id_ = 0;
