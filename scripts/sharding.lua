@@ -19,12 +19,26 @@ exp:workload{
   service = lab.exponential{ mean = "5ms" },
   writes = 0.3,
 }
+local systems = {}
 for _, v in ipairs{ "range", "hash", "consistent" } do
-  exp:add{ lesson = "sharding", variant = v, params = { shards = 8, records = 100000 } }
+  systems[v] = exp:add{ lesson = "sharding", variant = v, params = { shards = 8, records = 100000 } }
 end
 exp:at("30s", function(sys) sys:call("add_shard", {}) end)
 local r = exp:run()
 lab.report(r)
+-- Per-shard load and P99 (of each shard's parts: queueing + service).
+local p99 = {}
+for _, v in ipairs{ "range", "hash" } do
+  local cells, low, high = {}, math.huge, 0
+  for _, shard in ipairs(systems[v]:call("shards", {})) do
+    cells[#cells + 1] = string.format("%d:%d/%.0fms", shard.id, shard.served, shard.p99 * 1000)
+    low, high = math.min(low, shard.p99), math.max(high, shard.p99)
+  end
+  p99[v] = { low = low, high = high }
+  print(string.format("%-6s shard:parts/p99  %s", v, table.concat(cells, " ")))
+end
+lab.expect(p99.range.high > 20 * p99.range.low, "range: the hot shard's P99 is 20x the coldest's")
+lab.expect(p99.hash.high < 2 * p99.hash.low, "hash: every shard's P99 within 2x of each other")
 lab.expect(r.range.same_shard_writes > 0.999,
            "range on a monotonic key: every write goes to the same (last) shard")
 lab.expect(r.range.write_max_share > 0.5, "one shard took most writes (the split at 30s moved the hot spot)")

@@ -19,6 +19,7 @@
 //             max/mean, fan-out per scan, data moved by add_shard, records per shard max/mean; P99
 //             by the runtime.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <deque>
 #include <string>
@@ -36,6 +37,31 @@ enum class Scheme { range, hash, consistent };
 struct Part {
   std::uint32_t query = 0;
   Time service = 0;
+  Time enqueued = 0;
+};
+
+/// Latencies of one shard's parts (queueing + service) in log buckets of 2^(1/8) (~9% wide).
+class PartLatencies {
+ public:
+  void record(Time latency) {
+    const double ns = std::max(1.0, static_cast<double>(latency));
+    const auto b = static_cast<std::size_t>(std::min(8.0 * std::log2(ns), kBuckets - 1.0));
+    ++counts_[b];
+    ++total_;
+  }
+  /// Upper edge of the bucket holding quantile q, in seconds (0 when empty).
+  double quantile(double q) const {
+    std::int64_t seen = 0;
+    for (std::size_t b = 0; b < kBuckets; ++b)
+      if ((seen += counts_[b]) > 0 && static_cast<double>(seen) >= q * static_cast<double>(total_))
+        return std::exp2(static_cast<double>(b + 1) / 8.0) * 1e-9;
+    return 0;
+  }
+
+ private:
+  static constexpr std::size_t kBuckets = 8 * 48;  // up to 2^48 ns (~78 hours)
+  std::array<std::int64_t, kBuckets> counts_{};
+  std::int64_t total_ = 0;
 };
 
 struct Shard {
@@ -45,6 +71,7 @@ struct Shard {
   std::int64_t served = 0;  // parts
   std::int64_t writes = 0;
   std::uint64_t seen = 0;  // scan in which this shard was last counted (fan-out, no allocation)
+  PartLatencies latencies;
 };
 
 struct Query {
@@ -132,6 +159,7 @@ class Sharded final : public System {
           {"records", records[s]},
           {"served", shards_[s].served},
           {"writes", shards_[s].writes},
+          {"p99", shards_[s].latencies.quantile(0.99)},
           {"outstanding", shards_[s].busy + static_cast<std::int64_t>(shards_[s].queue.size())}});
     return out;
   }
@@ -260,7 +288,7 @@ class Sharded final : public System {
 
   void enqueue(std::uint32_t shard, std::uint32_t q, Time service) {
     Shard& s = shards_[shard];
-    const Part part{q, service};
+    const Part part{q, service, ctx_.now()};
     if (s.busy < workers_) return start(shard, part);
     s.queue.push_back(part);
   }
@@ -269,6 +297,8 @@ class Sharded final : public System {
     Shard& s = shards_[shard];
     ++s.busy;
     const double work = static_cast<double>(part.service) * s.slow_factor;
+    const Time done = ctx_.now() + static_cast<Time>(work);
+    s.latencies.record(done - part.enqueued);
     ctx_.after(static_cast<Time>(work), [this, shard, q = part.query] { finish(shard, q); });
   }
 
@@ -348,7 +378,10 @@ class Sharding final : public Lesson {
          {"shard_of",
           "the shard that owns a key",
           {{"key", ParamType::integer, Value(), "key", 0, 9.2e18}}},
-         {"shards", "every shard: id, records, served (parts), writes, outstanding", {}}},
+         {"shards",
+          "every shard: id, records, served (parts), writes, outstanding, p99 (of its parts, "
+          "seconds)",
+          {}}},
         {{"shards", MetricSpec::Kind::gauge, "number of shards"},
          {"records_moved", MetricSpec::Kind::counter, "records moved by add_shard"}}};
     return info;
