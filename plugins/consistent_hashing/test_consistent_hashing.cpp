@@ -67,6 +67,21 @@ TEST_CASE("going from 10 to 11 nodes moves 10/11 of the keys with mod N and 1/11
   }
 }
 
+TEST_CASE("with hundreds of virtual nodes the ring's new node takes 1/11 of the keys") {
+  // The new node owns `vnodes` arcs of mean 1/(11 vnodes): its share has a standard deviation
+  // of (1/11)/sqrt(vnodes), 0.9 points at 100 vnodes, 0.3 at 1000.
+  ExperimentConfig config;
+  Experiment e(config);
+  for (int vnodes : {100, 160, 400, 1000}) {
+    SystemSlot& s = e.add(registry(), "consistent_hashing", "ring_vnodes", {{"vnodes", vnodes}},
+                          "v" + std::to_string(vnodes));
+    const double moved = s.call("add_node", {})["moved"].as_double();
+    INFO(vnodes << " vnodes: moved " << moved);
+    CHECK(std::abs(moved - 1.0 / 11) < 3 * (1.0 / 11) / std::sqrt(vnodes));
+    if (vnodes >= 160) CHECK(std::abs(moved - 1.0 / 11) < 0.015);
+  }
+}
+
 TEST_CASE("removing or killing a node moves only that node's keys, except with mod N") {
   ExperimentConfig config;
   Experiment e(config);

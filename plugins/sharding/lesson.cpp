@@ -362,7 +362,7 @@ class Sharding final : public Lesson {
          {"consistent", false,
           "hash ring with virtual nodes: even, and adding a shard moves ~1/(n+1)"}},
         {{"shards", ParamType::integer, 8, "initial number of shards", 1, 1000},
-         {"records", ParamType::integer, 100000, "existing records (keys 0..records-1)", 1, 1e8},
+         {"records", ParamType::integer, 100000, "existing records (keys 0..records-1)", 1, 1e7},
          {"scan_share", ParamType::real, 0.05, "share of reads that are range scans", 0, 1},
          {"scan_length", ParamType::integer, 100, "consecutive keys a range scan reads", 1, 1e7},
          {"vnodes", ParamType::integer, 100, "consistent: virtual points per shard", 1, 10000},
