@@ -92,6 +92,8 @@ class Hashing final : public System {
 
   Value call(const std::string& op, const Value& args) override {
     if (op == "add_node") {
+      if (algorithm_ == Algorithm::maglev && members_.size() + 1 > maglev_size_)
+        throw std::invalid_argument("maglev_table must be at least the number of nodes");
       const NodeId id = new_node_id();
       join(id);
       return change("add", id);
