@@ -152,7 +152,8 @@ class Balancer final : public System {
   std::uint32_t pick(const Request& r) {
     const std::size_t n = rotation_.size();
     switch (policy_) {
-      case Policy::round_robin: return rotation_[next_++ % n];
+      case Policy::round_robin:
+        return rotation_[next_++ % n];
       case Policy::least_connections: {
         // Scan from a rotating start so that ties are spread instead of piling on backend 0.
         const std::size_t start = next_++ % n;
@@ -182,7 +183,8 @@ class Balancer final : public System {
         backends_[best].wrr_current -= total;
         return best;
       }
-      case Policy::ip_hash: return rotation_[Rng::hash(r.client) % n];
+      case Policy::ip_hash:
+        return rotation_[Rng::hash(r.client) % n];
     }
     return rotation_[0];
   }
@@ -292,24 +294,33 @@ class LoadBalancing final : public Lesson {
          {"ip_hash", false, "hash of the client id: session affinity, not load-aware"}},
         {{"backends", ParamType::integer, 10, "number of backends", 1, 10000},
          {"workers", ParamType::integer, 1, "requests a backend serves at once", 1, 100000},
-         {"queue_limit", ParamType::integer, 100000, "waiting requests per backend before 503s", 0, 1e9},
-         {"speeds", ParamType::number_list, List{}, "relative speed per backend (default all 1)", 1e-6, 1e6},
+         {"queue_limit", ParamType::integer, 100000, "waiting requests per backend before 503s", 0,
+          1e9},
+         {"speeds", ParamType::number_list, List{}, "relative speed per backend (default all 1)",
+          1e-6, 1e6},
          {"health_checks", ParamType::boolean, true, "probe backends and remove dead ones"},
          {"health_check_interval", ParamType::duration, "5s", "time between probes", 1e-3, 3600},
          {"unhealthy_after", ParamType::integer, 2, "failed probes before removal", 1, 1000}},
-        {{"kill_backend", "the backend dies: in-flight requests fail, new ones are refused",
+        {{"kill_backend",
+          "the backend dies: in-flight requests fail, new ones are refused",
           {{"backend", ParamType::integer, Value(), "backend index", 0, 1e6}}},
-         {"restart_backend", "the backend comes back (health checks put it back in rotation)",
+         {"restart_backend",
+          "the backend comes back (health checks put it back in rotation)",
           {{"backend", ParamType::integer, Value(), "backend index", 0, 1e6}}},
-         {"slow_backend", "multiply one backend's service time",
+         {"slow_backend",
+          "multiply one backend's service time",
           {{"backend", ParamType::integer, Value(), "backend index", 0, 1e6},
            {"factor", ParamType::real, 10.0, "service time multiplier", 1e-6, 1e6}}},
-         {"add_backend", "add a backend to the pool (scale out)",
+         {"add_backend",
+          "add a backend to the pool (scale out)",
           {{"speed", ParamType::real, 1.0, "relative speed", 1e-6, 1e6}}}},
-        {{"backends", "state of every backend: alive, in_rotation, outstanding, served, speed", {}}},
+        {{"backends",
+          "state of every backend: alive, in_rotation, outstanding, served, speed",
+          {}}},
         {{"backends_in_rotation", MetricSpec::Kind::gauge, "backends the balancer routes to"},
          {"dead_backend_errors", MetricSpec::Kind::counter, "requests failed by a dead backend"},
-         {"health_check_removals", MetricSpec::Kind::counter, "backends removed by health checks"}}};
+         {"health_check_removals", MetricSpec::Kind::counter,
+          "backends removed by health checks"}}};
     return info;
   }
 

@@ -19,7 +19,8 @@ ExperimentResult heavy_tail_run(std::uint64_t seed) {
   w.service = Distribution::lognormal(static_cast<double>(milliseconds(20)),
                                       static_cast<double>(milliseconds(400)));
   e.set_workload(w);
-  for (const char* v : {"round_robin", "least_connections", "p2c", "weighted_round_robin", "ip_hash"})
+  for (const char* v :
+       {"round_robin", "least_connections", "p2c", "weighted_round_robin", "ip_hash"})
     e.add(registry(), "load_balancing", v);
   return e.run();
 }
@@ -33,9 +34,9 @@ ExperimentResult kill_run(bool health_checks) {
   w.arrivals.rps = 1000;
   w.service = Distribution::constant(static_cast<double>(milliseconds(1)));
   e.set_workload(w);
-  SystemSlot& rr = e.add(registry(), "load_balancing", "round_robin",
-                         {{"health_checks", health_checks}, {"health_check_interval", "5s"},
-                          {"unhealthy_after", 2}});
+  SystemSlot& rr = e.add(
+      registry(), "load_balancing", "round_robin",
+      {{"health_checks", health_checks}, {"health_check_interval", "5s"}, {"unhealthy_after", 2}});
   e.at(seconds(20), [&rr] { rr.inject("kill_backend", {{"backend", 3}}); });
   return e.run();
 }
