@@ -37,7 +37,8 @@ print(string.format("headers at 0.7 s  fixed_window: remaining %d, retry_after %
                     headers.log.remaining, headers.log.retry_after))
 lab.expect(b.none.accepted == b.none.requests, "no limiter: everything goes through")
 lab.expect(b.fixed_window.peak_per_window == 2 * limit,
-           "fixed window: exactly 2x the limit inside one window-length interval at the boundary")
+           "fixed window: exactly 2x the limit inside one window-length interval at the boundary",
+           { headline = true })
 lab.expect(b.sliding_log.peak_per_window == limit, "sliding log: never more than the limit")
 lab.expect(b.sliding_window.peak_per_window < 2 * limit * 0.8,
            "sliding window counter: overshoots on this adversarial pattern, far less than 2x")

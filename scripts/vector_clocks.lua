@@ -26,7 +26,8 @@ lab.report(r)
 
 local lww, vc = r.last_write_wins, r.vector_clocks
 lab.expect(lww.writes == vc.writes, "both variants took the same writes")
-lab.expect(lww.lost_updates > lww.writes / 20, "last write wins silently lost over 5% of the writes")
+lab.expect(lww.lost_updates > lww.writes / 20, "last write wins silently lost over 5% of the writes",
+           { headline = true })
 lab.expect(vc.lost_updates == 0, "vector clocks lost none")
 lab.expect(vc.conflicts_detected > vc.writes / 20 and lww.conflicts_detected == 0,
            "vector clocks detected the concurrent writes that last write wins cannot see")

@@ -69,3 +69,12 @@ TEST_CASE("closest match finds likely typos and nothing for unrelated words") {
   REQUIRE(closest_match("round_robn", {"round_robin", "p2c"}) == "round_robin");
   REQUIRE(closest_match("zzzzzz", {"round_robin", "p2c"}).empty());
 }
+
+TEST_CASE("a list taken from a temporary value outlives the temporary") {
+  auto make = [] { return Value(List{1, 2, 3}); };
+  std::int64_t sum = 0;
+  for (const Value& v : make().as_list()) sum += v.as_int();  // would read freed memory if by reference
+  REQUIRE(sum == 6);
+  REQUIRE(Value(Map{{"a", 1}}).as_map().at("a").as_int() == 1);
+  REQUIRE(Value("text").as_string() == "text");
+}

@@ -181,3 +181,13 @@ lab.report(r)
   REQUIRE_THAT(r.output, Catch::Contains("FAILED: passthrough/faulty: deliberate failure"));
   REQUIRE(r.experiments[0].systems[1].completed > 500);
 }
+
+TEST_CASE("lab.expect can mark the headline claim and refuses unknown options") {
+  const ScriptResult r = run_lua("local lab = require 'hldlab'\nlab.expect(true, 'setup')\n"
+                                 "lab.expect(true, 'the claim', { headline = true })");
+  REQUIRE(r.expectations.size() == 2);
+  REQUIRE_FALSE(r.expectations[0].headline);
+  REQUIRE(r.expectations[1].headline);
+  REQUIRE_THAT(run_lua("local lab = require 'hldlab'\nlab.expect(true, 'x', { headlne = true })").error,
+               Catch::Contains("unknown field 'headlne' (did you mean 'headline'?)"));
+}

@@ -5,6 +5,7 @@
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/filesystem.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -19,7 +20,7 @@ namespace {
 using namespace hldlab;
 
 // Exit codes, also documented in the README.
-constexpr int kExitExpectationFailed = 1;
+// 1: an expectation or a system failed (ScriptResult::exit_code).
 constexpr int kExitBadInput = 2;
 constexpr int kExitEnvironment = 3;
 
@@ -83,8 +84,12 @@ bool write_json(const std::string& path, const nlohmann::json& json) {
 }
 
 struct TourRow {
-  std::string lesson, claims, verdict, naive_p99, best_p99, note;
+  std::string lesson, claims, verdict, time, headline;
 };
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 }  // namespace
 
@@ -199,49 +204,47 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   for (const auto& name : registry.names()) {
     const std::string path = script_dir + "/" + name + ".lua";
-    TourRow row{name, "-", "NO SCRIPT", "-", "-", ""};
     if (!boost::filesystem::exists(path)) {
-      rows.push_back(row);
+      rows.push_back({name, "-", "NO SCRIPT", "-", "no " + path});
       continue;
     }
     std::cout << "\n### " << name << " — " << registry.get(name).lesson->info().title << "\n";
+    const double start = wall_seconds();
     const ScriptResult result = run_script(path, registry, options);
+    char took[32];
+    std::snprintf(took, sizeof took, "%.1fs", wall_seconds() - start);
     all[name] = to_json(result);
     std::size_t passed = 0;
     for (const auto& e : result.expectations) passed += e.passed;
-    row.claims = std::to_string(passed) + "/" + std::to_string(result.expectations.size());
-    row.verdict = result.exit_code() == 0 ? "PASS" : result.error.empty() ? "FAIL" : "ERROR";
-    if (!result.error.empty()) spdlog::error("{}", result.error);
-    exit_code = std::max(exit_code, result.exit_code());
-    if (!result.experiments.empty()) {
-      const auto& systems = result.experiments.front().systems;
-      const SystemResult* naive = nullptr;
-      const SystemResult* best = nullptr;
-      for (const auto& s : systems) {
-        if (s.naive && !naive) naive = &s;
-        if (!s.naive && (!best || s.p99 < best->p99)) best = &s;
-      }
-      if (naive) row.naive_p99 = format_seconds(naive->p99) + " (" + naive->label + ")";
-      if (best) row.best_p99 = format_seconds(best->p99) + " (" + best->label + ")";
+    TourRow row{name, std::to_string(passed) + "/" + std::to_string(result.expectations.size()),
+                result.exit_code() == 0 ? "PASS" : result.error.empty() ? "FAIL" : "ERROR", took, ""};
+    // The headline: the first failed claim, else the one marked headline, else the first.
+    const Expectation* shown = nullptr;
+    for (const auto& e : result.expectations)
+      if (!shown || (e.headline && shown->passed && !shown->headline) || (!e.passed && shown->passed))
+        shown = &e;
+    if (shown) row.headline = shown->message;
+    if (!result.error.empty()) {
+      spdlog::error("{}", result.error);
+      row.headline = result.error;
     }
+    exit_code = std::max(exit_code, result.exit_code());
     rows.push_back(row);
   }
   std::cout << "\n=== hldlab tour: " << rows.size() << " lessons\n";
-  std::vector<std::string> header = {"lesson", "claims", "verdict", "naive p99", "best fix p99"};
+  const std::vector<std::string> header = {"lesson", "claims", "verdict", "time", "headline"};
   std::vector<std::size_t> width;
   for (const auto& h : header) width.push_back(h.size());
-  for (const auto& r : rows) {
-    const std::string cells[] = {r.lesson, r.claims, r.verdict, r.naive_p99, r.best_p99};
-    for (std::size_t i = 0; i < 5; ++i) width[i] = std::max(width[i], cells[i].size());
-  }
+  for (const auto& r : rows)
+    for (const auto& [i, cell] : {std::pair<int, const std::string*>{0, &r.lesson}, {1, &r.claims}, {2, &r.verdict}, {3, &r.time}})
+      width[i] = std::max(width[i], cell->size());
   auto line = [&](const std::vector<std::string>& cells) {
     for (std::size_t i = 0; i < cells.size(); ++i)
       std::cout << cells[i] << (i + 1 < cells.size() ? std::string(width[i] - cells[i].size() + 2, ' ') : "");
     std::cout << "\n";
   };
   line(header);
-  for (const auto& r : rows) line({r.lesson, r.claims, r.verdict, r.naive_p99, r.best_p99});
+  for (const auto& r : rows) line({r.lesson, r.claims, r.verdict, r.time, r.headline});
   if (!json_path.empty() && !write_json(json_path, all)) return kExitEnvironment;
-  (void)kExitExpectationFailed;
   return exit_code;
 }

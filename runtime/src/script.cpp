@@ -484,6 +484,12 @@ int lab_expect(lua_State* L) {
     Expectation e;
     e.passed = lua_toboolean(L, 1) != 0;
     e.message = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "(no message)";
+    if (!lua_isnoneornil(L, 3)) {
+      const Map options = table_arg(L, 3, "lab.expect options");
+      reject_unknown(options, {"headline"}, "lab.expect");
+      e.headline = Value(options)["headline"].kind() == Value::Kind::boolean &&
+                   Value(options)["headline"].as_bool();
+    }
     luaL_where(L, 1);
     e.where = lua_tostring(L, -1);
     lua_pop(L, 1);
@@ -782,7 +788,8 @@ nlohmann::json to_json(const ScriptResult& r) {
   for (const auto& e : r.experiments) out["experiments"].push_back(to_json(e));
   out["expectations"] = nlohmann::json::array();
   for (const auto& e : r.expectations)
-    out["expectations"].push_back({{"message", e.message}, {"where", e.where}, {"passed", e.passed}});
+    out["expectations"].push_back(
+        {{"message", e.message}, {"where", e.where}, {"passed", e.passed}, {"headline", e.headline}});
   if (!r.error.empty()) out["error"] = r.error;
   out["exit_code"] = r.exit_code();
   return out;

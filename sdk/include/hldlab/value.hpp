@@ -57,11 +57,16 @@ class Value {
     if (kind() == Kind::integer) return static_cast<double>(std::get<std::int64_t>(v_));
     return get<double>("number");
   }
-  const std::string& as_string() const { return get<std::string>("string"); }
-  const List& as_list() const { return get<List>("list"); }
-  const Map& as_map() const { return get<Map>("map"); }
-  List& as_list() { return const_cast<List&>(std::as_const(*this).as_list()); }
-  Map& as_map() { return const_cast<Map&>(std::as_const(*this).as_map()); }
+  // On a temporary (`sys.call(...).as_list()`) these return by value: a reference into the
+  // temporary would dangle at the end of the full expression, e.g. in a range-for.
+  const std::string& as_string() const& { return get<std::string>("string"); }
+  const List& as_list() const& { return get<List>("list"); }
+  const Map& as_map() const& { return get<Map>("map"); }
+  List& as_list() & { return const_cast<List&>(get<List>("list")); }
+  Map& as_map() & { return const_cast<Map&>(get<Map>("map")); }
+  std::string as_string() && { return std::move(const_cast<std::string&>(get<std::string>("string"))); }
+  List as_list() && { return std::move(as_list()); }
+  Map as_map() && { return std::move(as_map()); }
 
   /// Map lookup: the value at `key`, or nil when absent (or when this is not a map).
   const Value& operator[](const std::string& key) const {

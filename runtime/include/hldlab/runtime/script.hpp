@@ -27,6 +27,7 @@ struct ScriptOptions {
 struct Expectation {
   std::string message, where;
   bool passed = false;
+  bool headline = false;  ///< lab.expect(cond, msg, { headline = true }): the tour shows it
 };
 
 struct ScriptResult {
