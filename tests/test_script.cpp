@@ -191,3 +191,17 @@ TEST_CASE("lab.expect can mark the headline claim and refuses unknown options") 
   REQUIRE_THAT(run_lua("local lab = require 'hldlab'\nlab.expect(true, 'x', { headlne = true })").error,
                Catch::Contains("unknown field 'headlne' (did you mean 'headline'?)"));
 }
+
+TEST_CASE("the latency of answered requests is reported apart from instant failures") {
+  const ScriptResult r = run_lua(R"(local lab = require "hldlab"
+local exp = lab.experiment{ duration = "2s" }
+exp:workload{ arrivals = lab.constant{ rps = 1000 } }
+local sys = exp:add{ lesson = "passthrough", variant = "delayed", params = { delay = "10ms" } }
+sys:inject("errors", { rate = 0.8 })
+local r = exp:run()
+lab.expect(r.delayed.p50_ok > 0.0099 and r.delayed.p50 < 0.001, "answers take 10 ms, failures 0")
+lab.report(r)
+)");
+  REQUIRE(r.exit_code() == 0);
+  REQUIRE_THAT(r.output, Catch::Contains("p99 ok"));
+}

@@ -227,6 +227,10 @@ SystemResult SystemSlot::result(Time duration) const {
   r.p999 = to_seconds(h.quantile(0.999));
   r.max = to_seconds(h.max());
   r.mean = h.mean() * 1e-9;
+  const LatencyHistogram& answered = recorder_.answered_latency();
+  r.p50_ok = to_seconds(answered.quantile(0.50));
+  r.p99_ok = to_seconds(answered.quantile(0.99));
+  r.p999_ok = to_seconds(answered.quantile(0.999));
   const auto good = r.count(Outcome::ok) + r.count(Outcome::hit) + r.count(Outcome::miss);
   r.throughput = duration > 0 ? static_cast<double>(good) / to_seconds(duration) : 0;
   const auto lookups = r.count(Outcome::hit) + r.count(Outcome::miss);

@@ -40,8 +40,9 @@ nlohmann::json to_json(const SystemResult& r) {
   out["requests"] = r.requests;
   out["completed"] = r.completed;
   for (int i = 0; i < kOutcomeCount; ++i) out["outcomes"][outcome_name(static_cast<Outcome>(i))] = r.outcomes[i];
-  out["latency_seconds"] = {{"p50", r.p50}, {"p90", r.p90}, {"p99", r.p99},
-                            {"p999", r.p999}, {"max", r.max}, {"mean", r.mean}};
+  out["latency_seconds"] = {{"p50", r.p50},       {"p90", r.p90},       {"p99", r.p99},
+                            {"p999", r.p999},     {"max", r.max},       {"mean", r.mean},
+                            {"p50_ok", r.p50_ok}, {"p99_ok", r.p99_ok}, {"p999_ok", r.p999_ok}};
   out["throughput_rps"] = r.throughput;
   out["hit_ratio"] = r.hit_ratio < 0 ? nlohmann::json(nullptr) : nlohmann::json(r.hit_ratio);
   out["metrics"] = to_json(Value(r.metrics));
@@ -98,9 +99,14 @@ std::string format_table(const ExperimentResult& r) {
         figure_names.push_back(entry.first);
   const bool any_hits = std::any_of(r.systems.begin(), r.systems.end(),
                                     [](const SystemResult& s) { return s.hit_ratio >= 0; });
+  // When some requests end without an answer (often instantly), show the P99 of the answered.
+  const bool any_unanswered = std::any_of(r.systems.begin(), r.systems.end(), [](const SystemResult& s) {
+    return s.count(Outcome::rejected) + s.count(Outcome::error) + s.count(Outcome::timeout) > 0;
+  });
 
-  std::vector<std::string> header = {"system", "kind", "p50", "p99", "p99.9", "max", "ok/s",
-                                     "errors", "rejected", "timeouts"};
+  std::vector<std::string> header = {"system", "kind", "p50", "p99", "p99.9", "max"};
+  if (any_unanswered) header.push_back("p99 ok");
+  for (const char* h : {"ok/s", "errors", "rejected", "timeouts"}) header.push_back(h);
   if (any_hits) header.push_back("hit%");
   for (const auto& f : figure_names) header.push_back(f);
   std::vector<std::vector<std::string>> rows;
@@ -113,9 +119,12 @@ std::string format_table(const ExperimentResult& r) {
     }
     char tput[32];
     std::snprintf(tput, sizeof tput, "%.1f", s.throughput);
+    for (const std::string& cell : {format_seconds(s.p50), format_seconds(s.p99),
+                                    format_seconds(s.p999), format_seconds(s.max)})
+      row.push_back(cell);
+    if (any_unanswered) row.push_back(format_seconds(s.p99_ok));
     for (const std::string& cell :
-         {format_seconds(s.p50), format_seconds(s.p99), format_seconds(s.p999),
-          format_seconds(s.max), std::string(tput), std::to_string(s.count(Outcome::error)),
+         {std::string(tput), std::to_string(s.count(Outcome::error)),
           std::to_string(s.count(Outcome::rejected)), std::to_string(s.count(Outcome::timeout))})
       row.push_back(cell);
     if (any_hits) {

@@ -269,6 +269,9 @@ void push_row(lua_State* L, const SystemResult& s) {
   set_number(L, "p999", s.p999);
   set_number(L, "max", s.max);
   set_number(L, "mean", s.mean);
+  set_number(L, "p50_ok", s.p50_ok);
+  set_number(L, "p99_ok", s.p99_ok);
+  set_number(L, "p999_ok", s.p999_ok);
   set_number(L, "throughput", s.throughput);
   if (s.hit_ratio >= 0) set_number(L, "hit_ratio", s.hit_ratio);
   push_value(L, Value(s.figures));

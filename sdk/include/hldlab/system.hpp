@@ -27,7 +27,8 @@ struct Request {
   Op op = Op::read;
 };
 
-/// How a request ended. Latency is measured from arrival to completion.
+/// How a request ended. Latency is measured from arrival to completion. The first three are
+/// answers (the runtime reports their latency separately too); keep that order.
 enum class Outcome : std::uint8_t { ok, hit, miss, rejected, error, timeout };
 constexpr int kOutcomeCount = 6;
 inline const char* outcome_name(Outcome o) {

@@ -25,12 +25,17 @@ class Recorder {
 
   void record(Time latency, Outcome outcome) {
     latency_.record(latency);
+    if (outcome <= Outcome::miss) answered_latency_.record(latency);
     bump(outcomes_[static_cast<int>(outcome)]);
   }
   void record_arrival() { bump(arrived_); }
   void record_fault(std::size_t index) { bump(faults_[index].count); }
 
+  /// Latency of every completed request, whatever its outcome.
   const LatencyHistogram& latency() const { return latency_; }
+  /// Latency of the requests that got an answer (ok, hit, miss): what a user waited for data.
+  /// Rejections and errors are often instant and would flatter the overall quantiles.
+  const LatencyHistogram& answered_latency() const { return answered_latency_; }
   std::int64_t arrived() const { return arrived_.load(std::memory_order_relaxed); }
   std::int64_t outcome(Outcome o) const {
     return outcomes_[static_cast<int>(o)].load(std::memory_order_relaxed);
@@ -55,7 +60,7 @@ class Recorder {
   static void bump(std::atomic<std::int64_t>& a) {
     a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
-  LatencyHistogram latency_;
+  LatencyHistogram latency_, answered_latency_;
   std::array<std::atomic<std::int64_t>, kOutcomeCount> outcomes_{};
   std::atomic<std::int64_t> arrived_{0};
   std::deque<LessonMetric> metrics_;

@@ -19,7 +19,8 @@ struct SystemResult {
   std::string error;  ///< non-empty: the system failed ("lesson/variant: message")
   std::int64_t requests = 0, completed = 0;
   std::array<std::int64_t, kOutcomeCount> outcomes{};
-  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;  ///< seconds
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;  ///< seconds, every request
+  double p50_ok = 0, p99_ok = 0, p999_ok = 0;  ///< seconds, answered requests (ok, hit, miss)
   double throughput = 0;  ///< successful completions (ok, hit, miss) per second of the run
   double hit_ratio = -1;  ///< hits / (hits + misses); -1 when the system reports neither
   Map metrics;            ///< lesson metrics by declared name
