@@ -440,9 +440,7 @@ class ConsistentHashing final : public Lesson {
         {"rendezvous", Algorithm::rendezvous},
         {"maglev", Algorithm::maglev},
         {"bounded_load", Algorithm::bounded_load}};
-    for (const auto& [name, algorithm] : algorithms)
-      if (variant == name) return std::make_unique<Hashing>(algorithm, params, ctx);
-    throw std::invalid_argument("unknown variant " + variant);
+    return std::make_unique<Hashing>(variant_value(variant, algorithms), params, ctx);
   }
 };
 

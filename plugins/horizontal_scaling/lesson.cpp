@@ -423,9 +423,7 @@ class HorizontalScaling final : public Lesson {
         {"in_memory_sessions", Design::in_memory_sessions},
         {"external_session_store", Design::external_session_store},
         {"autoscaling", Design::autoscaling}};
-    for (const auto& [name, design] : designs)
-      if (variant == name) return std::make_unique<Fleet>(design, params, ctx);
-    throw std::invalid_argument("unknown variant " + variant);
+    return std::make_unique<Fleet>(variant_value(variant, designs), params, ctx);
   }
 };
 

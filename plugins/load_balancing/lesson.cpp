@@ -332,9 +332,7 @@ class LoadBalancing final : public Lesson {
         {"p2c", Policy::p2c},
         {"weighted_round_robin", Policy::weighted_round_robin},
         {"ip_hash", Policy::ip_hash}};
-    for (const auto& [name, policy] : policies)
-      if (variant == name) return std::make_unique<Balancer>(policy, params, ctx);
-    throw std::invalid_argument("unknown variant " + variant);
+    return std::make_unique<Balancer>(variant_value(variant, policies), params, ctx);
   }
 };
 

@@ -517,9 +517,7 @@ class RateLimiting final : public Lesson {
         {"token_bucket", Algorithm::token_bucket},
         {"leaky_bucket", Algorithm::leaky_bucket},
         {"gcra", Algorithm::gcra}};
-    for (const auto& [name, algorithm] : algorithms)
-      if (variant == name) return std::make_unique<Limited>(algorithm, params, ctx);
-    throw std::invalid_argument("unknown variant " + variant);
+    return std::make_unique<Limited>(variant_value(variant, algorithms), params, ctx);
   }
 };
 

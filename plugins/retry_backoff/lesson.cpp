@@ -302,9 +302,7 @@ class RetryBackoff final : public Lesson {
         {"full_jitter", Strategy::full_jitter},
         {"equal_jitter", Strategy::equal_jitter},
         {"decorrelated_jitter", Strategy::decorrelated_jitter}};
-    for (const auto& [name, strategy] : strategies)
-      if (variant == name) return std::make_unique<OccRow>(strategy, params, ctx);
-    throw std::invalid_argument("unknown variant " + variant);
+    return std::make_unique<OccRow>(variant_value(variant, strategies), params, ctx);
   }
 };
 

@@ -3,8 +3,11 @@
 /// factory that builds Systems.
 #pragma once
 
+#include <cstddef>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hldlab/system.hpp"
@@ -96,6 +99,20 @@ class Params {
   }
   Map values_;
 };
+
+/// The value paired with `variant` in `table`, e.g. a policy enum:
+/// @code
+///   static const std::pair<const char*, Policy> policies[] = {{"round_robin", Policy::rr}, ...};
+///   return std::make_unique<Balancer>(variant_value(variant, policies), params, ctx);
+/// @endcode
+/// The runtime has already checked `variant` against LessonInfo::variants, so a miss means the
+/// table is incomplete: it throws std::logic_error.
+template <class T, std::size_t N>
+const T& variant_value(const std::string& variant, const std::pair<const char*, T> (&table)[N]) {
+  for (const auto& entry : table)
+    if (variant == entry.first) return entry.second;
+  throw std::logic_error("variant '" + variant + "' is declared but not built");
+}
 
 /// @brief A lesson: metadata and a factory of Systems, one per (variant, parameters).
 class Lesson {
