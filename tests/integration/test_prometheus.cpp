@@ -239,12 +239,14 @@ const std::string kSource = HLDLAB_SOURCE_DIR;
 const fs::path kDashboards = fs::path(kSource) / "dashboards" / "grafana" / "dashboards";
 
 /// The experiment: every variant of every built lesson plus the runtime's pass-through lesson
-/// (it answers hit/miss), identical traffic, and generic faults injected into every system.
+/// (it answers hit/miss), identical traffic, and generic faults injected into every system. The
+/// first fault comes 4 s (wall) into the run, well after the first scrape, so that Prometheus
+/// sees the fault counters change.
 std::string experiment_script() {
   std::ostringstream s;
   s << "local lab = require \"hldlab\"\n"
        "local exp = lab.experiment{ name = \"prometheus integration\", seed = 1, duration = "
-       "\"16s\" }\n"
+       "\"20s\" }\n"
        "exp:workload{ arrivals = lab.poisson{ rps = 200 }, keys = lab.zipf{ n = 1000, s = 1.0 },\n"
        "              service = lab.exponential{ mean = \"5ms\" }, writes = 0.1 }\n";
   for (const auto& name : hldlab::testing::registry().names())
@@ -253,10 +255,10 @@ std::string experiment_script() {
         << name << ":" << v.name << "\" }\n";
   s << "exp:add{ lesson = \"passthrough\", variant = \"instant\", label = \"passthrough:instant\" "
        "}\n"
-       "exp:at(\"4s\", function(sys) sys:inject(\"errors\", { rate = 0.2 }) end)\n"
-       "exp:at(\"8s\", function(sys) sys:clear(\"errors\") end)\n"
-       "exp:at(\"10s\", function(sys) sys:inject(\"latency\", { delay = \"20ms\" }) end)\n"
-       "exp:at(\"13s\", function(sys) sys:clear(\"latency\") end)\n"
+       "exp:at(\"8s\", function(sys) sys:inject(\"errors\", { rate = 0.2 }) end)\n"
+       "exp:at(\"11s\", function(sys) sys:clear(\"errors\") end)\n"
+       "exp:at(\"13s\", function(sys) sys:inject(\"latency\", { delay = \"20ms\" }) end)\n"
+       "exp:at(\"16s\", function(sys) sys:clear(\"latency\") end)\n"
        "lab.report(exp:run())\n";
   return s.str();
 }
@@ -351,6 +353,7 @@ TEST_CASE(
        exposition.find("hldlab_requests_total") == std::string::npos;) {
     INFO("hldlab output:\n" << run.log());
     REQUIRE(unix_now() < deadline);
+    REQUIRE_FALSE(run.poll().has_value());  // hldlab ended before serving its metrics
     const auto r = http_get(hldlab_port, "/metrics", 5);
     if (r.status == 200)
       exposition = r.body;
