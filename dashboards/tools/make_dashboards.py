@@ -23,7 +23,7 @@ def ratio(num_sel, den_sel='', extra=''):
     return (f'sum by ({BY}) (rate({num_sel}[{RI}]))\n/\n'
             f'(sum by ({BY}) (rate({den_sel}[{RI}])) > 0)')
 
-THROUGHPUT = f'sum by ({BY}) (rate(hldlab_requests_total{{{F}}}[{RI}]))'
+THROUGHPUT = f'sum by ({BY}) (rate(hldlab_requests_total{{outcome=~"ok|hit|miss", {F}}}[{RI}]))'
 ARRIVALS = f'sum by ({BY}) (rate(hldlab_requests_arrived_total{{{F}}}[{RI}]))'
 ERRORS = ratio(f'hldlab_requests_total{{outcome=~"error|timeout", {F}}}', f'hldlab_requests_total{{{F}}}')
 REJECTED = ratio(f'hldlab_requests_total{{outcome="rejected", {F}}}', f'hldlab_requests_total{{{F}}}')
@@ -103,7 +103,7 @@ def common(hit=False):
         panel("P99 latency", [quantile(0.99)], 's', LAT, w=8),
         panel("P99.9 latency", [quantile(0.999)], 's', LAT, w=8),
         row("Traffic"),
-        panel("Throughput (completed requests/s)", [THROUGHPUT], 'reqps', 'Requests completed per wall-clock second as Prometheus sees them: equal to the simulated rate at --pace 1, X times it at --pace X.', w=8),
+        panel("Throughput (successful requests/s)", [THROUGHPUT], 'reqps', 'Requests completed ok, hit or miss (the ok/s of lab.report) per wall-clock second as Prometheus sees them: equal to the simulated rate at --pace 1, X times it at --pace X.', w=8),
         panel("Arrivals (requests/s)", [ARRIVALS], 'reqps', 'Requests handed to each system per second.', w=8),
         panel("In flight", [INFLIGHT], 'short', 'Requests arrived and not completed yet: queues building up.', w=8),
         row("Errors and rejections"),
