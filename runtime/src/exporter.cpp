@@ -47,13 +47,25 @@ class Families {
     f.type = type;
     return f;
   }
-  bool has(const std::string& name) const { return index_.count(name) > 0; }
+  /// A family `name` exists with another type than `type`.
+  bool type_clash(const std::string& name, MetricType type) const {
+    const auto it = index_.find(name);
+    return it != index_.end() && families_[it->second].type != type;
+  }
   std::vector<MetricFamily> take() { return std::move(families_); }
 
  private:
   std::map<std::string, std::size_t> index_;
   std::vector<MetricFamily> families_;
 };
+
+bool is_runtime_family(const std::string& name) {
+  static const char* const names[] = {
+      "hldlab_request_duration_seconds", "hldlab_requests_total",   "hldlab_requests_arrived_total",
+      "hldlab_requests_in_flight",       "hldlab_cache_hits_total", "hldlab_cache_misses_total",
+      "hldlab_faults_injected_total"};
+  return std::any_of(std::begin(names), std::end(names), [&](const char* n) { return name == n; });
+}
 
 ClientMetric with_labels(const std::vector<ClientMetric::Label>& labels) {
   ClientMetric m;
@@ -156,6 +168,12 @@ void collect_system(Families& fams, const std::string& experiment, const SystemS
   for (const auto& m : rec.metrics()) {
     const bool counter = m.spec.kind == MetricSpec::Kind::counter;
     const std::string name = prefix + metric_name_part(m.spec.name) + (counter ? "_total" : "");
+    // A lesson metric that would clash with a runtime one (a lesson named "cache" declaring
+    // "hits") or with another lesson's of another type is not exported: it would make the whole
+    // scrape invalid.
+    if (is_runtime_family(name) ||
+        fams.type_clash(name, counter ? MetricType::Counter : MetricType::Gauge))
+      continue;
     const std::string help =
         m.spec.help.empty() ? info.name + " metric " + m.spec.name : m.spec.help;
     if (counter) {
