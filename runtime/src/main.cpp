@@ -1,8 +1,8 @@
 // hldlab: the command line. Results go to stdout, diagnostics to stderr.
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/filesystem.hpp>
 #include <chrono>
@@ -10,7 +10,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <thread>
 
+#include "hldlab/runtime/exporter.hpp"
 #include "hldlab/runtime/loader.hpp"
 #include "hldlab/runtime/new_lesson.hpp"
 #include "hldlab/runtime/params.hpp"
@@ -37,8 +40,8 @@ void print_info(const LessonInfo& info) {
     std::cout << "  " << v.name << (v.naive ? "  [naive]  " : "  [fix]    ") << v.summary << "\n";
   auto print_params = [](const std::vector<ParamSpec>& params, const char* indent) {
     for (const auto& p : params)
-      std::cout << indent << p.name << " (" << param_type_name(p.type)
-                << ", default " << format_param_value(p, p.default_value) << "): " << p.doc << "\n";
+      std::cout << indent << p.name << " (" << param_type_name(p.type) << ", default "
+                << format_param_value(p, p.default_value) << "): " << p.doc << "\n";
   };
   std::cout << "\nParameters:\n";
   print_params(info.params, "  ");
@@ -66,7 +69,8 @@ void print_info(const LessonInfo& info) {
 std::string default_script_dir() {
   if (const char* env = std::getenv("HLDLAB_SCRIPT_DIR")) return env;
   namespace fs = boost::filesystem;
-  const fs::path installed = boost::dll::program_location().parent_path() / ".." / "share" / "hldlab" / "scripts";
+  const fs::path installed =
+      boost::dll::program_location().parent_path() / ".." / "share" / "hldlab" / "scripts";
   boost::system::error_code ec;
   if (fs::is_directory(installed, ec)) return installed.lexically_normal().string();
   return HLDLAB_SOURCE_SCRIPT_DIR;
@@ -102,12 +106,14 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<std::string> plugin_dirs;
   std::string log_level = "warn";
-  app.add_option("--plugins", plugin_dirs, "plugin directory (repeatable; else HLDLAB_PLUGIN_PATH, else the built-in one)");
+  app.add_option("--plugins", plugin_dirs,
+                 "plugin directory (repeatable; else HLDLAB_PLUGIN_PATH, else the built-in one)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
   auto* list = app.add_subcommand("list", "list the lessons and their variants");
-  auto* info = app.add_subcommand("info", "show a lesson: problem, fix, variants, parameters, faults, metrics");
+  auto* info = app.add_subcommand(
+      "info", "show a lesson: problem, fix, variants, parameters, faults, metrics");
   std::string lesson_name;
   info->add_option("lesson", lesson_name, "lesson name")->required();
 
@@ -116,20 +122,32 @@ int main(int argc, char** argv) {
   std::optional<std::uint64_t> seed;
   double pace = 0;
   std::uint64_t budget = 2'000'000'000;
+  std::string metrics_address;
+  double hold = 0;
   run->add_option("script", script_path, "the .lua script")->required();
   for (auto* cmd : {run}) {
     cmd->add_option("--seed", seed, "seed for every experiment (overrides the script's)");
-    cmd->add_option("--pace", pace, "0: as fast as possible; X: virtual time runs X times wall speed")
-        ->check(CLI::Range(0.0, 1e6));
     cmd->add_option("--json", json_path, "also write the results as JSON to this file");
     cmd->add_option("--max-instructions", budget, "Lua instruction budget");
   }
 
-  auto* tour = app.add_subcommand("tour", "run every lesson's experiment and print a verdict table");
+  auto* tour =
+      app.add_subcommand("tour", "run every lesson's experiment and print a verdict table");
   std::string script_dir;
   tour->add_option("--scripts", script_dir, "directory of the lesson scripts");
   tour->add_option("--seed", seed, "seed for every experiment");
   tour->add_option("--json", json_path, "also write every result as JSON to this file");
+  for (auto* cmd : {run, tour}) {
+    cmd->add_option("--pace", pace,
+                    "0: as fast as possible; X: virtual time runs X times wall speed")
+        ->check(CLI::Range(0.0, 1e6));
+    auto* metrics = cmd->add_option("--metrics", metrics_address,
+                                    "serve Prometheus metrics on HOST:PORT (HOST defaults to "
+                                    "127.0.0.1; port 0 picks a free one)");
+    cmd->add_option("--hold", hold, "keep the metrics endpoint up this many seconds after the run")
+        ->check(CLI::Range(0.0, 86400.0))
+        ->needs(metrics);
+  }
 
   auto* new_lesson = app.add_subcommand("new-lesson", "scaffold plugins/NAME/ and scripts/NAME.lua");
   std::string new_name, root = ".";
@@ -158,7 +176,8 @@ int main(int argc, char** argv) {
 
   PluginRegistry registry;
   const auto dirs = plugin_directories(plugin_dirs);
-  if (dirs.empty()) spdlog::warn("no plugin directory found (use --plugins DIR or HLDLAB_PLUGIN_PATH)");
+  if (dirs.empty())
+    spdlog::warn("no plugin directory found (use --plugins DIR or HLDLAB_PLUGIN_PATH)");
   for (const auto& d : dirs) registry.load_directory(d);
   for (const auto& e : registry.errors()) spdlog::warn("plugin refused: {}", e);
 
@@ -188,13 +207,38 @@ int main(int argc, char** argv) {
   options.pace = pace;
   options.instruction_budget = budget;
 
+  // Metrics: the endpoint lives until main returns; --hold keeps it up after the run so that
+  // Prometheus takes its last scrape of the final values.
+  std::unique_ptr<MetricsExporter> exporter;
+  if (!metrics_address.empty()) {
+    try {
+      exporter = std::make_unique<MetricsExporter>(metrics_address);
+    } catch (const std::invalid_argument& e) {
+      spdlog::error("{}", e.what());
+      return kExitBadInput;
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return kExitEnvironment;
+    }
+    std::cerr << "hldlab: serving metrics on " << exporter->url() << std::endl;
+    options.on_run_start = [&exporter](const std::shared_ptr<Experiment>& e) {
+      exporter->collector().add(e);
+    };
+  }
+  auto hold_endpoint = [&] {
+    if (!exporter || hold <= 0) return;
+    std::cerr << "hldlab: holding " << exporter->url() << " for " << hold << " s" << std::endl;
+    std::this_thread::sleep_for(std::chrono::duration<double>(hold));
+  };
+
   if (*run) {
     const ScriptResult result = run_script(script_path, registry, options);
     if (!result.error.empty()) spdlog::error("{}", result.error);
     if (result.failed_expectation()) spdlog::error("some expectations failed");
     if (result.failed_system()) spdlog::error("some systems failed during the run");
-    if (!json_path.empty() && !write_json(json_path, to_json(result))) return kExitEnvironment;
-    return result.exit_code();
+    const bool json_ok = json_path.empty() || write_json(json_path, to_json(result));
+    hold_endpoint();
+    return json_ok ? result.exit_code() : kExitEnvironment;
   }
 
   // tour
@@ -240,11 +284,14 @@ int main(int argc, char** argv) {
       width[i] = std::max(width[i], cell->size());
   auto line = [&](const std::vector<std::string>& cells) {
     for (std::size_t i = 0; i < cells.size(); ++i)
-      std::cout << cells[i] << (i + 1 < cells.size() ? std::string(width[i] - cells[i].size() + 2, ' ') : "");
+      std::cout << cells[i]
+                << (i + 1 < cells.size() ? std::string(width[i] - cells[i].size() + 2, ' ') : "");
     std::cout << "\n";
   };
   line(header);
   for (const auto& r : rows) line({r.lesson, r.claims, r.verdict, r.time, r.headline});
-  if (!json_path.empty() && !write_json(json_path, all)) return kExitEnvironment;
+  const bool json_ok = json_path.empty() || write_json(json_path, all);
+  hold_endpoint();
+  if (!json_ok) return kExitEnvironment;
   return exit_code;
 }

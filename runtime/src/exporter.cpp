@@ -1,0 +1,300 @@
+#include "hldlab/runtime/exporter.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <prometheus/client_metric.h>
+#include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/metric_type.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+
+namespace hldlab {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+constexpr double kNanosPerSecond = 1e9;
+
+/// Prometheus metric names allow [a-zA-Z0-9_:]; anything else in a lesson's name becomes '_'.
+std::string metric_name_part(const std::string& s) {
+  std::string out = s;
+  for (char& c : out)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) c = '_';
+  return out;
+}
+
+/// Builds the families of one scrape, keeping them in first-use order.
+class Families {
+ public:
+  MetricFamily& get(const std::string& name, MetricType type, const std::string& help) {
+    auto it = index_.find(name);
+    if (it != index_.end()) return families_[it->second];
+    index_.emplace(name, families_.size());
+    MetricFamily& f = families_.emplace_back();
+    f.name = name;
+    f.help = help;
+    f.type = type;
+    return f;
+  }
+  /// A family `name` exists with another type than `type`.
+  bool type_clash(const std::string& name, MetricType type) const {
+    const auto it = index_.find(name);
+    return it != index_.end() && families_[it->second].type != type;
+  }
+  std::vector<MetricFamily> take() { return std::move(families_); }
+
+ private:
+  std::map<std::string, std::size_t> index_;
+  std::vector<MetricFamily> families_;
+};
+
+bool is_runtime_family(const std::string& name) {
+  static const char* const names[] = {
+      "hldlab_request_duration_seconds", "hldlab_requests_total",   "hldlab_requests_arrived_total",
+      "hldlab_requests_in_flight",       "hldlab_cache_hits_total", "hldlab_cache_misses_total",
+      "hldlab_faults_injected_total"};
+  return std::any_of(std::begin(names), std::end(names), [&](const char* n) { return name == n; });
+}
+
+ClientMetric with_labels(const std::vector<ClientMetric::Label>& labels) {
+  ClientMetric m;
+  m.label = labels;
+  return m;
+}
+
+void add_counter(Families& fams, const std::string& name, const std::string& help,
+                 const std::vector<ClientMetric::Label>& labels, double value) {
+  ClientMetric m = with_labels(labels);
+  m.counter.value = value;
+  fams.get(name, MetricType::Counter, help).metric.push_back(std::move(m));
+}
+
+void add_gauge(Families& fams, const std::string& name, const std::string& help,
+               const std::vector<ClientMetric::Label>& labels, double value) {
+  ClientMetric m = with_labels(labels);
+  m.gauge.value = value;
+  fams.get(name, MetricType::Gauge, help).metric.push_back(std::move(m));
+}
+
+/// The recorder's log-linear histogram as Prometheus buckets. A bucket counts every value of
+/// the log-linear buckets up to and including the one holding its bound (so up to 0.8% above
+/// it): simulated latencies are often exactly a round number (a fixed 1 ms service time), and
+/// those must land in the `le="0.001"` bucket, not be split by interpolation.
+ClientMetric histogram_metric(const LatencyHistogram& h,
+                              const std::vector<ClientMetric::Label>& labels) {
+  ClientMetric m = with_labels(labels);
+  const std::int64_t sum = h.sum();
+  std::uint64_t previous = 0;
+  for (double bound : latency_buckets_seconds()) {
+    const auto bound_ns = static_cast<std::int64_t>(std::llround(bound * kNanosPerSecond));
+    const int index = LatencyHistogram::index_of(static_cast<std::uint64_t>(bound_ns));
+    const auto end = static_cast<std::int64_t>(LatencyHistogram::bucket_high(index)) - 1;
+    // The simulation keeps recording while we read: never let a bucket go below the previous.
+    const auto count = static_cast<std::uint64_t>(std::llround(h.count_at_or_below(end)));
+    previous = std::max(previous, count);
+    m.histogram.bucket.push_back({previous, bound});
+  }
+  const auto count =
+      std::max(previous, static_cast<std::uint64_t>(std::max<std::int64_t>(0, h.count())));
+  m.histogram.bucket.push_back({count, std::numeric_limits<double>::infinity()});
+  m.histogram.sample_count = count;
+  m.histogram.sample_sum = static_cast<double>(sum) / kNanosPerSecond;
+  return m;
+}
+
+const char* outcome_label(Outcome o) {
+  switch (o) {
+    case Outcome::ok:
+      return "ok";
+    case Outcome::hit:
+      return "hit";
+    case Outcome::miss:
+      return "miss";
+    case Outcome::rejected:
+      return "rejected";
+    case Outcome::error:
+      return "error";
+    case Outcome::timeout:
+      return "timeout";
+  }
+  return "unknown";
+}
+
+void collect_system(Families& fams, const std::string& experiment, const SystemSlot& slot) {
+  const LessonInfo& info = slot.info();
+  const Recorder& rec = slot.recorder();
+  const std::vector<ClientMetric::Label> labels = {
+      {"experiment", experiment}, {"lesson", info.name}, {"variant", slot.label()}};
+  auto plus = [&labels](const char* name, const std::string& value) {
+    auto l = labels;
+    l.push_back({name, value});
+    return l;
+  };
+
+  fams.get("hldlab_request_duration_seconds", MetricType::Histogram,
+           "Latency of completed requests (arrival to completion), in virtual seconds")
+      .metric.push_back(histogram_metric(rec.latency(), labels));
+  for (int i = 0; i < kOutcomeCount; ++i) {
+    const auto o = static_cast<Outcome>(i);
+    add_counter(fams, "hldlab_requests_total", "Completed requests by outcome",
+                plus("outcome", outcome_label(o)), static_cast<double>(rec.outcome(o)));
+  }
+  const std::int64_t arrived = rec.arrived();
+  add_counter(fams, "hldlab_requests_arrived_total", "Requests handed to the system", labels,
+              static_cast<double>(arrived));
+  add_gauge(fams, "hldlab_requests_in_flight", "Requests arrived and not completed yet", labels,
+            static_cast<double>(std::max<std::int64_t>(0, arrived - rec.completed())));
+  add_counter(fams, "hldlab_cache_hits_total", "Requests completed as a cache hit", labels,
+              static_cast<double>(rec.outcome(Outcome::hit)));
+  add_counter(fams, "hldlab_cache_misses_total", "Requests completed as a cache miss", labels,
+              static_cast<double>(rec.outcome(Outcome::miss)));
+  for (const auto& f : rec.faults())
+    add_counter(fams, "hldlab_faults_injected_total", "Fault activations (sys:inject)",
+                plus("fault", f.name),
+                static_cast<double>(f.count.load(std::memory_order_relaxed)));
+
+  const std::string prefix = "hldlab_" + metric_name_part(info.name) + "_";
+  for (const auto& m : rec.metrics()) {
+    const bool counter = m.spec.kind == MetricSpec::Kind::counter;
+    const std::string name = prefix + metric_name_part(m.spec.name) + (counter ? "_total" : "");
+    // A lesson metric that would clash with a runtime one (a lesson named "cache" declaring
+    // "hits") or with another lesson's of another type is not exported: it would make the whole
+    // scrape invalid.
+    if (is_runtime_family(name) ||
+        fams.type_clash(name, counter ? MetricType::Counter : MetricType::Gauge))
+      continue;
+    const std::string help =
+        m.spec.help.empty() ? info.name + " metric " + m.spec.name : m.spec.help;
+    if (counter) {
+      add_counter(fams, name, help, labels, m.value.value());
+    } else {
+      add_gauge(fams, name, help, labels, m.value.value());
+    }
+  }
+}
+
+/// Splits "HOST:PORT" / "[V6]:PORT" / "PORT"; throws std::invalid_argument on bad syntax.
+std::pair<std::string, int> parse_address(const std::string& address) {
+  std::string host = "127.0.0.1", port = address;
+  const auto colon = address.rfind(':');
+  if (colon != std::string::npos) {
+    host = address.substr(0, colon);
+    port = address.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);
+    if (host == "localhost") host = "127.0.0.1";
+  }
+  const bool digits =
+      !port.empty() && port.size() <= 5 &&
+      std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || std::stoi(port) > 65535 || host.empty())
+    throw std::invalid_argument(
+        "bad metrics address '" + address +
+        "': expected HOST:PORT (e.g. 127.0.0.1:9464, port 0 picks a free one)");
+  return {host, std::stoi(port)};
+}
+
+/// Try to bind host:port ourselves first, so that a port in use or a foreign address gives the
+/// system's own reason instead of civetweb's generic one.
+void check_can_listen(const std::string& address, const std::string& host, int port) {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  int family = AF_INET;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<std::uint16_t>(port));
+    length = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    family = AF_INET6;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<std::uint16_t>(port));
+    length = sizeof(sockaddr_in6);
+  } else {
+    throw std::invalid_argument("bad metrics address '" + address + "': '" + host +
+                                "' is not an IP address (use e.g. 127.0.0.1:9464)");
+  }
+  const int fd = ::socket(family, SOCK_STREAM, 0);
+  if (fd < 0) throw ExporterError(std::string("cannot open a socket: ") + std::strerror(errno));
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&storage), length);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0)
+    throw ExporterError(
+        "cannot serve metrics on " + address + ": " + std::strerror(err) +
+        (err == EADDRINUSE ? " (choose another port, or port 0 for a free one)" : ""));
+}
+
+}  // namespace
+
+const std::vector<double>& latency_buckets_seconds() {
+  static const std::vector<double> buckets = {
+      1e-6,   2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2,
+      2.5e-2, 5e-2,   0.1,  0.25, 0.5,    1,    2.5,  5,      10,   30,   60,     120,  300};
+  return buckets;
+}
+
+void ExperimentCollector::add(std::shared_ptr<const Experiment> experiment) {
+  std::lock_guard lock(mutex_);
+  const std::string base = experiment->config().name;
+  std::string name = base;
+  for (int n = 2; std::any_of(entries_.begin(), entries_.end(),
+                              [&](const Entry& e) { return e.name == name; });
+       ++n)
+    name = base + " #" + std::to_string(n);
+  entries_.push_back({name, std::move(experiment)});
+}
+
+std::vector<MetricFamily> ExperimentCollector::Collect() const {
+  std::vector<Entry> entries;
+  {
+    std::lock_guard lock(mutex_);
+    entries = entries_;
+  }
+  Families fams;
+  for (const Entry& e : entries)
+    for (const auto& slot : e.experiment->systems()) collect_system(fams, e.name, *slot);
+  return fams.take();
+}
+
+MetricsExporter::MetricsExporter(const std::string& address)
+    : collector_(std::make_shared<ExperimentCollector>()) {
+  const auto [host, port] = parse_address(address);
+  check_can_listen(address, host, port);
+  host_ = host;
+  const bool v6 = host.find(':') != std::string::npos;
+  const std::string bind = (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(bind, 2);
+  } catch (const std::exception& e) {
+    throw ExporterError("cannot serve metrics on " + address + ": " + e.what());
+  }
+  const auto ports = exposer_->GetListeningPorts();
+  if (ports.empty())
+    throw ExporterError("cannot serve metrics on " + address + ": no listening port");
+  port_ = static_cast<std::uint16_t>(ports.front());
+  exposer_->RegisterCollectable(collector_);
+}
+
+MetricsExporter::~MetricsExporter() = default;
+
+std::string MetricsExporter::url() const {
+  const bool v6 = host_.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + host_ + "]" : host_) + ":" + std::to_string(port_) + "/metrics";
+}
+
+}  // namespace hldlab
