@@ -1,43 +1,15 @@
 // Benchmark (not a test): simulated requests per second through the replication lesson. Prints a
 // table; never asserts on time.
-#include <chrono>
 #include <cstdio>
-#include <string>
 
-#include "hldlab/runtime/experiment.hpp"
+#include "bench_support.hpp"
 
 using namespace hldlab;
 
-namespace {
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-void report(const std::string& name, double count, double seconds, const char* unit) {
-  std::printf("%-58s %12.0f %-10s %8.3f s  %10.2f M/s  %8.1f ns each\n", name.c_str(), count, unit,
-              seconds, count / seconds / 1e6, seconds / count * 1e9);
-}
-
-void bench(const PluginRegistry& registry, const std::string& variant, const Map& params,
-           const Workload& w, Time duration) {
-  ExperimentConfig config;
-  config.duration = duration;
-  config.max_requests = 1e9;
-  Experiment e(config);
-  e.set_workload(w);
-  e.add(registry, "replication", variant, params);
-  const double start = now_seconds();
-  const auto r = e.run();
-  report("replication/" + variant, static_cast<double>(r.systems[0].completed),
-         now_seconds() - start, "requests");
-}
-
-}  // namespace
+using bench::run_lesson;
 
 int main() {
-  PluginRegistry lessons;
-  lessons.load_directory(HLDLAB_BENCH_PLUGIN_DIR);
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
   if (!lessons.has("replication")) {
     std::fprintf(stderr, "the replication plugin is not built\n");
     return 1;
@@ -50,6 +22,6 @@ int main() {
   w.service = Distribution::constant(static_cast<double>(milliseconds(1)));
   for (const char* v :
        {"async_replica_reads", "read_your_writes", "monotonic_reads", "semi_sync", "sync"})
-    bench(lessons, v, {}, w, seconds(60));
+    run_lesson(lessons, "replication", v, {}, w, seconds(60));
   return 0;
 }

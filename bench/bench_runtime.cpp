@@ -1,62 +1,36 @@
 // Benchmarks (not tests): simulated requests per second through the runtime and lessons, and
 // the cost of one Lua -> plugin call. Prints a table; never asserts on time.
-#include <chrono>
 #include <cstdio>
 #include <string>
 
-#include "hldlab/runtime/experiment.hpp"
+#include "bench_support.hpp"
 #include "hldlab/runtime/script.hpp"
 
 using namespace hldlab;
 
-namespace {
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-void report(const char* name, double count, double seconds, const char* unit) {
-  std::printf("%-58s %12.0f %-10s %8.3f s  %10.2f M/s  %8.1f ns each\n", name, count, unit, seconds,
-              count / seconds / 1e6, seconds / count * 1e9);
-}
-
-void bench_lesson(const char* name, const PluginRegistry& registry, const std::string& lesson,
-                  const std::string& variant, const Map& params, Workload w, Time duration) {
-  ExperimentConfig config;
-  config.duration = duration;
-  config.max_requests = 1e9;
-  Experiment e(config);
-  e.set_workload(w);
-  e.add(registry, lesson, variant, params);
-  const double start = now_seconds();
-  const auto r = e.run();
-  report(name, static_cast<double>(r.systems[0].completed), now_seconds() - start, "requests");
-}
-
-}  // namespace
+using bench::now_seconds;
+using bench::report;
+using bench::run_lesson;
 
 int main() {
-  PluginRegistry lessons, test_lessons;
-  lessons.load_directory(HLDLAB_BENCH_PLUGIN_DIR);
-  test_lessons.load_directory(HLDLAB_BENCH_TEST_PLUGIN_DIR);
-  for (const auto& e : lessons.errors()) std::fprintf(stderr, "plugin refused: %s\n", e.c_str());
-  for (const auto& e : test_lessons.errors()) std::fprintf(stderr, "plugin refused: %s\n", e.c_str());
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
+  const PluginRegistry test_lessons = bench::load_lessons(HLDLAB_BENCH_TEST_PLUGIN_DIR);
 
   Workload simple;
   simple.arrivals.kind = Arrivals::Kind::constant;
   simple.arrivals.rps = 1e6;
   simple.keys = KeyDistribution::uniform(1000);
   simple.service = Distribution::constant(1000);
-  bench_lesson("passthrough, constant arrivals, uniform keys", test_lessons, "passthrough", "instant",
-               {}, simple, seconds(10));
+  run_lesson(test_lessons, "passthrough", "instant", {}, simple, seconds(10),
+             "passthrough, constant arrivals, uniform keys");
 
   Workload realistic;
   realistic.arrivals.rps = 1e6;
   realistic.keys = KeyDistribution::zipf(100000, 1.0);
   realistic.service = Distribution::lognormal(static_cast<double>(milliseconds(20)),
                                               static_cast<double>(milliseconds(400)));
-  bench_lesson("passthrough, poisson, zipf keys, lognormal service", test_lessons, "passthrough",
-               "instant", {}, realistic, seconds(5));
+  run_lesson(test_lessons, "passthrough", "instant", {}, realistic, seconds(5),
+             "passthrough, poisson, zipf keys, lognormal service");
 
   if (lessons.has("load_balancing")) {
     Workload lb;
@@ -64,7 +38,7 @@ int main() {
     lb.service = Distribution::exponential(static_cast<double>(milliseconds(1)));
     for (const char* v : {"round_robin", "least_connections", "p2c"}) {
       const std::string name = std::string("load_balancing/") + v + ", 10 backends, 50% load";
-      bench_lesson(name.c_str(), lessons, "load_balancing", v, {{"backends", 10}}, lb, seconds(600));
+      run_lesson(lessons, "load_balancing", v, {{"backends", 10}}, lb, seconds(600), name);
     }
   }
 
