@@ -22,7 +22,8 @@ int main() {
   w.clients = 10000;
   w.write_share = 0.2;
   w.service = Distribution::constant(static_cast<double>(milliseconds(1)));
-  for (const char* v : {"fixed", "randomized"}) run_lesson(lessons, "consensus", v, {}, w, seconds(60));
+  for (const char* v : {"fixed", "randomized"})
+    run_lesson(lessons, "consensus", v, {}, w, seconds(60));
   // Elections per second of wall time in the trial loop (Raft figure 16 measurement).
   for (const char* v : {"fixed", "randomized"}) {
     ExperimentConfig config;

@@ -16,11 +16,15 @@ namespace {
 Value from_json(const nlohmann::json& j, int depth = 0) {
   if (depth > 64) return Value();
   switch (j.type()) {
-    case nlohmann::json::value_t::boolean: return Value(j.get<bool>());
+    case nlohmann::json::value_t::boolean:
+      return Value(j.get<bool>());
     case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned: return Value(j.get<std::int64_t>());
-    case nlohmann::json::value_t::number_float: return Value(j.get<double>());
-    case nlohmann::json::value_t::string: return Value(j.get<std::string>());
+    case nlohmann::json::value_t::number_unsigned:
+      return Value(j.get<std::int64_t>());
+    case nlohmann::json::value_t::number_float:
+      return Value(j.get<double>());
+    case nlohmann::json::value_t::string:
+      return Value(j.get<std::string>());
     case nlohmann::json::value_t::array: {
       List out;
       for (const auto& item : j) out.push_back(from_json(item, depth + 1));
@@ -28,10 +32,12 @@ Value from_json(const nlohmann::json& j, int depth = 0) {
     }
     case nlohmann::json::value_t::object: {
       Map out;
-      for (auto it = j.begin(); it != j.end(); ++it) out[it.key()] = from_json(it.value(), depth + 1);
+      for (auto it = j.begin(); it != j.end(); ++it)
+        out[it.key()] = from_json(it.value(), depth + 1);
       return Value(std::move(out));
     }
-    default: return Value();
+    default:
+      return Value();
   }
 }
 

@@ -17,8 +17,9 @@ TEST_CASE("hldlab list shows every lesson with its variants") {
 TEST_CASE("hldlab info shows the problem, fix, variants, parameters, faults and metrics") {
   std::string out;
   REQUIRE(run_cli("info load_balancing", out) == 0);
-  for (const char* part : {"Problem:", "Fix:", "least_connections", "[naive]", "backends (integer, default 10)",
-                           "kill_backend", "hldlab_load_balancing_dead_backend_errors_total"})
+  for (const char* part :
+       {"Problem:", "Fix:", "least_connections", "[naive]", "backends (integer, default 10)",
+        "kill_backend", "hldlab_load_balancing_dead_backend_errors_total"})
     REQUIRE_THAT(out, Catch::Contains(part));
 }
 
@@ -61,7 +62,9 @@ TEST_CASE("hldlab run writes the JSON results file") {
 
 TEST_CASE("bad plugin files are reported as warnings and do not stop the good ones") {
   std::string out;
-  REQUIRE(run_cli("--plugins " HLDLAB_TEST_BAD_PLUGIN_DIR " --plugins " HLDLAB_TEST_BAD_PLUGIN_DIR "/good list", out) == 0);
+  REQUIRE(run_cli("--plugins " HLDLAB_TEST_BAD_PLUGIN_DIR " --plugins " HLDLAB_TEST_BAD_PLUGIN_DIR
+                  "/good list",
+                  out) == 0);
   REQUIRE_THAT(out, Catch::Contains("passthrough") && Catch::Contains("wrong_abi.so") &&
                         Catch::Contains("garbage.so") && Catch::Contains("not_a_plugin.so"));
 }
@@ -71,15 +74,18 @@ TEST_CASE("hldlab new-lesson scaffolds a lesson and never overwrites one") {
   std::string out;
   REQUIRE(run_cli("new-lesson x --root /nonexistent", out) == 2);
   REQUIRE_THAT(out, Catch::Contains("has no plugins/ folder"));
-  std::system(("rm -rf " + root + " && mkdir -p " + root + "/plugins " + root + "/scripts").c_str());
+  std::system(
+      ("rm -rf " + root + " && mkdir -p " + root + "/plugins " + root + "/scripts").c_str());
   REQUIRE(run_cli("new-lesson queue_demo --root " + root, out) == 0);
   for (const char* f : {"/plugins/queue_demo/CMakeLists.txt", "/plugins/queue_demo/lesson.cpp",
                         "/plugins/queue_demo/test_queue_demo.cpp", "/plugins/queue_demo/README.md",
                         "/scripts/queue_demo.lua"})
     REQUIRE(std::ifstream(root + f).good());
   std::ifstream lesson(root + "/plugins/queue_demo/lesson.cpp");
-  const std::string text((std::istreambuf_iterator<char>(lesson)), std::istreambuf_iterator<char>());
-  REQUIRE_THAT(text, Catch::Contains("HLDLAB_PLUGIN(QueueDemoLesson)") && Catch::Contains("\"queue_demo\""));
+  const std::string text((std::istreambuf_iterator<char>(lesson)),
+                         std::istreambuf_iterator<char>());
+  REQUIRE_THAT(
+      text, Catch::Contains("HLDLAB_PLUGIN(QueueDemoLesson)") && Catch::Contains("\"queue_demo\""));
   REQUIRE(run_cli("new-lesson queue_demo --root " + root, out) == 2);
   REQUIRE_THAT(out, Catch::Contains("already exists"));
   REQUIRE(run_cli("new-lesson Bad-Name --root " + root, out) == 2);

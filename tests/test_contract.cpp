@@ -16,11 +16,21 @@ Map minimal_args(const std::vector<ParamSpec>& specs) {
     if (!p.default_value.is_nil()) continue;
     switch (p.type) {
       case ParamType::integer:
-      case ParamType::real: args[p.name] = std::max(0.0, p.min); break;
-      case ParamType::duration: args[p.name] = std::max(0.001, p.min); break;
-      case ParamType::boolean: args[p.name] = false; break;
-      case ParamType::string: args[p.name] = p.choices.empty() ? "x" : p.choices[0]; break;
-      case ParamType::number_list: args[p.name] = List{}; break;
+      case ParamType::real:
+        args[p.name] = std::max(0.0, p.min);
+        break;
+      case ParamType::duration:
+        args[p.name] = std::max(0.001, p.min);
+        break;
+      case ParamType::boolean:
+        args[p.name] = false;
+        break;
+      case ParamType::string:
+        args[p.name] = p.choices.empty() ? "x" : p.choices[0];
+        break;
+      case ParamType::number_list:
+        args[p.name] = List{};
+        break;
     }
   }
   return args;
@@ -62,7 +72,8 @@ TEST_CASE("every lesson declares a title, problem, fix, a naive variant and a fi
     CHECK_FALSE(info.problem.empty());
     CHECK_FALSE(info.fix.empty());
     CHECK(std::any_of(info.variants.begin(), info.variants.end(), [](auto& v) { return v.naive; }));
-    CHECK(std::any_of(info.variants.begin(), info.variants.end(), [](auto& v) { return !v.naive; }));
+    CHECK(
+        std::any_of(info.variants.begin(), info.variants.end(), [](auto& v) { return !v.naive; }));
     for (const auto& p : info.params) CHECK_FALSE(p.doc.empty());
   }
 }

@@ -10,7 +10,8 @@ using namespace hldlab;
 
 namespace {
 std::int64_t exact_quantile(std::vector<std::int64_t> sorted, double q) {
-  const auto rank = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(q * sorted.size())));
+  const auto rank =
+      std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(q * sorted.size())));
   return sorted[static_cast<std::size_t>(rank - 1)];
 }
 }  // namespace

@@ -50,12 +50,15 @@ struct Owner : EventOwner {
 };
 }  // namespace
 
-TEST_CASE("an exception in an owned event fails its owner, skips its later events, and the run goes on") {
+TEST_CASE(
+    "an exception in an owned event fails its owner, skips its later events, and the run goes on") {
   Kernel k;
   Owner owner;
   int later_owned = 0, unowned = 0;
-  k.at(1, [] { throw std::runtime_error("boom"); }, &owner);
-  k.at(2, [&] { ++later_owned; }, &owner);
+  k.at(
+      1, [] { throw std::runtime_error("boom"); }, &owner);
+  k.at(
+      2, [&] { ++later_owned; }, &owner);
   k.at(3, [&] { ++unowned; });
   k.run_until(10);
   REQUIRE(owner.why == "boom");

@@ -14,13 +14,16 @@ std::string error_for(const PluginRegistry& r, const std::string& file) {
 }
 }  // namespace
 
-TEST_CASE("broken plugins are refused one by one with a message naming the file, and good ones still load") {
+TEST_CASE(
+    "broken plugins are refused one by one with a message naming the file, and good ones still "
+    "load") {
   PluginRegistry r;
   r.load_directory(bad_dir + "/good");
   r.load_directory(bad_dir);
   REQUIRE(r.names() == std::vector<std::string>{"passthrough"});
   REQUIRE(r.errors().size() == 4);
-  REQUIRE_THAT(error_for(r, "wrong_abi.so"), Catch::Contains("ABI version 999") && Catch::Contains("rebuild"));
+  REQUIRE_THAT(error_for(r, "wrong_abi.so"),
+               Catch::Contains("ABI version 999") && Catch::Contains("rebuild"));
   REQUIRE_THAT(error_for(r, "not_a_plugin.so"), Catch::Contains("not an hldlab plugin"));
   REQUIRE_THAT(error_for(r, "garbage.so"), Catch::Contains("cannot be loaded"));
   REQUIRE_THAT(error_for(r, "throwing_factory.so"), Catch::Contains("constructor exploded"));
@@ -42,7 +45,9 @@ TEST_CASE("a missing plugin directory is reported") {
 TEST_CASE("an unknown lesson name gets a did-you-mean and the list of lessons") {
   PluginRegistry r;
   r.load_directory(bad_dir + "/good");
-  REQUIRE_THROWS_WITH(r.get("passthru"), "unknown lesson 'passthru' (did you mean 'passthrough'?); known: passthrough");
+  REQUIRE_THROWS_WITH(
+      r.get("passthru"),
+      "unknown lesson 'passthru' (did you mean 'passthrough'?); known: passthrough");
 }
 
 TEST_CASE("the plugin library stays loaded while a system built from it lives") {
@@ -62,7 +67,8 @@ TEST_CASE("the plugin library stays loaded while a system built from it lives") 
   REQUIRE(result.systems.at(0).requests > 50);
 }
 
-TEST_CASE("a plugin throwing while handling requests fails only its own system, named lesson/variant") {
+TEST_CASE(
+    "a plugin throwing while handling requests fails only its own system, named lesson/variant") {
   ExperimentConfig config;
   config.duration = seconds(2);
   Experiment e(config);

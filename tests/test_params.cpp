@@ -49,19 +49,28 @@ TEST_CASE("an unknown parameter is refused with a did-you-mean") {
 TEST_CASE("wrong types, ranges and choices are refused naming the parameter") {
   REQUIRE_THROWS_WITH(validate_params(specs, {{"backends", "ten"}}, "l"),
                       "l: parameter 'backends' must be a integer, not a string");
-  REQUIRE_THROWS_WITH(validate_params(specs, {{"backends", 2.5}}, "l"), Catch::Contains("whole number"));
-  REQUIRE_THROWS_WITH(validate_params(specs, {{"backends", 0}}, "l"), Catch::Contains("out of range [1, 100]"));
-  REQUIRE_THROWS_WITH(validate_params(specs, {{"ratio", 1.5}}, "l"), Catch::Contains("out of range"));
-  REQUIRE_THROWS_WITH(validate_params(specs, {{"mode", "fsat"}}, "l"),
-                      Catch::Contains("not one of: fast, safe") && Catch::Contains("did you mean 'fast'"));
-  REQUIRE_THROWS_WITH(validate_params(specs, {{"timeout", "2h"}}, "l"), Catch::Contains("out of range"));
-  REQUIRE_THROWS_WITH(validate_params(specs, {{"checks", 1}}, "l"), Catch::Contains("must be a boolean"));
-  REQUIRE_THROWS_WITH(validate_params(specs, {{"weights", List{1, "x"}}}, "l"), Catch::Contains("only numbers"));
+  REQUIRE_THROWS_WITH(validate_params(specs, {{"backends", 2.5}}, "l"),
+                      Catch::Contains("whole number"));
+  REQUIRE_THROWS_WITH(validate_params(specs, {{"backends", 0}}, "l"),
+                      Catch::Contains("out of range [1, 100]"));
+  REQUIRE_THROWS_WITH(validate_params(specs, {{"ratio", 1.5}}, "l"),
+                      Catch::Contains("out of range"));
+  REQUIRE_THROWS_WITH(
+      validate_params(specs, {{"mode", "fsat"}}, "l"),
+      Catch::Contains("not one of: fast, safe") && Catch::Contains("did you mean 'fast'"));
+  REQUIRE_THROWS_WITH(validate_params(specs, {{"timeout", "2h"}}, "l"),
+                      Catch::Contains("out of range"));
+  REQUIRE_THROWS_WITH(validate_params(specs, {{"checks", 1}}, "l"),
+                      Catch::Contains("must be a boolean"));
+  REQUIRE_THROWS_WITH(validate_params(specs, {{"weights", List{1, "x"}}}, "l"),
+                      Catch::Contains("only numbers"));
 }
 
 TEST_CASE("a required parameter without a default must be given") {
-  const std::vector<ParamSpec> required = {{"backend", ParamType::integer, Value(), "which one", 0, 9}};
-  REQUIRE_THROWS_WITH(validate_params(required, {}, "fault kill"), Catch::Contains("'backend' is required"));
+  const std::vector<ParamSpec> required = {
+      {"backend", ParamType::integer, Value(), "which one", 0, 9}};
+  REQUIRE_THROWS_WITH(validate_params(required, {}, "fault kill"),
+                      Catch::Contains("'backend' is required"));
   REQUIRE(validate_params(required, {{"backend", 3}}, "fault kill").integer("backend") == 3);
 }
 
@@ -73,7 +82,8 @@ TEST_CASE("closest match finds likely typos and nothing for unrelated words") {
 TEST_CASE("a list taken from a temporary value outlives the temporary") {
   auto make = [] { return Value(List{1, 2, 3}); };
   std::int64_t sum = 0;
-  for (const Value& v : make().as_list()) sum += v.as_int();  // would read freed memory if by reference
+  for (const Value& v : make().as_list())
+    sum += v.as_int();  // would read freed memory if by reference
   REQUIRE(sum == 6);
   REQUIRE(Value(Map{{"a", 1}}).as_map().at("a").as_int() == 1);
   REQUIRE(Value("text").as_string() == "text");

@@ -79,14 +79,15 @@ exp:run()
 }
 
 TEST_CASE("reading an undefined global is an error") {
-  REQUIRE_THAT(run_lua("print(undefined_thing)").error,
-               Catch::Contains("test.lua:1:") && Catch::Contains("undefined global 'undefined_thing'"));
+  REQUIRE_THAT(
+      run_lua("print(undefined_thing)").error,
+      Catch::Contains("test.lua:1:") && Catch::Contains("undefined global 'undefined_thing'"));
 }
 
 TEST_CASE("the sandbox has no os, io, debug, package, load or dofile") {
-  for (const char* code : {"os.execute('true')", "io.popen('ls')", "debug.getinfo(1)",
-                           "package.loadlib('x', 'y')", "load('return 1')", "dofile('x')",
-                           "string.dump(print)", "require('socket')"}) {
+  for (const char* code :
+       {"os.execute('true')", "io.popen('ls')", "debug.getinfo(1)", "package.loadlib('x', 'y')",
+        "load('return 1')", "dofile('x')", "string.dump(print)", "require('socket')"}) {
     const ScriptResult r = run_lua(code);
     INFO(code << " -> " << r.error);
     REQUIRE(r.exit_code() == 2);
@@ -107,41 +108,52 @@ exp:workload{ arrivals = lab.poisson{ rps = 10 } }
 exp:add{ lesson = "passthrough", variant = "instant" }
 exp:at("0.5s", function(sys) while true do end end)
 exp:run()
-)", 1, 1'000'000);
+)",
+                                 1, 1'000'000);
   REQUIRE_THAT(r.error, Catch::Contains("instruction budget"));
 }
 
 TEST_CASE("a script that allocates without bound hits the memory limit") {
-  const ScriptResult r = run_lua("local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end", 1,
-                                 10'000'000'000ULL);
+  const ScriptResult r = run_lua(
+      "local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end", 1, 10'000'000'000ULL);
   REQUIRE_THAT(r.error, Catch::Contains("not enough memory"));
 }
 
 TEST_CASE("unknown lesson, variant and parameter are errors with a did-you-mean") {
   auto add = [](const std::string& spec) {
-    return run_lua("local lab = require 'hldlab'\nlocal exp = lab.experiment{}\nexp:add" + spec).error;
+    return run_lua("local lab = require 'hldlab'\nlocal exp = lab.experiment{}\nexp:add" + spec)
+        .error;
   };
   REQUIRE_THAT(add("{ lesson = 'passthru', variant = 'instant' }"),
                Catch::Contains("test.lua:3:") && Catch::Contains("did you mean 'passthrough'"));
-  REQUIRE_THAT(add("{ lesson = 'passthrough', variant = 'instnat' }"), Catch::Contains("did you mean 'instant'"));
+  REQUIRE_THAT(add("{ lesson = 'passthrough', variant = 'instnat' }"),
+               Catch::Contains("did you mean 'instant'"));
   REQUIRE_THAT(add("{ lesson = 'passthrough', variant = 'instant', params = { dealy = 1 } }"),
                Catch::Contains("unknown parameter 'dealy' (did you mean 'delay'?)"));
   REQUIRE_THAT(add("{ lesson = 'passthrough', variant = 'instant', params = { delay = true } }"),
                Catch::Contains("must be a duration"));
-  REQUIRE_THAT(add("{ lesson = 'passthrough', varaint = 'instant' }"), Catch::Contains("unknown field 'varaint'"));
-  REQUIRE_THAT(add("{ lesson = 'passthrough', variant = 'throws_in_build' }"),
-               Catch::Contains("test.lua:3: passthrough/throws_in_build: build failed: factory exploded"));
+  REQUIRE_THAT(add("{ lesson = 'passthrough', varaint = 'instant' }"),
+               Catch::Contains("unknown field 'varaint'"));
+  REQUIRE_THAT(
+      add("{ lesson = 'passthrough', variant = 'throws_in_build' }"),
+      Catch::Contains("test.lua:3: passthrough/throws_in_build: build failed: factory exploded"));
 }
 
 TEST_CASE("bad workloads, faults and operations are errors naming what is wrong") {
   auto run_with = [](const std::string& line) {
-    return run_lua("local lab = require 'hldlab'\nlocal exp = lab.experiment{ duration = '1s' }\n"
-                   "local sys = exp:add{ lesson = 'passthrough', variant = 'instant' }\n" + line).error;
+    return run_lua(
+               "local lab = require 'hldlab'\nlocal exp = lab.experiment{ duration = '1s' }\n"
+               "local sys = exp:add{ lesson = 'passthrough', variant = 'instant' }\n" +
+               line)
+        .error;
   };
-  REQUIRE_THAT(run_with("exp:workload{ arrivals = lab.poisson{ rps = -1 } }"), Catch::Contains("out of range"));
-  REQUIRE_THAT(run_with("exp:workload{ arrivals = lab.poisson{ rps = 1e12 } }"), Catch::Contains("out of range"));
+  REQUIRE_THAT(run_with("exp:workload{ arrivals = lab.poisson{ rps = -1 } }"),
+               Catch::Contains("out of range"));
+  REQUIRE_THAT(run_with("exp:workload{ arrivals = lab.poisson{ rps = 1e12 } }"),
+               Catch::Contains("out of range"));
   REQUIRE_THAT(run_with("sys:inject('latncy', {})"), Catch::Contains("did you mean 'latency'"));
-  REQUIRE_THAT(run_with("sys:inject('latency', { delay = 'soon' })"), Catch::Contains("not a duration"));
+  REQUIRE_THAT(run_with("sys:inject('latency', { delay = 'soon' })"),
+               Catch::Contains("not a duration"));
   REQUIRE_THAT(run_with("sys:call('ech', {})"), Catch::Contains("did you mean 'echo'"));
   REQUIRE_THAT(run_with("exp:at('5s', function() end)"), Catch::Contains("not before the end"));
   REQUIRE_THAT(run_with("exp:run() exp:run()"), Catch::Contains("runs only once"));
@@ -162,7 +174,8 @@ print(sys:call("echo", { text = "hello" }).text)
 }
 
 TEST_CASE("a failed expectation gives exit code 1 and says where") {
-  const ScriptResult r = run_lua("local lab = require 'hldlab'\nlab.expect(1 > 2, 'one beats two')");
+  const ScriptResult r =
+      run_lua("local lab = require 'hldlab'\nlab.expect(1 > 2, 'one beats two')");
   REQUIRE(r.exit_code() == 1);
   REQUIRE_THAT(r.output, Catch::Contains("FAIL  one beats two  (test.lua:2)"));
 }
@@ -183,13 +196,15 @@ lab.report(r)
 }
 
 TEST_CASE("lab.expect can mark the headline claim and refuses unknown options") {
-  const ScriptResult r = run_lua("local lab = require 'hldlab'\nlab.expect(true, 'setup')\n"
-                                 "lab.expect(true, 'the claim', { headline = true })");
+  const ScriptResult r = run_lua(
+      "local lab = require 'hldlab'\nlab.expect(true, 'setup')\n"
+      "lab.expect(true, 'the claim', { headline = true })");
   REQUIRE(r.expectations.size() == 2);
   REQUIRE_FALSE(r.expectations[0].headline);
   REQUIRE(r.expectations[1].headline);
-  REQUIRE_THAT(run_lua("local lab = require 'hldlab'\nlab.expect(true, 'x', { headlne = true })").error,
-               Catch::Contains("unknown field 'headlne' (did you mean 'headline'?)"));
+  REQUIRE_THAT(
+      run_lua("local lab = require 'hldlab'\nlab.expect(true, 'x', { headlne = true })").error,
+      Catch::Contains("unknown field 'headlne' (did you mean 'headline'?)"));
 }
 
 TEST_CASE("the latency of answered requests is reported apart from instant failures") {

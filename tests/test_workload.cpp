@@ -71,8 +71,8 @@ TEST_CASE("pareto and exponential samples have the analytical mean") {
 }
 
 namespace {
-ExperimentResult run_passthrough(const Workload& w, Time duration, std::vector<std::string> variants,
-                                 std::uint64_t seed = 1) {
+ExperimentResult run_passthrough(const Workload& w, Time duration,
+                                 std::vector<std::string> variants, std::uint64_t seed = 1) {
   ExperimentConfig config;
   config.seed = seed;
   config.duration = duration;
@@ -151,14 +151,15 @@ TEST_CASE("the workload parser names the wrong field") {
                       Catch::Contains("did you mean 'poisson'"));
   REQUIRE_THROWS_WITH(parse({{"arrivals", Map{{"kind", "poisson"}, {"rps", -5}}}}),
                       Catch::Contains("out of range"));
-  REQUIRE_THROWS_WITH(parse({{"arrivals", Map{{"kind", "poisson"}, {"rps", 10}}},
-                             {"service", "20 parsecs"}}),
-                      Catch::Contains("unknown unit"));
+  REQUIRE_THROWS_WITH(
+      parse({{"arrivals", Map{{"kind", "poisson"}, {"rps", 10}}}, {"service", "20 parsecs"}}),
+      Catch::Contains("unknown unit"));
   REQUIRE_THROWS_WITH(parse({{"arrivals", Map{{"kind", "poisson"}, {"rps", 10}}},
                              {"keys", Map{{"kind", "zipf"}, {"n", 100}}}}),
                       Catch::Contains("keys.s is required"));
-  const Workload ok = parse({{"arrivals", Map{{"kind", "poisson"}, {"rps", 10}}},
-                             {"service", Map{{"kind", "lognormal"}, {"median", "20ms"}, {"p99", "400ms"}}}});
+  const Workload ok =
+      parse({{"arrivals", Map{{"kind", "poisson"}, {"rps", 10}}},
+             {"service", Map{{"kind", "lognormal"}, {"median", "20ms"}, {"p99", "400ms"}}}});
   REQUIRE(ok.service.kind == Distribution::Kind::lognormal);
 }
 

@@ -75,7 +75,9 @@ void SystemSlot::start_clients(std::uint32_t count) {
 
 SystemSlot::~SystemSlot() = default;
 
-Time SystemSlot::now() const { return experiment_.kernel().now(); }
+Time SystemSlot::now() const {
+  return experiment_.kernel().now();
+}
 
 void SystemSlot::after(Time delay, std::function<void()> action) {
   experiment_.kernel().after(delay, std::move(action), this);
@@ -111,16 +113,17 @@ void SystemSlot::deliver(const Request& request) {
   if (faults_.error_rate > 0 && fault_rng_.chance(faults_.error_rate))
     return complete(request, Outcome::error);
   if (faults_.blackhole_timeout >= 0) {
-    experiment_.kernel().after(faults_.blackhole_timeout,
-                               [this, request] { complete(request, Outcome::timeout); }, this);
+    experiment_.kernel().after(
+        faults_.blackhole_timeout, [this, request] { complete(request, Outcome::timeout); }, this);
     return;
   }
   Request changed = request;
   changed.service = static_cast<Time>(static_cast<double>(request.service) * faults_.slow_factor);
   if (faults_.delay > 0 || faults_.jitter > 0) {
-    const Time delay =
-        faults_.delay + static_cast<Time>(fault_rng_.uniform() * static_cast<double>(faults_.jitter));
-    experiment_.kernel().after(delay, [this, changed] { handle_now(changed); }, this);
+    const Time delay = faults_.delay + static_cast<Time>(fault_rng_.uniform() *
+                                                         static_cast<double>(faults_.jitter));
+    experiment_.kernel().after(
+        delay, [this, changed] { handle_now(changed); }, this);
     return;
   }
   handle_now(changed);
@@ -149,7 +152,8 @@ void SystemSlot::inject(const std::string& fault, const Map& params) {
     throw std::invalid_argument(where() + ": unknown fault '" + fault + "'" +
                                 did_you_mean(fault, names) + "; faults: " + known);
   }
-  const Params p = validate_params((own ? own : generic)->params, params, where() + " fault " + fault);
+  const Params p =
+      validate_params((own ? own : generic)->params, params, where() + " fault " + fault);
   if (own != nullptr) {
     try {
       system_->inject(fault, Value(p.values()));
@@ -175,13 +179,19 @@ void SystemSlot::inject(const std::string& fault, const Map& params) {
 }
 
 void SystemSlot::clear(const std::string& fault) {
-  if (fault == "latency") faults_.delay = faults_.jitter = 0;
-  else if (fault == "errors") faults_.error_rate = 0;
-  else if (fault == "blackhole") faults_.blackhole_timeout = -1;
-  else if (fault == "slow") faults_.slow_factor = 1;
+  if (fault == "latency")
+    faults_.delay = faults_.jitter = 0;
+  else if (fault == "errors")
+    faults_.error_rate = 0;
+  else if (fault == "blackhole")
+    faults_.blackhole_timeout = -1;
+  else if (fault == "slow")
+    faults_.slow_factor = 1;
   else
-    throw std::invalid_argument(where() + ": clear() takes a generic fault (latency, errors, "
-                                "blackhole, slow), not '" + fault + "'");
+    throw std::invalid_argument(where() +
+                                ": clear() takes a generic fault (latency, errors, "
+                                "blackhole, slow), not '" +
+                                fault + "'");
   faults_.any = faults_.delay > 0 || faults_.jitter > 0 || faults_.error_rate > 0 ||
                 faults_.blackhole_timeout >= 0 || faults_.slow_factor != 1;
   log("fault " + fault + " cleared");
@@ -219,7 +229,8 @@ SystemResult SystemSlot::result(Time duration) const {
   r.error = error_;
   r.requests = recorder_.arrived();
   r.completed = recorder_.completed();
-  for (int i = 0; i < kOutcomeCount; ++i) r.outcomes[i] = recorder_.outcome(static_cast<Outcome>(i));
+  for (int i = 0; i < kOutcomeCount; ++i)
+    r.outcomes[i] = recorder_.outcome(static_cast<Outcome>(i));
   const LatencyHistogram& h = recorder_.latency();
   r.p50 = to_seconds(h.quantile(0.50));
   r.p90 = to_seconds(h.quantile(0.90));
@@ -258,7 +269,9 @@ Experiment::Experiment(ExperimentConfig config)
     throw std::invalid_argument("experiment duration must be at most 30 days of virtual time");
 }
 
-Experiment::~Experiment() { kernel_.clear(); }
+Experiment::~Experiment() {
+  kernel_.clear();
+}
 
 SystemSlot& Experiment::add(const PluginRegistry& registry, const std::string& lesson,
                             const std::string& variant, const Map& params, std::string label) {
@@ -269,8 +282,8 @@ SystemSlot& Experiment::add(const PluginRegistry& registry, const std::string& l
       throw std::invalid_argument("label '" + label +
                                   "' is already used in this experiment; give each system its own "
                                   "label (add{..., label = \"...\"})");
-  systems_.push_back(std::make_unique<SystemSlot>(*this, registry.get(lesson), variant,
-                                                  std::move(label), params));
+  systems_.push_back(
+      std::make_unique<SystemSlot>(*this, registry.get(lesson), variant, std::move(label), params));
   return *systems_.back();
 }
 
@@ -287,7 +300,8 @@ void Experiment::set_workload(Workload workload) {
     for (const auto& s : a.spikes)
       if (!std::isfinite(s.rps) || s.rps < 0 || s.rps > 1e9)
         throw std::invalid_argument("spike rps must be between 0 and 1e9");
-    if (a.peak_rate() <= 0) throw std::invalid_argument("the workload never sends a request (rps 0)");
+    if (a.peak_rate() <= 0)
+      throw std::invalid_argument("the workload never sends a request (rps 0)");
     const double expected = a.peak_rate() * to_seconds(config_.duration);
     if (expected > config_.max_requests) {
       std::ostringstream msg;
@@ -306,8 +320,10 @@ void Experiment::at(Time t, std::function<void()> action) {
   if (has_run_) throw std::logic_error("the experiment has already run");
   if (t < 0) throw std::invalid_argument("cannot schedule an action before time 0");
   if (t >= config_.duration)
-    throw std::invalid_argument("action at " + format_duration(t) + " is not before the end of the "
-                                "experiment (" + format_duration(config_.duration) + ")");
+    throw std::invalid_argument("action at " + format_duration(t) +
+                                " is not before the end of the "
+                                "experiment (" +
+                                format_duration(config_.duration) + ")");
   if (running_) {
     kernel_.at(t, std::move(action));
   } else {
@@ -318,7 +334,8 @@ void Experiment::at(Time t, std::function<void()> action) {
 void Experiment::request_finished(SystemSlot& slot, const Request& request) {
   --in_flight_;
   if (workload_.arrivals.kind != Arrivals::Kind::closed) return;
-  const Time think = static_cast<Time>(workload_.arrivals.think.sample(slot.client_rng(request.client)));
+  const Time think =
+      static_cast<Time>(workload_.arrivals.think.sample(slot.client_rng(request.client)));
   kernel_.after(think, [s = &slot, c = request.client] { s->experiment().issue(*s, c); });
 }
 

@@ -93,8 +93,8 @@ bool PluginRegistry::load_file(const std::string& path) {
   const std::string& name = lesson->info().name;
   auto existing = lessons_.find(name);
   if (existing != lessons_.end())
-    return refuse("duplicate lesson '" + name + "' (already loaded from " +
-                  existing->second.path + ")");
+    return refuse("duplicate lesson '" + name + "' (already loaded from " + existing->second.path +
+                  ")");
   lessons_.emplace(name, LoadedLesson{std::move(lesson), path});
   return true;
 }

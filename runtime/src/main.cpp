@@ -149,7 +149,8 @@ int main(int argc, char** argv) {
         ->needs(metrics);
   }
 
-  auto* new_lesson = app.add_subcommand("new-lesson", "scaffold plugins/NAME/ and scripts/NAME.lua");
+  auto* new_lesson =
+      app.add_subcommand("new-lesson", "scaffold plugins/NAME/ and scripts/NAME.lua");
   std::string new_name, root = ".";
   new_lesson->add_option("name", new_name, "lesson name (lowercase, digits, _)")->required();
   new_lesson->add_option("--root", root, "the hldlab source tree");
@@ -164,9 +165,10 @@ int main(int argc, char** argv) {
 
   if (*new_lesson) {
     try {
-      for (const auto& f : create_lesson_skeleton(new_name, root)) std::cout << "created " << f << "\n";
-      std::cout << "next: rebuild (cmake --build build), then ./build/hldlab run scripts/" << new_name
-                << ".lua\n";
+      for (const auto& f : create_lesson_skeleton(new_name, root))
+        std::cout << "created " << f << "\n";
+      std::cout << "next: rebuild (cmake --build build), then ./build/hldlab run scripts/"
+                << new_name << ".lua\n";
     } catch (const std::exception& e) {
       spdlog::error("{}", e.what());
       return kExitBadInput;
@@ -261,11 +263,15 @@ int main(int argc, char** argv) {
     std::size_t passed = 0;
     for (const auto& e : result.expectations) passed += e.passed;
     TourRow row{name, std::to_string(passed) + "/" + std::to_string(result.expectations.size()),
-                result.exit_code() == 0 ? "PASS" : result.error.empty() ? "FAIL" : "ERROR", took, ""};
+                result.exit_code() == 0 ? "PASS"
+                : result.error.empty()  ? "FAIL"
+                                        : "ERROR",
+                took, ""};
     // The headline: the first failed claim, else the one marked headline, else the first.
     const Expectation* shown = nullptr;
     for (const auto& e : result.expectations)
-      if (!shown || (e.headline && shown->passed && !shown->headline) || (!e.passed && shown->passed))
+      if (!shown || (e.headline && shown->passed && !shown->headline) ||
+          (!e.passed && shown->passed))
         shown = &e;
     if (shown) row.headline = shown->message;
     if (!result.error.empty()) {
@@ -280,7 +286,10 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> width;
   for (const auto& h : header) width.push_back(h.size());
   for (const auto& r : rows)
-    for (const auto& [i, cell] : {std::pair<int, const std::string*>{0, &r.lesson}, {1, &r.claims}, {2, &r.verdict}, {3, &r.time}})
+    for (const auto& [i, cell] : {std::pair<int, const std::string*>{0, &r.lesson},
+                                  {1, &r.claims},
+                                  {2, &r.verdict},
+                                  {3, &r.time}})
       width[i] = std::max(width[i], cell->size());
   auto line = [&](const std::vector<std::string>& cells) {
     for (std::size_t i = 0; i < cells.size(); ++i)

@@ -191,8 +191,10 @@ std::string fill(std::string text, const std::string& name) {
     upper = false;
   }
   cls += "Lesson";
-  for (const auto& [key, value] : {std::pair<std::string, std::string>{"@NAME@", name}, {"@CLASS@", cls}})
-    for (std::size_t at; (at = text.find(key)) != std::string::npos;) text.replace(at, key.size(), value);
+  for (const auto& [key, value] :
+       {std::pair<std::string, std::string>{"@NAME@", name}, {"@CLASS@", cls}})
+    for (std::size_t at; (at = text.find(key)) != std::string::npos;)
+      text.replace(at, key.size(), value);
   return text;
 }
 
@@ -200,8 +202,9 @@ std::string fill(std::string text, const std::string& name) {
 
 std::vector<std::string> create_lesson_skeleton(const std::string& name, const std::string& root) {
   namespace fs = boost::filesystem;
-  const bool valid = !name.empty() && name.size() <= 64 && name[0] >= 'a' && name[0] <= 'z' &&
-                     name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
+  const bool valid =
+      !name.empty() && name.size() <= 64 && name[0] >= 'a' && name[0] <= 'z' &&
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
   if (!valid)
     throw std::invalid_argument("lesson name '" + name +
                                 "' must start with a lowercase letter and use only a-z, 0-9 and _");
@@ -217,7 +220,8 @@ std::vector<std::string> create_lesson_skeleton(const std::string& name, const s
     if (fs::exists(path)) throw std::invalid_argument(path.string() + " already exists");
   }
   if (!fs::is_directory(fs::path(root) / "plugins"))
-    throw std::invalid_argument(root + " has no plugins/ folder: run this from the hldlab source tree or pass --root");
+    throw std::invalid_argument(
+        root + " has no plugins/ folder: run this from the hldlab source tree or pass --root");
   std::vector<std::string> written;
   for (const auto& [path, text] : files) {
     fs::create_directories(path.parent_path());

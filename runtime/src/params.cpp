@@ -16,12 +16,18 @@ Time parse_duration(const std::string& text) {
     throw std::invalid_argument("'" + text + "' is not a duration (try \"250ms\", \"2s\")");
   const std::string unit(end);
   double scale;
-  if (unit == "ns") scale = 1;
-  else if (unit == "us") scale = 1e3;
-  else if (unit == "ms") scale = 1e6;
-  else if (unit == "s" || unit.empty()) scale = 1e9;
-  else if (unit == "m") scale = 60e9;
-  else if (unit == "h") scale = 3600e9;
+  if (unit == "ns")
+    scale = 1;
+  else if (unit == "us")
+    scale = 1e3;
+  else if (unit == "ms")
+    scale = 1e6;
+  else if (unit == "s" || unit.empty())
+    scale = 1e9;
+  else if (unit == "m")
+    scale = 60e9;
+  else if (unit == "h")
+    scale = 3600e9;
   else
     throw std::invalid_argument("'" + text + "' has an unknown unit '" + unit +
                                 "' (use ns, us, ms, s, m or h)");
@@ -39,18 +45,26 @@ Time duration_from(const Value& v, const std::string& what) {
       throw std::invalid_argument(what + " must be a non-negative duration");
     return static_cast<Time>(std::llround(s * 1e9));
   }
-  throw std::invalid_argument(what + " must be a duration like \"250ms\" or a number of seconds, "
-                              "not a " + Value::kind_name(v.kind()));
+  throw std::invalid_argument(what +
+                              " must be a duration like \"250ms\" or a number of seconds, "
+                              "not a " +
+                              Value::kind_name(v.kind()));
 }
 
 const char* param_type_name(ParamType type) {
   switch (type) {
-    case ParamType::integer: return "integer";
-    case ParamType::real: return "number";
-    case ParamType::boolean: return "boolean";
-    case ParamType::string: return "string";
-    case ParamType::duration: return "duration";
-    case ParamType::number_list: return "list of numbers";
+    case ParamType::integer:
+      return "integer";
+    case ParamType::real:
+      return "number";
+    case ParamType::boolean:
+      return "boolean";
+    case ParamType::string:
+      return "string";
+    case ParamType::duration:
+      return "duration";
+    case ParamType::number_list:
+      return "list of numbers";
   }
   return "?";
 }
@@ -58,25 +72,35 @@ const char* param_type_name(ParamType type) {
 std::string format_duration(Time t) {
   std::ostringstream out;
   const double v = static_cast<double>(t);
-  if (t == 0) out << "0s";
-  else if (t % 1'000'000'000 == 0 || t >= 10'000'000'000) out << v / 1e9 << "s";
-  else if (t >= 1'000'000) out << v / 1e6 << "ms";
-  else if (t >= 1'000) out << v / 1e3 << "us";
-  else out << t << "ns";
+  if (t == 0)
+    out << "0s";
+  else if (t % 1'000'000'000 == 0 || t >= 10'000'000'000)
+    out << v / 1e9 << "s";
+  else if (t >= 1'000'000)
+    out << v / 1e6 << "ms";
+  else if (t >= 1'000)
+    out << v / 1e3 << "us";
+  else
+    out << t << "ns";
   return out.str();
 }
 
 std::string format_param_value(const ParamSpec& spec, const Value& v) {
   std::ostringstream out;
   switch (v.kind()) {
-    case Value::Kind::nil: return "(required)";
-    case Value::Kind::boolean: return v.as_bool() ? "true" : "false";
+    case Value::Kind::nil:
+      return "(required)";
+    case Value::Kind::boolean:
+      return v.as_bool() ? "true" : "false";
     case Value::Kind::integer:
       if (spec.type == ParamType::duration) return format_duration(v.as_int());
       out << v.as_int();
       return out.str();
-    case Value::Kind::real: out << v.as_double(); return out.str();
-    case Value::Kind::string: return "\"" + v.as_string() + "\"";
+    case Value::Kind::real:
+      out << v.as_double();
+      return out.str();
+    case Value::Kind::string:
+      return "\"" + v.as_string() + "\"";
     case Value::Kind::list: {
       out << "{";
       for (std::size_t i = 0; i < v.as_list().size(); ++i)
@@ -84,7 +108,8 @@ std::string format_param_value(const ParamSpec& spec, const Value& v) {
       out << "}";
       return out.str();
     }
-    case Value::Kind::map: return "{...}";
+    case Value::Kind::map:
+      return "{...}";
   }
   return "?";
 }
@@ -139,8 +164,8 @@ Value coerce(const ParamSpec& spec, const Value& v, const std::string& owner) {
       return v;
     case ParamType::string:
       if (v.kind() != Value::Kind::string) throw wrong_type();
-      if (!spec.choices.empty() &&
-          std::find(spec.choices.begin(), spec.choices.end(), v.as_string()) == spec.choices.end()) {
+      if (!spec.choices.empty() && std::find(spec.choices.begin(), spec.choices.end(),
+                                             v.as_string()) == spec.choices.end()) {
         std::string list;
         for (const auto& c : spec.choices) list += (list.empty() ? "" : ", ") + c;
         throw std::invalid_argument(what + " = \"" + v.as_string() + "\" is not one of: " + list +

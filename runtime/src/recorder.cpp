@@ -4,14 +4,18 @@ namespace hldlab {
 
 const std::vector<FaultSpec>& generic_faults() {
   static const std::vector<FaultSpec> faults = {
-      {"latency", "add a delay (plus uniform jitter) before the system sees each request",
+      {"latency",
+       "add a delay (plus uniform jitter) before the system sees each request",
        {{"delay", ParamType::duration, "100ms", "added delay", 0, 3600},
         {"jitter", ParamType::duration, "0s", "extra uniform delay in [0, jitter]", 0, 3600}}},
-      {"errors", "fail a fraction of requests immediately with an error",
+      {"errors",
+       "fail a fraction of requests immediately with an error",
        {{"rate", ParamType::real, 0.5, "fraction of requests failed", 0, 1}}},
-      {"blackhole", "never answer: every request times out after `timeout`",
+      {"blackhole",
+       "never answer: every request times out after `timeout`",
        {{"timeout", ParamType::duration, "30s", "client timeout", 0, 3600}}},
-      {"slow", "multiply the service time of every request",
+      {"slow",
+       "multiply the service time of every request",
        {{"factor", ParamType::real, 10.0, "service time multiplier", 0, 1e6}}},
   };
   return faults;

@@ -10,12 +10,16 @@ namespace hldlab {
 
 nlohmann::json to_json(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::nil: return nullptr;
-    case Value::Kind::boolean: return v.as_bool();
-    case Value::Kind::integer: return v.as_int();
-    case Value::Kind::real: return std::isfinite(v.as_double()) ? nlohmann::json(v.as_double())
-                                                                : nlohmann::json(nullptr);
-    case Value::Kind::string: return v.as_string();
+    case Value::Kind::nil:
+      return nullptr;
+    case Value::Kind::boolean:
+      return v.as_bool();
+    case Value::Kind::integer:
+      return v.as_int();
+    case Value::Kind::real:
+      return std::isfinite(v.as_double()) ? nlohmann::json(v.as_double()) : nlohmann::json(nullptr);
+    case Value::Kind::string:
+      return v.as_string();
     case Value::Kind::list: {
       nlohmann::json out = nlohmann::json::array();
       for (const Value& item : v.as_list()) out.push_back(to_json(item));
@@ -39,7 +43,8 @@ nlohmann::json to_json(const SystemResult& r) {
   if (!r.error.empty()) out["error"] = r.error;
   out["requests"] = r.requests;
   out["completed"] = r.completed;
-  for (int i = 0; i < kOutcomeCount; ++i) out["outcomes"][outcome_name(static_cast<Outcome>(i))] = r.outcomes[i];
+  for (int i = 0; i < kOutcomeCount; ++i)
+    out["outcomes"][outcome_name(static_cast<Outcome>(i))] = r.outcomes[i];
   out["latency_seconds"] = {{"p50", r.p50},       {"p90", r.p90},       {"p99", r.p99},
                             {"p999", r.p999},     {"max", r.max},       {"mean", r.mean},
                             {"p50_ok", r.p50_ok}, {"p99_ok", r.p99_ok}, {"p999_ok", r.p999_ok}};
@@ -66,27 +71,37 @@ std::string format_seconds(double s) {
   char buf[32];
   const double a = std::abs(s);
   if (a == 0) return "0";
-  if (a >= 1) std::snprintf(buf, sizeof buf, "%.3gs", s);
-  else if (a >= 1e-3) std::snprintf(buf, sizeof buf, "%.3gms", s * 1e3);
-  else std::snprintf(buf, sizeof buf, "%.3gus", s * 1e6);
+  if (a >= 1)
+    std::snprintf(buf, sizeof buf, "%.3gs", s);
+  else if (a >= 1e-3)
+    std::snprintf(buf, sizeof buf, "%.3gms", s * 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.3gus", s * 1e6);
   return buf;
 }
 
 std::string format_value(const Value& v) {
   char buf[48];
   switch (v.kind()) {
-    case Value::Kind::nil: return "-";
-    case Value::Kind::boolean: return v.as_bool() ? "yes" : "no";
-    case Value::Kind::integer: return std::to_string(v.as_int());
+    case Value::Kind::nil:
+      return "-";
+    case Value::Kind::boolean:
+      return v.as_bool() ? "yes" : "no";
+    case Value::Kind::integer:
+      return std::to_string(v.as_int());
     case Value::Kind::real: {
       const double d = v.as_double();
-      if (d == std::floor(d) && std::abs(d) < 1e15) return std::to_string(static_cast<long long>(d));
+      if (d == std::floor(d) && std::abs(d) < 1e15)
+        return std::to_string(static_cast<long long>(d));
       std::snprintf(buf, sizeof buf, "%.4g", d);
       return buf;
     }
-    case Value::Kind::string: return v.as_string();
-    case Value::Kind::list: return "[" + std::to_string(v.as_list().size()) + " items]";
-    case Value::Kind::map: return "{...}";
+    case Value::Kind::string:
+      return v.as_string();
+    case Value::Kind::list:
+      return "[" + std::to_string(v.as_list().size()) + " items]";
+    case Value::Kind::map:
+      return "{...}";
   }
   return "?";
 }
@@ -100,9 +115,10 @@ std::string format_table(const ExperimentResult& r) {
   const bool any_hits = std::any_of(r.systems.begin(), r.systems.end(),
                                     [](const SystemResult& s) { return s.hit_ratio >= 0; });
   // When some requests end without an answer (often instantly), show the P99 of the answered.
-  const bool any_unanswered = std::any_of(r.systems.begin(), r.systems.end(), [](const SystemResult& s) {
-    return s.count(Outcome::rejected) + s.count(Outcome::error) + s.count(Outcome::timeout) > 0;
-  });
+  const bool any_unanswered =
+      std::any_of(r.systems.begin(), r.systems.end(), [](const SystemResult& s) {
+        return s.count(Outcome::rejected) + s.count(Outcome::error) + s.count(Outcome::timeout) > 0;
+      });
 
   std::vector<std::string> header = {"system", "kind", "p50", "p99", "p99.9", "max"};
   if (any_unanswered) header.push_back("p99 ok");
@@ -150,9 +166,13 @@ std::string format_table(const ExperimentResult& r) {
   auto line = [&](const std::vector<std::string>& cells) {
     for (std::size_t i = 0; i < cells.size(); ++i) {
       const bool last = i + 1 == cells.size();
-      if (i < 2) out << cells[i] << (last ? "" : std::string(width[i] - cells[i].size() + 2, ' '));
-      else out << std::string(i < width.size() && cells[i].size() < width[i] ? width[i] - cells[i].size() : 0, ' ')
-               << cells[i] << (last ? "" : "  ");
+      if (i < 2)
+        out << cells[i] << (last ? "" : std::string(width[i] - cells[i].size() + 2, ' '));
+      else
+        out << std::string(
+                   i < width.size() && cells[i].size() < width[i] ? width[i] - cells[i].size() : 0,
+                   ' ')
+            << cells[i] << (last ? "" : "  ");
     }
     out << "\n";
   };

@@ -3,13 +3,13 @@
 // caught there and only then turned into a Lua error, once no C++ object is left alive.
 #include "hldlab/runtime/script.hpp"
 
-#include <lua.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <lua.hpp>
 #include <sstream>
 
 #include "hldlab/runtime/params.hpp"
@@ -46,7 +46,9 @@ struct Runner {
   }
 };
 
-Runner& runner(lua_State* L) { return **static_cast<Runner**>(lua_getextraspace(L)); }
+Runner& runner(lua_State* L) {
+  return **static_cast<Runner**>(lua_getextraspace(L));
+}
 
 template <class F>
 int guarded(lua_State* L, F&& body) {
@@ -76,8 +78,10 @@ int guarded(lua_State* L, F&& body) {
 Value to_value(lua_State* L, int index, const std::string& what, int depth = 0) {
   index = lua_absindex(L, index);
   switch (lua_type(L, index)) {
-    case LUA_TNIL: return Value();
-    case LUA_TBOOLEAN: return Value(lua_toboolean(L, index) != 0);
+    case LUA_TNIL:
+      return Value();
+    case LUA_TBOOLEAN:
+      return Value(lua_toboolean(L, index) != 0);
     case LUA_TNUMBER:
       if (lua_isinteger(L, index)) return Value(static_cast<std::int64_t>(lua_tointeger(L, index)));
       return Value(lua_tonumber(L, index));
@@ -105,8 +109,7 @@ Value to_value(lua_State* L, int index, const std::string& what, int depth = 0) 
         lua_pop(L, 1);
       }
       if (items.empty()) return Value(std::move(map));
-      if (!map.empty())
-        throw std::invalid_argument(what + " mixes a list part and named fields");
+      if (!map.empty()) throw std::invalid_argument(what + " mixes a list part and named fields");
       List list(items.size());
       for (auto& [k, v] : items) {
         if (k < 1 || k > static_cast<lua_Integer>(list.size()))
@@ -122,11 +125,21 @@ Value to_value(lua_State* L, int index, const std::string& what, int depth = 0) 
 
 void push_value(lua_State* L, const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::nil: lua_pushnil(L); break;
-    case Value::Kind::boolean: lua_pushboolean(L, v.as_bool()); break;
-    case Value::Kind::integer: lua_pushinteger(L, v.as_int()); break;
-    case Value::Kind::real: lua_pushnumber(L, v.as_double()); break;
-    case Value::Kind::string: lua_pushlstring(L, v.as_string().data(), v.as_string().size()); break;
+    case Value::Kind::nil:
+      lua_pushnil(L);
+      break;
+    case Value::Kind::boolean:
+      lua_pushboolean(L, v.as_bool());
+      break;
+    case Value::Kind::integer:
+      lua_pushinteger(L, v.as_int());
+      break;
+    case Value::Kind::real:
+      lua_pushnumber(L, v.as_double());
+      break;
+    case Value::Kind::string:
+      lua_pushlstring(L, v.as_string().data(), v.as_string().size());
+      break;
     case Value::Kind::list:
       lua_createtable(L, static_cast<int>(v.as_list().size()), 0);
       for (std::size_t i = 0; i < v.as_list().size(); ++i) {
@@ -170,7 +183,8 @@ void reject_unknown(const Map& m, const std::vector<std::string>& known, const s
   for (const auto& [key, value] : m) {
     (void)value;
     if (std::find(known.begin(), known.end(), key) == known.end())
-      throw std::invalid_argument(what + ": unknown field '" + key + "'" + did_you_mean(key, known));
+      throw std::invalid_argument(what + ": unknown field '" + key + "'" +
+                                  did_you_mean(key, known));
   }
 }
 
@@ -188,7 +202,8 @@ template <class Box>
 Box& box_arg(lua_State* L, int index, const char* meta, const char* what) {
   void* p = luaL_testudata(L, index, meta);
   if (p == nullptr)
-    throw std::invalid_argument(std::string(what) + " expected (did you write '.' instead of ':'?)");
+    throw std::invalid_argument(std::string(what) +
+                                " expected (did you write '.' instead of ':'?)");
   return *static_cast<Box*>(p);
 }
 
@@ -207,7 +222,8 @@ void push_system(lua_State* L, std::shared_ptr<Experiment> experiment, SystemSlo
 /// ScriptError carrying the callback's own file:line.
 void call_lua(lua_State* L, int nargs) {
   if (lua_pcall(L, nargs, 0, 0) != LUA_OK) {
-    std::string message = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error object is not a string";
+    std::string message =
+        lua_tostring(L, -1) ? lua_tostring(L, -1) : "error object is not a string";
     lua_pop(L, 1);
     throw ScriptError(message);
   }
@@ -319,7 +335,8 @@ int lab_experiment(lua_State* L) {
     const Value v(spec);
     if (!v["name"].is_nil()) config.name = field_string(spec, "name", "lab.experiment");
     Runner& r = runner(L);
-    if (r.options.seed) config.seed = *r.options.seed;
+    if (r.options.seed)
+      config.seed = *r.options.seed;
     else if (!v["seed"].is_nil()) {
       if (v["seed"].kind() != Value::Kind::integer || v["seed"].as_int() < 0)
         throw std::invalid_argument("lab.experiment: seed must be a non-negative integer");
@@ -350,8 +367,9 @@ int exp_add(lua_State* L) {
     }
     std::string label;
     if (!v["label"].is_nil()) label = field_string(spec, "label", "exp:add");
-    SystemSlot& slot = box.experiment->add(runner(L).registry, field_string(spec, "lesson", "exp:add"),
-                                           field_string(spec, "variant", "exp:add"), params, label);
+    SystemSlot& slot =
+        box.experiment->add(runner(L).registry, field_string(spec, "lesson", "exp:add"),
+                            field_string(spec, "variant", "exp:add"), params, label);
     push_system(L, box.experiment, &slot);
     return 1;
   });
@@ -422,8 +440,8 @@ int sys_clear(lua_State* L) {
 int sys_call(lua_State* L) {
   return guarded(L, [&] {
     auto& box = box_arg<SystemBox>(L, 1, kSystemMeta, "sys:call(op, args): system");
-    const Value result =
-        box.slot->call(string_arg(L, 2, "operation name"), table_arg(L, 3, "operation arguments", true));
+    const Value result = box.slot->call(string_arg(L, 2, "operation name"),
+                                        table_arg(L, 3, "operation arguments", true));
     push_value(L, result);
     return 1;
   });
@@ -444,19 +462,26 @@ int sys_index(lua_State* L) {
   return guarded(L, [&] {
     auto& box = box_arg<SystemBox>(L, 1, kSystemMeta, "system");
     const std::string key = string_arg(L, 2, "system field");
-    static const luaL_Reg methods[] = {{"inject", sys_inject}, {"clear", sys_clear},
-                                       {"call", sys_call},     {"at", sys_at},
+    static const luaL_Reg methods[] = {{"inject", sys_inject},
+                                       {"clear", sys_clear},
+                                       {"call", sys_call},
+                                       {"at", sys_at},
                                        {nullptr, nullptr}};
     for (const luaL_Reg* m = methods; m->name; ++m)
       if (key == m->name) {
         lua_pushcfunction(L, m->func);
         return 1;
       }
-    if (key == "label") lua_pushstring(L, box.slot->label().c_str());
-    else if (key == "variant") lua_pushstring(L, box.slot->variant().c_str());
-    else if (key == "lesson") lua_pushstring(L, box.slot->info().name.c_str());
-    else if (key == "naive") lua_pushboolean(L, box.slot->naive());
-    else if (key == "now") lua_pushnumber(L, to_seconds(box.slot->now()));
+    if (key == "label")
+      lua_pushstring(L, box.slot->label().c_str());
+    else if (key == "variant")
+      lua_pushstring(L, box.slot->variant().c_str());
+    else if (key == "lesson")
+      lua_pushstring(L, box.slot->info().name.c_str());
+    else if (key == "naive")
+      lua_pushboolean(L, box.slot->naive());
+    else if (key == "now")
+      lua_pushnumber(L, to_seconds(box.slot->now()));
     else
       throw std::invalid_argument("a system has no field '" + key + "'" +
                                   did_you_mean(key, {"inject", "clear", "call", "at", "label",
@@ -544,7 +569,8 @@ int lab_info(lua_State* L) {
 /// when the workload reads it).
 int lab_tagged(lua_State* L) {
   const char* kind = lua_tostring(L, lua_upvalueindex(1));
-  if (lua_type(L, 1) != LUA_TTABLE) return luaL_error(L, "lab.%s takes a table: lab.%s{...}", kind, kind);
+  if (lua_type(L, 1) != LUA_TTABLE)
+    return luaL_error(L, "lab.%s takes a table: lab.%s{...}", kind, kind);
   lua_newtable(L);
   lua_pushnil(L);
   while (lua_next(L, 1) != 0) {
@@ -593,7 +619,8 @@ int sandbox_random(lua_State* L) {
     return 1;
   }
   lua_Integer lo = 1, hi;
-  if (n == 1) hi = luaL_checkinteger(L, 1);
+  if (n == 1)
+    hi = luaL_checkinteger(L, 1);
   else {
     lo = luaL_checkinteger(L, 1);
     hi = luaL_checkinteger(L, 2);
@@ -613,15 +640,16 @@ int sandbox_randomseed(lua_State* L) {
 int sandbox_require(lua_State* L) {
   const char* name = luaL_checkstring(L, 1);
   if (std::strcmp(name, "hldlab") != 0)
-    return luaL_error(L, "module '%s' is not available in the hldlab sandbox (only \"hldlab\")", name);
+    return luaL_error(L, "module '%s' is not available in the hldlab sandbox (only \"hldlab\")",
+                      name);
   lua_getfield(L, LUA_REGISTRYINDEX, "hldlab.module");
   return 1;
 }
 
 int strict_global(lua_State* L) {
   const char* name = lua_tostring(L, 2);
-  static const char* forbidden[] = {"os", "io", "debug", "package", "dofile", "loadfile", "load",
-                                    "collectgarbage", nullptr};
+  static const char* forbidden[] = {"os",       "io",   "debug",          "package", "dofile",
+                                    "loadfile", "load", "collectgarbage", nullptr};
   for (const char** f = forbidden; *f; ++f)
     if (name && std::strcmp(name, *f) == 0)
       return luaL_error(L, "'%s' is not available in the hldlab sandbox", name);
@@ -644,7 +672,8 @@ void* limited_alloc(void* ud, void* ptr, std::size_t old_size, std::size_t new_s
     std::free(ptr);
     return nullptr;
   }
-  if (new_size > old_size && r.memory + (new_size - old_size) > r.options.memory_limit) return nullptr;
+  if (new_size > old_size && r.memory + (new_size - old_size) > r.options.memory_limit)
+    return nullptr;
   void* p = std::realloc(ptr, new_size);
   if (p != nullptr) r.memory = r.memory - old_size + new_size;
   return p;
@@ -661,9 +690,12 @@ end
 )lua";
 
 void open_sandbox(lua_State* L) {
-  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},        {LUA_TABLIBNAME, luaopen_table},
-                                  {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
-                                  {LUA_UTF8LIBNAME, luaopen_utf8},  {LUA_COLIBNAME, luaopen_coroutine},
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
+                                  {LUA_TABLIBNAME, luaopen_table},
+                                  {LUA_STRLIBNAME, luaopen_string},
+                                  {LUA_MATHLIBNAME, luaopen_math},
+                                  {LUA_UTF8LIBNAME, luaopen_utf8},
+                                  {LUA_COLIBNAME, luaopen_coroutine},
                                   {nullptr, nullptr}};
   for (const luaL_Reg* lib = libs; lib->func; ++lib) {
     luaL_requiref(L, lib->name, lib->func, 1);
@@ -700,9 +732,9 @@ void open_sandbox(lua_State* L) {
   }
   lua_setfield(L, LUA_REGISTRYINDEX, "hldlab.module");
 
-  static const luaL_Reg experiment_methods[] = {{"add", exp_add},   {"workload", exp_workload},
-                                                {"at", exp_at},     {"run", exp_run},
-                                                {"systems", exp_systems}, {nullptr, nullptr}};
+  static const luaL_Reg experiment_methods[] = {
+      {"add", exp_add}, {"workload", exp_workload}, {"at", exp_at},
+      {"run", exp_run}, {"systems", exp_systems},   {nullptr, nullptr}};
   luaL_newmetatable(L, kExperimentMeta);
   luaL_newlib(L, experiment_methods);
   lua_setfield(L, -2, "__index");
@@ -781,7 +813,9 @@ ScriptResult run_script_text(const std::string& text, const std::string& chunk_n
                              const PluginRegistry& registry, const ScriptOptions& options) {
   const std::string name = "@" + chunk_name;
   return run_chunk(
-      [&](lua_State* L) { return luaL_loadbufferx(L, text.data(), text.size(), name.c_str(), "t"); },
+      [&](lua_State* L) {
+        return luaL_loadbufferx(L, text.data(), text.size(), name.c_str(), "t");
+      },
       registry, options);
 }
 
@@ -791,8 +825,10 @@ nlohmann::json to_json(const ScriptResult& r) {
   for (const auto& e : r.experiments) out["experiments"].push_back(to_json(e));
   out["expectations"] = nlohmann::json::array();
   for (const auto& e : r.expectations)
-    out["expectations"].push_back(
-        {{"message", e.message}, {"where", e.where}, {"passed", e.passed}, {"headline", e.headline}});
+    out["expectations"].push_back({{"message", e.message},
+                                   {"where", e.where},
+                                   {"passed", e.passed},
+                                   {"headline", e.headline}});
   if (!r.error.empty()) out["error"] = r.error;
   out["exit_code"] = r.exit_code();
   return out;

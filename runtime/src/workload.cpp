@@ -23,44 +23,59 @@ std::string ns_text(double ns) {
 }  // namespace
 
 Distribution Distribution::lognormal(double median, double p99) {
-  if (median <= 0 || p99 < median)
-    throw std::invalid_argument("lognormal needs 0 < median <= p99");
+  if (median <= 0 || p99 < median) throw std::invalid_argument("lognormal needs 0 < median <= p99");
   return {Kind::lognormal, std::log(median), std::log(p99 / median) / kZ99};
 }
 
 double Distribution::sample(Rng& rng) const {
   switch (kind) {
-    case Kind::constant: return a;
-    case Kind::exponential: return rng.exponential(a);
-    case Kind::uniform: return a + (b - a) * rng.uniform();
-    case Kind::lognormal: return std::exp(a + b * rng.normal());
-    case Kind::pareto: return a / std::pow(rng.uniform_open(), 1.0 / b);
-    case Kind::bimodal: return rng.chance(c) ? b : a;
+    case Kind::constant:
+      return a;
+    case Kind::exponential:
+      return rng.exponential(a);
+    case Kind::uniform:
+      return a + (b - a) * rng.uniform();
+    case Kind::lognormal:
+      return std::exp(a + b * rng.normal());
+    case Kind::pareto:
+      return a / std::pow(rng.uniform_open(), 1.0 / b);
+    case Kind::bimodal:
+      return rng.chance(c) ? b : a;
   }
   return a;
 }
 
 double Distribution::mean() const {
   switch (kind) {
-    case Kind::constant: return a;
-    case Kind::exponential: return a;
-    case Kind::uniform: return (a + b) / 2;
-    case Kind::lognormal: return std::exp(a + b * b / 2);
-    case Kind::pareto: return b <= 1 ? INFINITY : b * a / (b - 1);
-    case Kind::bimodal: return a * (1 - c) + b * c;
+    case Kind::constant:
+      return a;
+    case Kind::exponential:
+      return a;
+    case Kind::uniform:
+      return (a + b) / 2;
+    case Kind::lognormal:
+      return std::exp(a + b * b / 2);
+    case Kind::pareto:
+      return b <= 1 ? INFINITY : b * a / (b - 1);
+    case Kind::bimodal:
+      return a * (1 - c) + b * c;
   }
   return a;
 }
 
 std::string Distribution::describe() const {
   switch (kind) {
-    case Kind::constant: return ns_text(a);
-    case Kind::exponential: return "exponential(mean " + ns_text(a) + ")";
-    case Kind::uniform: return "uniform(" + ns_text(a) + ".." + ns_text(b) + ")";
+    case Kind::constant:
+      return ns_text(a);
+    case Kind::exponential:
+      return "exponential(mean " + ns_text(a) + ")";
+    case Kind::uniform:
+      return "uniform(" + ns_text(a) + ".." + ns_text(b) + ")";
     case Kind::lognormal:
       return "lognormal(median " + ns_text(std::exp(a)) + ", p99 " +
              ns_text(std::exp(a + kZ99 * b)) + ")";
-    case Kind::pareto: return "pareto(min " + ns_text(a) + ", alpha " + number(b) + ")";
+    case Kind::pareto:
+      return "pareto(min " + ns_text(a) + ", alpha " + number(b) + ")";
     case Kind::bimodal:
       return "bimodal(" + ns_text(a) + " / " + ns_text(b) + " at " + number(c * 100) + "%)";
   }
@@ -70,11 +85,17 @@ std::string Distribution::describe() const {
 // Zipf sampling by rejection-inversion (W. Hormann and G. Derflinger, 1996): O(1) per sample,
 // no table. Ranks are 1..n with P(k) proportional to k^-s; H is an integral of h(x) = x^-s.
 namespace {
-double expm1_over_x(double x) { return std::abs(x) > 1e-8 ? std::expm1(x) / x : 1 + x / 2; }
-double log1p_over_x(double x) { return std::abs(x) > 1e-8 ? std::log1p(x) / x : 1 - x / 2; }
+double expm1_over_x(double x) {
+  return std::abs(x) > 1e-8 ? std::expm1(x) / x : 1 + x / 2;
+}
+double log1p_over_x(double x) {
+  return std::abs(x) > 1e-8 ? std::log1p(x) / x : 1 - x / 2;
+}
 }  // namespace
 
-double KeyDistribution::h(double x) const { return std::exp(-s_ * std::log(x)); }
+double KeyDistribution::h(double x) const {
+  return std::exp(-s_ * std::log(x));
+}
 double KeyDistribution::big_h(double x) const {
   const double log_x = std::log(x);
   return expm1_over_x((1 - s_) * log_x) * log_x;
@@ -119,7 +140,8 @@ KeyDistribution KeyDistribution::hotspot(std::uint64_t n, double hot_keys, doubl
 
 std::uint64_t KeyDistribution::sample(Rng& rng) const {
   switch (kind_) {
-    case Kind::uniform: return rng.below(n_);
+    case Kind::uniform:
+      return rng.below(n_);
     case Kind::hotspot: {
       const auto hot = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(hot_keys_ * n_));
       if (rng.chance(hot_share_) || hot == n_) return rng.below(hot);
@@ -141,7 +163,8 @@ std::uint64_t KeyDistribution::sample(Rng& rng) const {
 
 std::string KeyDistribution::describe() const {
   switch (kind_) {
-    case Kind::uniform: return "uniform(" + number(static_cast<double>(n_)) + ")";
+    case Kind::uniform:
+      return "uniform(" + number(static_cast<double>(n_)) + ")";
     case Kind::zipf:
       return "zipf(" + number(static_cast<double>(n_)) + ", s=" + number(s_) + ")";
     case Kind::hotspot:
@@ -156,7 +179,8 @@ double Arrivals::rate_at(Time t) const {
     if (t >= s.start && t < s.end) return s.rps;
   if (ramp_to_rps >= 0 && t >= ramp_start) {
     if (t >= ramp_end || ramp_end == ramp_start) return ramp_to_rps;
-    const double f = static_cast<double>(t - ramp_start) / static_cast<double>(ramp_end - ramp_start);
+    const double f =
+        static_cast<double>(t - ramp_start) / static_cast<double>(ramp_end - ramp_start);
     return rps + (ramp_to_rps - rps) * f;
   }
   return rps;
@@ -181,14 +205,14 @@ void Workload::draw(Rng& rng, Request& r) const {
   r.key = keys.sample(rng);
   r.service = static_cast<Time>(std::max(0.0, service.sample(rng)));
   r.op = write_share > 0 && rng.chance(write_share) ? Op::write : Op::read;
-  r.size = has_sizes ? static_cast<std::uint32_t>(std::clamp(std::round(sizes.sample(rng)), 1.0,
-                                                             4e9))
-                     : 1;
+  r.size = has_sizes
+               ? static_cast<std::uint32_t>(std::clamp(std::round(sizes.sample(rng)), 1.0, 4e9))
+               : 1;
 }
 
 std::string Workload::describe() const {
-  std::string text = arrivals.describe() + "; keys " + keys.describe() + "; service " +
-                     service.describe();
+  std::string text =
+      arrivals.describe() + "; keys " + keys.describe() + "; service " + service.describe();
   if (write_share > 0) text += "; writes " + number(write_share * 100) + "%";
   return text;
 }

@@ -28,8 +28,9 @@ class Fields {
     for (const auto& entry : *map_)
       if (!asked_.count(entry.first)) unasked.push_back(entry.first);
     const std::string typo = closest_match(key, unasked);
-    return std::invalid_argument(where_ + "." + key + " is required" +
-                                 (typo.empty() ? "" : " (is '" + typo + "' a misspelling of '" + key + "'?)"));
+    return std::invalid_argument(
+        where_ + "." + key + " is required" +
+        (typo.empty() ? "" : " (is '" + typo + "' a misspelling of '" + key + "'?)"));
   }
   bool has(const std::string& key) { return !get(key).is_nil(); }
   double number(const std::string& key, double lo, double hi, double fallback = NAN) {
@@ -65,7 +66,8 @@ class Fields {
       if (a == v.as_string()) return a;
     std::string list;
     for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    throw std::invalid_argument(where_ + " cannot be a " + v.as_string() + did_you_mean(v.as_string(), allowed) + "; use one of: " + list);
+    throw std::invalid_argument(where_ + " cannot be a " + v.as_string() +
+                                did_you_mean(v.as_string(), allowed) + "; use one of: " + list);
   }
   void done() {
     for (const auto& [key, value] : *map_) {
@@ -90,17 +92,21 @@ class Fields {
 Distribution parse_distribution(const Value& spec, const std::string& where, bool time) {
   if (spec.kind() != Value::Kind::map) {
     if (time) return Distribution::constant(static_cast<double>(duration_from(spec, where)));
-    if (!spec.is_number()) throw std::invalid_argument(where + " must be a number or a distribution");
+    if (!spec.is_number())
+      throw std::invalid_argument(where + " must be a number or a distribution");
     return Distribution::constant(spec.as_double());
   }
   Fields f(spec, where);
-  const std::string kind = f.kind({"fixed", "exponential", "uniform", "lognormal", "pareto", "bimodal"});
+  const std::string kind =
+      f.kind({"fixed", "exponential", "uniform", "lognormal", "pareto", "bimodal"});
   auto amount = [&](const std::string& key) {
     return time ? f.duration_ns(key) : f.number(key, 0, 1e15);
   };
   Distribution d;
-  if (kind == "fixed") d = Distribution::constant(amount("value"));
-  else if (kind == "exponential") d = Distribution::exponential(amount("mean"));
+  if (kind == "fixed")
+    d = Distribution::constant(amount("value"));
+  else if (kind == "exponential")
+    d = Distribution::exponential(amount("mean"));
   else if (kind == "uniform") {
     const double lo = amount("min"), hi = amount("max");
     if (hi < lo) throw std::invalid_argument(where + ": max must be >= min");
@@ -163,8 +169,8 @@ Arrivals parse_arrivals(const Value& spec) {
     for (std::size_t i = 0; i < spikes.as_list().size(); ++i) {
       Fields s(spikes.as_list()[i], "arrivals.spikes[" + std::to_string(i + 1) + "]");
       const auto start = static_cast<Time>(s.duration_ns("at"));
-      a.spikes.push_back({start, start + static_cast<Time>(s.duration_ns("duration")),
-                          s.number("rps", 0, 1e9)});
+      a.spikes.push_back(
+          {start, start + static_cast<Time>(s.duration_ns("duration")), s.number("rps", 0, 1e9)});
       s.done();
     }
   }

@@ -36,7 +36,11 @@ class PassThroughLesson final : public Lesson {
  public:
   const LessonInfo& info() const override {
     static const LessonInfo info{
-        "passthrough", "Pass-through (runtime test lesson)", "none", "none", {},
+        "passthrough",
+        "Pass-through (runtime test lesson)",
+        "none",
+        "none",
+        {},
         {{"instant", true, "complete every request at once (odd keys hit)"},
          {"delayed", false, "complete every request after `delay`"},
          {"faulty", false, "throws while handling the 100th request"},

@@ -1,8 +1,9 @@
 #include "hldlab_test.hpp"
 
+#include <sys/wait.h>
+
 #include <array>
 #include <cstdio>
-#include <sys/wait.h>
 
 namespace hldlab::testing {
 
@@ -45,13 +46,14 @@ ScriptResult run_script_file(const std::string& path, std::uint64_t seed) {
 }
 
 int run_cli(const std::string& args, std::string& output) {
-  const std::string command = std::string(HLDLAB_BINARY) + " --plugins " HLDLAB_TEST_PLUGIN_DIR
-                              " " + args + " 2>&1";
+  const std::string command =
+      std::string(HLDLAB_BINARY) + " --plugins " HLDLAB_TEST_PLUGIN_DIR " " + args + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return -1;
   std::array<char, 4096> buffer;
   output.clear();
-  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe))
+    output.append(buffer.data(), n);
   const int status = pclose(pipe);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

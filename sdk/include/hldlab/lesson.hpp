@@ -23,9 +23,9 @@ enum class ParamType { integer, real, boolean, string, duration, number_list };
 struct ParamSpec {
   std::string name;
   ParamType type = ParamType::integer;
-  Value default_value;           ///< nil = required
+  Value default_value;  ///< nil = required
   std::string doc;
-  double min = -1e300;           ///< inclusive bounds for integer / real / duration (seconds)
+  double min = -1e300;  ///< inclusive bounds for integer / real / duration (seconds)
   double max = 1e300;
   std::vector<std::string> choices = {};  ///< allowed values for a string parameter (empty = any)
 };
@@ -61,10 +61,10 @@ struct MetricSpec {
 
 /// @brief Everything `hldlab info <lesson>` shows, and what the runtime validates against.
 struct LessonInfo {
-  std::string name;        ///< identifier: lowercase, digits, underscores
-  std::string title;       ///< one line
-  std::string problem;     ///< the screw-up, in a few sentences
-  std::string fix;         ///< the fix, in a few sentences
+  std::string name;                     ///< identifier: lowercase, digits, underscores
+  std::string title;                    ///< one line
+  std::string problem;                  ///< the screw-up, in a few sentences
+  std::string fix;                      ///< the fix, in a few sentences
   std::vector<std::string> production;  ///< where it is used in production
   std::vector<VariantSpec> variants;
   std::vector<ParamSpec> params;

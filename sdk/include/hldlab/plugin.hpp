@@ -30,12 +30,14 @@ struct PluginDescriptor {
 #define HLDLAB_PLUGIN_ENTRY hldlab_plugin_v
 
 /// Export `LessonClass` (default-constructible, derived from hldlab::Lesson) as this plugin.
-#define HLDLAB_PLUGIN(LessonClass)                                                       \
-  namespace hldlab_plugin_detail {                                                       \
-  inline ::hldlab::Lesson* create_lesson() { return new LessonClass(); }                 \
-  inline const ::hldlab::PluginDescriptor* descriptor() {                                \
-    static const ::hldlab::PluginDescriptor d{::hldlab::kAbiVersion, &create_lesson};    \
-    return &d;                                                                           \
-  }                                                                                      \
-  }                                                                                      \
+#define HLDLAB_PLUGIN(LessonClass)                                                    \
+  namespace hldlab_plugin_detail {                                                    \
+  inline ::hldlab::Lesson* create_lesson() {                                          \
+    return new LessonClass();                                                         \
+  }                                                                                   \
+  inline const ::hldlab::PluginDescriptor* descriptor() {                             \
+    static const ::hldlab::PluginDescriptor d{::hldlab::kAbiVersion, &create_lesson}; \
+    return &d;                                                                        \
+  }                                                                                   \
+  }                                                                                   \
   BOOST_DLL_ALIAS(hldlab_plugin_detail::descriptor, HLDLAB_PLUGIN_ENTRY)

@@ -17,12 +17,24 @@ namespace hldlab {
 /// Virtual time and durations, in nanoseconds.
 using Time = std::int64_t;
 
-constexpr Time nanoseconds(std::int64_t n) { return n; }
-constexpr Time microseconds(double us) { return static_cast<Time>(us * 1e3); }
-constexpr Time milliseconds(double ms) { return static_cast<Time>(ms * 1e6); }
-constexpr Time seconds(double s) { return static_cast<Time>(s * 1e9); }
-constexpr double to_seconds(Time t) { return static_cast<double>(t) * 1e-9; }
-constexpr double to_milliseconds(Time t) { return static_cast<double>(t) * 1e-6; }
+constexpr Time nanoseconds(std::int64_t n) {
+  return n;
+}
+constexpr Time microseconds(double us) {
+  return static_cast<Time>(us * 1e3);
+}
+constexpr Time milliseconds(double ms) {
+  return static_cast<Time>(ms * 1e6);
+}
+constexpr Time seconds(double s) {
+  return static_cast<Time>(s * 1e9);
+}
+constexpr double to_seconds(Time t) {
+  return static_cast<double>(t) * 1e-9;
+}
+constexpr double to_milliseconds(Time t) {
+  return static_cast<double>(t) * 1e-6;
+}
 
 /// @brief Deterministic pseudo-random generator (xoshiro256**), seeded through splitmix64.
 ///

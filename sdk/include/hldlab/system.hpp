@@ -18,12 +18,12 @@ enum class Op : std::uint8_t { read, write };
 
 /// @brief One unit of traffic. Every System of an experiment receives the same requests.
 struct Request {
-  std::uint64_t id = 0;     ///< sequence number within the experiment, from 0
-  std::uint64_t key = 0;    ///< object key, from the workload's key distribution
-  Time arrival = 0;         ///< virtual time the request arrived
-  Time service = 0;         ///< work it needs on an idle server (from the service distribution)
-  std::uint32_t client = 0; ///< client id (for affinity, per-client limits, ...)
-  std::uint32_t size = 1;   ///< size in lesson units (bytes, tokens, ...)
+  std::uint64_t id = 0;      ///< sequence number within the experiment, from 0
+  std::uint64_t key = 0;     ///< object key, from the workload's key distribution
+  Time arrival = 0;          ///< virtual time the request arrived
+  Time service = 0;          ///< work it needs on an idle server (from the service distribution)
+  std::uint32_t client = 0;  ///< client id (for affinity, per-client limits, ...)
+  std::uint32_t size = 1;    ///< size in lesson units (bytes, tokens, ...)
   Op op = Op::read;
 };
 
@@ -40,8 +40,9 @@ inline const char* outcome_name(Outcome o) {
 /// metrics exporter at scrape time: relaxed atomics, no lock, no allocation.
 class Metric {
  public:
-  void add(double delta) { value_.store(value_.load(std::memory_order_relaxed) + delta,
-                                        std::memory_order_relaxed); }
+  void add(double delta) {
+    value_.store(value_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  }
   void set(double v) { value_.store(v, std::memory_order_relaxed); }
   double value() const { return value_.load(std::memory_order_relaxed); }
 

@@ -64,7 +64,9 @@ class Value {
   const Map& as_map() const& { return get<Map>("map"); }
   List& as_list() & { return const_cast<List&>(get<List>("list")); }
   Map& as_map() & { return const_cast<Map&>(get<Map>("map")); }
-  std::string as_string() && { return std::move(const_cast<std::string&>(get<std::string>("string"))); }
+  std::string as_string() && {
+    return std::move(const_cast<std::string&>(get<std::string>("string")));
+  }
   List as_list() && { return std::move(as_list()); }
   Map as_map() && { return std::move(as_map()); }
 

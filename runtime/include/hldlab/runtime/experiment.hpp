@@ -20,9 +20,9 @@ class Experiment;
 struct ExperimentConfig {
   std::string name = "experiment";
   std::uint64_t seed = 1;
-  Time duration = seconds(10);    ///< requests arrive during [0, duration)
-  Time drain = seconds(60);       ///< at most this long after `duration` for in-flight requests
-  double max_requests = 2e8;      ///< refuse workloads that would generate more
+  Time duration = seconds(10);  ///< requests arrive during [0, duration)
+  Time drain = seconds(60);     ///< at most this long after `duration` for in-flight requests
+  double max_requests = 2e8;    ///< refuse workloads that would generate more
 };
 
 struct RunOptions {

@@ -11,8 +11,8 @@ namespace hldlab {
 
 class LatencyHistogram {
  public:
-  static constexpr int kSubBits = 6;                         // 64 sub-buckets per octave
-  static constexpr int kLinear = 2 << kSubBits;              // values below 128 are exact
+  static constexpr int kSubBits = 6;             // 64 sub-buckets per octave
+  static constexpr int kLinear = 2 << kSubBits;  // values below 128 are exact
   static constexpr int kBuckets = kLinear + (63 - kSubBits) * (1 << kSubBits);
 
   /// Record one value (ns, clamped at 0). Hot path: a clz, two relaxed loads and stores.
@@ -40,7 +40,7 @@ class LatencyHistogram {
   static int index_of(std::uint64_t v) {
     if (v < static_cast<std::uint64_t>(kLinear)) return static_cast<int>(v);
     const int msb = 63 - __builtin_clzll(v);
-    const int shift = msb - kSubBits;  // >= 1
+    const int shift = msb - kSubBits;                   // >= 1
     const int mantissa = static_cast<int>(v >> shift);  // in [64, 128)
     return kLinear + (shift - 1) * (1 << kSubBits) + (mantissa - (1 << kSubBits));
   }

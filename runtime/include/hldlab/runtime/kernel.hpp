@@ -45,7 +45,9 @@ class Kernel {
   /// Drop every pending event (their captured state is destroyed now).
   void clear() { heap_.clear(); }
   /// Jump the clock forward to `t` (>= now()) without running anything.
-  void advance_to(Time t) { if (t > now_) now_ = t; }
+  void advance_to(Time t) {
+    if (t > now_) now_ = t;
+  }
 
  private:
   struct Event {
