@@ -160,6 +160,8 @@ TEST_CASE("bad workloads, faults and operations are errors naming what is wrong"
   REQUIRE_THAT(run_with("local r = exp:run() print(r.instant.p99x)"),
                Catch::Contains("results have no field 'p99x'"));
   REQUIRE_THAT(run_with("sys.inject('latency')"), Catch::Contains("instead of ':'"));
+  REQUIRE_THAT(run_with("exp:add{ lesson = 'passthrough', variant = 'instant', label = 'seed' }"),
+               Catch::Contains("is a field of the results"));
   REQUIRE_THAT(run_with("lab.experiment{ duration = -3 }"), Catch::Contains("non-negative"));
 }
 

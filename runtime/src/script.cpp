@@ -367,6 +367,10 @@ int exp_add(lua_State* L) {
     }
     std::string label;
     if (!v["label"].is_nil()) label = field_string(spec, "label", "exp:add");
+    for (const char* reserved : {"experiment", "seed", "duration", "__id"})
+      if (label == reserved || (label.empty() && v["variant"] == Value(reserved)))
+        throw std::invalid_argument("exp:add: '" + std::string(reserved) +
+                                    "' is a field of the results; give the system another label");
     SystemSlot& slot =
         box.experiment->add(runner(L).registry, field_string(spec, "lesson", "exp:add"),
                             field_string(spec, "variant", "exp:add"), params, label);
