@@ -69,7 +69,8 @@ TEST_CASE("bad plugin files are reported as warnings and do not stop the good on
                         Catch::Contains("garbage.so") && Catch::Contains("not_a_plugin.so"));
 }
 
-TEST_CASE("hldlab new-lesson scaffolds a lesson and never overwrites one") {
+TEST_CASE(
+    "hldlab new-lesson scaffolds a lesson, in the tree or standalone, and never overwrites one") {
   const std::string root = "new_lesson_test_root";
   std::string out;
   REQUIRE(run_cli("new-lesson x --root /nonexistent", out) == 2);
@@ -90,5 +91,14 @@ TEST_CASE("hldlab new-lesson scaffolds a lesson and never overwrites one") {
   REQUIRE_THAT(out, Catch::Contains("already exists"));
   REQUIRE(run_cli("new-lesson Bad-Name --root " + root, out) == 2);
   REQUIRE_THAT(out, Catch::Contains("must start with a lowercase letter"));
+
+  // Standalone: a project built against the installed SDK (built and run by the install test).
+  REQUIRE(run_cli("new-lesson queue_demo --standalone " + root + "/alone", out) == 0);
+  for (const char* f :
+       {"/alone/CMakeLists.txt", "/alone/lesson.cpp", "/alone/queue_demo.lua", "/alone/README.md"})
+    REQUIRE(std::ifstream(root + f).good());
+  REQUIRE(run_cli("new-lesson queue_demo --standalone " + root + "/alone", out) == 2);
+  REQUIRE_THAT(out, Catch::Contains("already exists"));
+  REQUIRE(run_cli("new-lesson queue_demo --standalone a --root b", out) == 2);
   std::system(("rm -rf " + root).c_str());
 }

@@ -151,9 +151,13 @@ int main(int argc, char** argv) {
 
   auto* new_lesson =
       app.add_subcommand("new-lesson", "scaffold plugins/NAME/ and scripts/NAME.lua");
-  std::string new_name, root = ".";
+  std::string new_name, root = ".", standalone_dir;
   new_lesson->add_option("name", new_name, "lesson name (lowercase, digits, _)")->required();
-  new_lesson->add_option("--root", root, "the hldlab source tree");
+  auto* root_option = new_lesson->add_option("--root", root, "the hldlab source tree");
+  new_lesson
+      ->add_option("--standalone", standalone_dir,
+                   "instead, a plugin project in DIR built against an installed hldlab")
+      ->excludes(root_option);
 
   try {
     app.parse(argc, argv);
@@ -165,10 +169,16 @@ int main(int argc, char** argv) {
 
   if (*new_lesson) {
     try {
-      for (const auto& f : create_lesson_skeleton(new_name, root))
+      const bool standalone = !standalone_dir.empty();
+      for (const auto& f : standalone ? create_standalone_lesson(new_name, standalone_dir)
+                                      : create_lesson_skeleton(new_name, root))
         std::cout << "created " << f << "\n";
-      std::cout << "next: rebuild (cmake --build build), then ./build/hldlab run scripts/"
-                << new_name << ".lua\n";
+      if (standalone)
+        std::cout << "next: see " << standalone_dir << "/README.md (build against an installed "
+                  << "hldlab, cmake --install, hldlab run " << new_name << ".lua)\n";
+      else
+        std::cout << "next: rebuild (cmake --build build), then ./build/hldlab run scripts/"
+                  << new_name << ".lua\n";
     } catch (const std::exception& e) {
       spdlog::error("{}", e.what());
       return kExitBadInput;

@@ -179,6 +179,38 @@ TODO: the concept in two sentences.
 - **Script**: `hldlab run scripts/@NAME@.lua` — what it shows, with the figures you measured.
 )";
 
+const char* kStandaloneCMake =
+    R"(# @NAME@: a lesson plugin built out of the hldlab tree, against an installed hldlab.
+cmake_minimum_required(VERSION 3.20)
+project(@NAME@ LANGUAGES CXX)
+
+find_package(hldlab 0.1 REQUIRED)  # -DCMAKE_PREFIX_PATH=<where hldlab is installed>
+hldlab_add_plugin(@NAME@ SOURCES lesson.cpp)
+# `cmake --install build` drops the plugin where the installed hldlab loads its lessons.
+install(TARGETS @NAME@ LIBRARY DESTINATION ${HLDLAB_PLUGIN_DIR})
+)";
+
+const char* kStandaloneReadme = R"(# @NAME@
+
+TODO: the concept in two sentences.
+
+- **Problem (naive `unbounded_queue`)**: ...
+- **Fix (`load_shedding`)**: ...
+
+Build against an installed hldlab (`cmake --install build --prefix PREFIX` in the hldlab tree),
+then drop the plugin in and run the experiment:
+
+```sh
+cmake -S . -B build -DCMAKE_PREFIX_PATH=PREFIX
+cmake --build build
+cmake --install build            # copies @NAME@.so into PREFIX/lib/hldlab
+PREFIX/bin/hldlab info @NAME@
+PREFIX/bin/hldlab run @NAME@.lua
+```
+
+Without installing: `PREFIX/bin/hldlab --plugins PREFIX/lib/hldlab --plugins build run @NAME@.lua`.
+)";
+
 std::string fill(std::string text, const std::string& name) {
   std::string cls;
   bool upper = true;
@@ -198,30 +230,25 @@ std::string fill(std::string text, const std::string& name) {
   return text;
 }
 
-}  // namespace
+namespace fs = boost::filesystem;
+using FileList = std::vector<std::pair<fs::path, const char*>>;
 
-std::vector<std::string> create_lesson_skeleton(const std::string& name, const std::string& root) {
-  namespace fs = boost::filesystem;
+void check_name(const std::string& name) {
   const bool valid =
       !name.empty() && name.size() <= 64 && name[0] >= 'a' && name[0] <= 'z' &&
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
   if (!valid)
     throw std::invalid_argument("lesson name '" + name +
                                 "' must start with a lowercase letter and use only a-z, 0-9 and _");
-  const fs::path plugin = fs::path(root) / "plugins" / name;
-  const std::vector<std::pair<fs::path, const char*>> files = {
-      {plugin / "CMakeLists.txt", kCMake},
-      {plugin / "lesson.cpp", kLesson},
-      {plugin / ("test_" + name + ".cpp"), kTest},
-      {plugin / "README.md", kReadme},
-      {fs::path(root) / "scripts" / (name + ".lua"), kScript}};
-  for (const auto& [path, text] : files) {
-    (void)text;
-    if (fs::exists(path)) throw std::invalid_argument(path.string() + " already exists");
-  }
-  if (!fs::is_directory(fs::path(root) / "plugins"))
-    throw std::invalid_argument(
-        root + " has no plugins/ folder: run this from the hldlab source tree or pass --root");
+}
+
+void refuse_existing(const FileList& files) {
+  for (const auto& file : files)
+    if (fs::exists(file.first))
+      throw std::invalid_argument(file.first.string() + " already exists");
+}
+
+std::vector<std::string> write_files(const FileList& files, const std::string& name) {
   std::vector<std::string> written;
   for (const auto& [path, text] : files) {
     fs::create_directories(path.parent_path());
@@ -231,6 +258,34 @@ std::vector<std::string> create_lesson_skeleton(const std::string& name, const s
     written.push_back(path.string());
   }
   return written;
+}
+
+}  // namespace
+
+std::vector<std::string> create_lesson_skeleton(const std::string& name, const std::string& root) {
+  check_name(name);
+  const fs::path plugin = fs::path(root) / "plugins" / name;
+  const FileList files = {{plugin / "CMakeLists.txt", kCMake},
+                          {plugin / "lesson.cpp", kLesson},
+                          {plugin / ("test_" + name + ".cpp"), kTest},
+                          {plugin / "README.md", kReadme},
+                          {fs::path(root) / "scripts" / (name + ".lua"), kScript}};
+  refuse_existing(files);
+  if (!fs::is_directory(fs::path(root) / "plugins"))
+    throw std::invalid_argument(
+        root + " has no plugins/ folder: run this from the hldlab source tree or pass --root");
+  return write_files(files, name);
+}
+
+std::vector<std::string> create_standalone_lesson(const std::string& name, const std::string& dir) {
+  check_name(name);
+  const fs::path root(dir);
+  const FileList files = {{root / "CMakeLists.txt", kStandaloneCMake},
+                          {root / "lesson.cpp", kLesson},
+                          {root / (name + ".lua"), kScript},
+                          {root / "README.md", kStandaloneReadme}};
+  refuse_existing(files);
+  return write_files(files, name);
 }
 
 }  // namespace hldlab
