@@ -217,8 +217,12 @@ TEST_CASE("the exposition text parses and every metric follows the Prometheus na
     CHECK((type == "counter" || type == "gauge" || type == "histogram"));
     for (const char* unit : {"_milliseconds", "_microseconds", "_nanoseconds", "_ms", "_us", "_ns"})
       CHECK_FALSE(family.find(unit) != std::string::npos);
-    // Labels: experiment, lesson, variant always; outcome / fault / le only where they belong.
-    for (const auto& label : common_labels) CHECK(s.labels.count(label));
+    // Labels: experiment, lesson, variant always (only experiment on the experiment's clock);
+    // outcome / fault / le only where they belong.
+    if (family == "hldlab_virtual_time_seconds")
+      CHECK(s.labels == std::map<std::string, std::string>{{"experiment", "exporter test"}});
+    else
+      for (const auto& label : common_labels) CHECK(s.labels.count(label));
     for (const auto& [label, value] : s.labels) {
       if (common_labels.count(label)) continue;
       const bool allowed = (label == "outcome" && family == "hldlab_requests_total") ||
@@ -232,8 +236,8 @@ TEST_CASE("the exposition text parses and every metric follows the Prometheus na
   for (const char* family :
        {"hldlab_request_duration_seconds", "hldlab_requests_total", "hldlab_requests_arrived_total",
         "hldlab_requests_in_flight", "hldlab_cache_hits_total", "hldlab_cache_misses_total",
-        "hldlab_faults_injected_total", "hldlab_passthrough_things_total",
-        "hldlab_load_balancing_backends_in_rotation",
+        "hldlab_faults_injected_total", "hldlab_virtual_time_seconds",
+        "hldlab_passthrough_things_total", "hldlab_load_balancing_backends_in_rotation",
         "hldlab_load_balancing_dead_backend_errors_total"})
     CHECK(families_seen.count(family));
 
@@ -296,6 +300,9 @@ TEST_CASE("exported counters, gauges and histograms equal the experiment's own r
   CHECK(e.value("hldlab_requests_total", {{"variant", "round_robin"}, {"outcome", "error"}}) > 100);
   CHECK(e.value("hldlab_load_balancing_backends_in_rotation", lb) == 4);
   CHECK(e.value("hldlab_cache_hits_total", {{"variant", "instant"}}) > 500);
+  CHECK(e.value("hldlab_virtual_time_seconds", {{"experiment", "exporter test"}}) ==
+        static_cast<double>(experiment->now()) / 1e9);
+  CHECK(experiment->now() >= experiment->config().duration);
 }
 
 TEST_CASE("a fixed 1 ms latency is counted in the le=0.001 bucket and not in le=0.0005") {
@@ -342,10 +349,11 @@ TEST_CASE("scrapes taken while a paced experiment runs see counters that never d
   RunOptions paced;
   paced.pace = 10;  // 4 s of virtual time in about 0.4 s
   std::thread runner([&] { experiment->run(paced); });
-  std::vector<double> arrived;
+  std::vector<double> arrived, clock;
   while (arrived.size() < 200 && (arrived.empty() || arrived.back() < 2000)) {
     const Exposition e = scrape(collector);
     arrived.push_back(e.value("hldlab_requests_arrived_total", {{"variant", "instant"}}));
+    clock.push_back(e.value("hldlab_virtual_time_seconds", {{"experiment", "live"}}));
     const double count = e.value("hldlab_request_duration_seconds_count", {{"variant", "instant"}});
     const double le_inf =
         e.value("hldlab_request_duration_seconds_bucket", {{"variant", "instant"}, {"le", "+Inf"}});
@@ -355,6 +363,8 @@ TEST_CASE("scrapes taken while a paced experiment runs see counters that never d
   REQUIRE(arrived.size() >= 3);
   CHECK(std::is_sorted(arrived.begin(), arrived.end()));
   CHECK(arrived.front() < arrived.back());  // scraped while it ran, not only at the end
+  CHECK(std::is_sorted(clock.begin(), clock.end()));
+  CHECK(clock.front() < clock.back());  // the virtual clock moved between scrapes
 }
 
 TEST_CASE("binding a metrics port that is in use fails with a one-line reason") {

@@ -33,6 +33,8 @@ INFLIGHT = f'sum by ({BY}) (hldlab_requests_in_flight{{{F}}})'
 OUTCOMES = f'sum by (outcome) (rate(hldlab_requests_total{{{F}}}[{RI}]))'
 FAULTS = f'sum by ({BY}, fault) (hldlab_faults_injected_total{{{F}}}) > 0'
 FAULTS_ALL = f'sum by ({BY}, fault) (hldlab_faults_injected_total{{{F}}})'
+CLOCK = 'hldlab_virtual_time_seconds{experiment=~"$experiment"}'
+SPEED = f'deriv(hldlab_virtual_time_seconds{{experiment=~"$experiment"}}[{RI}])'
 LESSON_COUNTERS = '{__name__=~"hldlab_(${lesson:regex})_.+_total", experiment=~"$experiment", variant=~"$variant"}'
 LESSON_GAUGES = '{__name__=~"hldlab_(${lesson:regex})_.+", __name__!~".+_total", experiment=~"$experiment", variant=~"$variant"}'
 
@@ -117,7 +119,9 @@ def common(hit=False):
 
 overview = common(hit=True) + [
     panel("Requests by outcome (/s)", [q(OUTCOMES, '{{outcome}}')], 'reqps', 'Completed requests per second, by outcome.', w=12, stack=True),
-    panel("Faults injected (cumulative)", [q(FAULTS_ALL, '{{fault}} → {{variant}} ({{experiment}})')], 'short', 'Fault activations per system (also shown as red annotations).', w=12)]
+    panel("Faults injected (cumulative)", [q(FAULTS_ALL, '{{fault}} → {{variant}} ({{experiment}})')], 'short', 'Fault activations per system (also shown as red annotations).', w=12),
+    panel("Virtual clock", [q(CLOCK, '{{experiment}}')], 's', 'Each experiment\'s simulated time: where the run is (fault times in scripts are on this clock).', w=12),
+    panel("Simulation speed (virtual s per wall s)", [q(SPEED, '{{experiment}}')], 'short', 'How fast virtual time advances: the --pace factor when the machine keeps up, lower when it cannot.', w=12)]
 
 def lesson_panels(gauges):
     items = [row("Lesson metrics"),

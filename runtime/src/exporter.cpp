@@ -61,9 +61,10 @@ class Families {
 
 bool is_runtime_family(const std::string& name) {
   static const char* const names[] = {
-      "hldlab_request_duration_seconds", "hldlab_requests_total",   "hldlab_requests_arrived_total",
-      "hldlab_requests_in_flight",       "hldlab_cache_hits_total", "hldlab_cache_misses_total",
-      "hldlab_faults_injected_total"};
+      "hldlab_request_duration_seconds", "hldlab_requests_total",
+      "hldlab_requests_arrived_total",   "hldlab_requests_in_flight",
+      "hldlab_cache_hits_total",         "hldlab_cache_misses_total",
+      "hldlab_faults_injected_total",    "hldlab_virtual_time_seconds"};
   return std::any_of(std::begin(names), std::end(names), [&](const char* n) { return name == n; });
 }
 
@@ -266,8 +267,12 @@ std::vector<MetricFamily> ExperimentCollector::Collect() const {
     entries = entries_;
   }
   Families fams;
-  for (const Entry& e : entries)
+  for (const Entry& e : entries) {
+    add_gauge(fams, "hldlab_virtual_time_seconds",
+              "The experiment's simulated clock (follows the wall clock times --pace)",
+              {{"experiment", e.name}}, static_cast<double>(e.experiment->now()) / kNanosPerSecond);
     for (const auto& slot : e.experiment->systems()) collect_system(fams, e.name, *slot);
+  }
   return fams.take();
 }
 

@@ -5,7 +5,7 @@
 namespace hldlab {
 
 void Kernel::at(Time at, std::function<void()> action, EventOwner* owner) {
-  heap_.push_back(Event{at < now_ ? now_ : at, next_seq_++, owner, std::move(action)});
+  heap_.push_back(Event{std::max(at, now()), next_seq_++, owner, std::move(action)});
   std::push_heap(heap_.begin(), heap_.end(), Later{});
 }
 
@@ -14,7 +14,7 @@ bool Kernel::step() {
   std::pop_heap(heap_.begin(), heap_.end(), Later{});
   Event event = std::move(heap_.back());
   heap_.pop_back();
-  now_ = event.time;
+  now_.store(event.time, std::memory_order_relaxed);
   if (event.owner == nullptr) {
     event.action();
   } else if (!event.owner->failed()) {

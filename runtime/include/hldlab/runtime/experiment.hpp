@@ -115,6 +115,8 @@ class Experiment {
   const ExperimentConfig& config() const { return config_; }
   const Workload& workload() const { return workload_; }
   Kernel& kernel() { return kernel_; }
+  /// Virtual time now; safe to read from another thread (a metrics scrape) during run().
+  Time now() const { return kernel_.now(); }
   const std::vector<std::unique_ptr<SystemSlot>>& systems() const { return systems_; }
   bool has_run() const { return has_run_; }
   bool running() const { return running_; }

@@ -2,6 +2,7 @@
 /// @brief Deterministic discrete-event kernel: events ordered by (time, sequence number).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -29,9 +30,11 @@ class Kernel {
   void at(Time at, std::function<void()> action, EventOwner* owner = nullptr);
   /// Schedule `action` after `delay` ns (negative delays count as 0).
   void after(Time delay, std::function<void()> action, EventOwner* owner = nullptr) {
-    at(now_ + (delay > 0 ? delay : 0), std::move(action), owner);
+    at(now() + (delay > 0 ? delay : 0), std::move(action), owner);
   }
-  Time now() const { return now_; }
+  /// The virtual clock. Atomic (relaxed) only so that a metrics scrape may read it while the
+  /// simulation thread runs; it costs the hot path nothing on x86 and ARM64.
+  Time now() const { return now_.load(std::memory_order_relaxed); }
   bool empty() const { return heap_.empty(); }
   std::size_t pending() const { return heap_.size(); }
   /// Time of the next event; only valid when !empty().
@@ -46,7 +49,7 @@ class Kernel {
   void clear() { heap_.clear(); }
   /// Jump the clock forward to `t` (>= now()) without running anything.
   void advance_to(Time t) {
-    if (t > now_) now_ = t;
+    if (t > now()) now_.store(t, std::memory_order_relaxed);
   }
 
  private:
@@ -62,7 +65,7 @@ class Kernel {
     }
   };
   std::vector<Event> heap_;
-  Time now_ = 0;
+  std::atomic<Time> now_{0};
   std::uint64_t next_seq_ = 0;
 };
 
