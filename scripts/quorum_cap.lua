@@ -34,7 +34,7 @@ lab.expect(c.ap.stale_reads > 0 and c.cp.stale_reads == 0, "AP serves stale read
 lab.expect(c.ap.conflict_keys > 0 and c.ap.lww_dropped > 0,
            "AP: keys written on both sides; last-write-wins drops acknowledged writes")
 lab.expect(c.cp.conflict_keys == 0 and c.cp.lww_dropped == 0, "CP: nothing to reconcile")
-lab.expect(c.ap.divergent_at_heal > 0 and c.ap.divergent_end == 0,
+lab.expect(c.ap.divergent_at_heal > 0 and c.ap.divergent_1s_after_heal == 0,
            "AP replicas diverge during the partition and agree again after reconciliation")
 
 local q = lab.experiment{ name = "quorum_cap: R and W", seed = 42, duration = "30s" }
