@@ -180,6 +180,30 @@ TEST_CASE("hinted handoff keeps one hint per acked write and unreachable replica
         figure(row(r, "ap"), "divergent_1s_after_heal"));
 }
 
+TEST_CASE("a write the partition cuts off in flight is hinted too, so no replica stays behind") {
+  // As above, but the partition starts at 10.0001 s: the write of 10.000 s is on its way to
+  // replicas 1 and 2 (it lands at 10.00025 s). Both messages are lost; the write times out
+  // (W = 2, only replica 0 applied it), and its coordinator keeps a hint for each.
+  ExperimentConfig config;
+  config.duration = seconds(30);
+  Experiment e(config);
+  Workload w = traffic(1, 100000);
+  w.arrivals.kind = Arrivals::Kind::constant;
+  w.write_share = 1;
+  e.set_workload(w);
+  const Map params{{"delay_min", "0.25ms"}, {"delay_max", "0.25ms"}, {"anti_entropy_delay", "60s"}};
+  for (const char* v : {"ap", "hinted_handoff"})
+    partition_window(e, e.add(registry(), "quorum_cap", v, params), seconds(10.0001));
+  const auto r = e.run();
+  const auto& ap = row(r, "ap");
+  const auto& hh = row(r, "hinted_handoff");
+  CHECK(hh.count(Outcome::timeout) == 1);
+  CHECK(ap.count(Outcome::timeout) == 1);
+  CHECK(figure(hh, "hints_replayed") == 2 + 20000);  // the cut write + 10000 in the window
+  CHECK(figure(hh, "divergent_1s_after_heal") == 0);
+  CHECK(figure(ap, "divergent_1s_after_heal") > 9000);
+}
+
 TEST_CASE("after a heal hinted handoff reunites the replicas before anti-entropy, ap does not") {
   for (std::uint64_t seed : {1, 2}) {
     const auto r = heal_run(seed);
