@@ -8,13 +8,21 @@
 //             ap (naive): accept anyway with what it can reach (sloppy). Both sides take
 //             writes: reads miss writes acked on the other side (stale) and replicas diverge;
 //             at heal, last-write-wins keeps the higher version and silently drops the other
-//             side's acked writes
+//             side's acked writes. With anti_entropy_delay > 0 replicas that missed writes
+//             stay behind after the heal until anti-entropy runs: stale reads after the heal
 //   fix:      cp: no quorum on my side -> reject; the minority is unavailable, the majority
 //             stays consistent: zero stale reads, zero divergent writes to reconcile
+//   fix:      hinted_handoff: sloppy like ap, but the coordinator keeps a hint {key, version,
+//             replica} for every replica a write could not reach (at most max_hints each);
+//             at heal -> send each hint to its replica as a plain write (last write wins):
+//             replicas agree again one network delay after the heal, without anti-entropy.
+//             Still stale during the partition, still last-write-wins on conflicting keys
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "hldlab/plugin.hpp"
@@ -32,9 +40,13 @@ struct Operation {
   std::uint32_t coordinator = 0;
   int needed = 0, replies = 0;
   bool active = false;
+  bool after_heal = false;  // read: started after a heal, with no partition
 };
 
 enum class Kind : std::uint8_t { write, write_ack, read, read_reply };
+
+/// `Message::op` of a message that belongs to no client operation (a hint being replayed).
+constexpr std::uint32_t kNoOp = UINT32_MAX;
 
 /// A message in flight between two replicas.
 struct Message {
@@ -46,10 +58,19 @@ struct Message {
   bool in_flight = false;
 };
 
+/// A write the coordinator could not deliver, to replay when the partition heals.
+struct Hint {
+  std::uint32_t key = 0;  // key index
+  std::uint32_t target = 0;
+  std::uint64_t version = 0;
+};
+
+enum class Mode : std::uint8_t { ap, cp, hinted_handoff };
+
 class QuorumStore final : public System {
  public:
-  QuorumStore(bool strict, const Params& p, Context& ctx)
-      : strict_(strict),
+  QuorumStore(Mode mode, const Params& p, Context& ctx)
+      : mode_(mode),
         ctx_(ctx),
         n_(static_cast<std::uint32_t>(p.integer("replicas"))),
         r_(static_cast<int>(p.integer("read_quorum"))),
@@ -57,14 +78,18 @@ class QuorumStore final : public System {
         delay_min_(p.duration("delay_min")),
         delay_max_(p.duration("delay_max")),
         timeout_(p.duration("request_timeout")),
+        anti_entropy_delay_(p.duration("anti_entropy_delay")),
+        max_hints_(static_cast<std::size_t>(p.integer("max_hints"))),
         stale_metric_(ctx.metric("stale_reads")),
-        rejected_metric_(ctx.metric("rejected_no_quorum")) {
+        rejected_metric_(ctx.metric("rejected_no_quorum")),
+        hints_dropped_metric_(ctx.metric("hints_dropped")) {
     if (r_ > static_cast<int>(n_) || w_ > static_cast<int>(n_))
       throw std::invalid_argument("read_quorum and write_quorum must be at most replicas (" +
                                   std::to_string(n_) + ")");
     if (delay_max_ < delay_min_)
       throw std::invalid_argument("delay_max must be at least delay_min");
     side_.assign(n_, 0);
+    hints_.resize(n_);
   }
 
   void handle(const Request& r) override {
@@ -73,7 +98,7 @@ class QuorumStore final : public System {
     for (std::uint32_t j = 0; j < n_; ++j) reachable += side_[j] == side_[coordinator];
     int needed = r.op == Op::write ? w_ : r_;
     if (reachable < needed) {
-      if (strict_) {
+      if (mode_ == Mode::cp) {
         rejected_metric_.add(1);
         return ctx_.complete(r, Outcome::rejected);
       }
@@ -91,6 +116,7 @@ class QuorumStore final : public System {
     } else {
       op.version = 0;
       op.acked_before = acked_[op.key];
+      op.after_heal = healed_ && !partitioned_;
     }
     for (std::uint32_t j = 0; j < n_; ++j)
       send(r.op == Op::write ? Kind::write : Kind::read, slot, coordinator, j, op.version);
@@ -112,21 +138,38 @@ class QuorumStore final : public System {
         side_[static_cast<std::size_t>(node)] = 1;
       }
       partitioned_ = true;
+      ++epoch_;  // cancels a pending anti-entropy or divergence check
       std::fill(side_writes_.begin(), side_writes_.end(), Tally{});
     } else if (fault == "heal") {
       if (!partitioned_) return;
       partitioned_ = false;
+      healed_ = true;
+      ++epoch_;
       std::fill(side_.begin(), side_.end(), 0);
-      reconcile();
+      divergent_at_heal_ += divergent_keys();
+      settle_conflicts();
+      ctx_.after(seconds(1), [this, epoch = epoch_] {
+        if (epoch == epoch_) divergent_1s_after_heal_ += divergent_keys(true);
+      });
+      if (anti_entropy_delay_ == 0) {
+        anti_entropy();
+      } else {
+        ctx_.after(anti_entropy_delay_, [this, epoch = epoch_] {
+          if (epoch == epoch_) anti_entropy();
+        });
+      }
+      replay_hints();
     }
   }
 
   Map figures() const override {
     return {{"stale_reads", stale_reads_},
-            {"divergent_at_heal", divergent_at_heal_},
+            {"stale_after_heal", stale_after_heal_},
             {"conflict_keys", conflict_keys_},
             {"lww_dropped", lww_dropped_},
-            {"divergent_end", divergent_keys(true)}};
+            {"divergent_at_heal", divergent_at_heal_},
+            {"divergent_1s_after_heal", divergent_1s_after_heal_},
+            {"hints_replayed", hints_replayed_}};
   }
 
  private:
@@ -155,7 +198,12 @@ class QuorumStore final : public System {
 
   void send(Kind kind, std::uint32_t slot, std::uint32_t from, std::uint32_t to,
             std::uint64_t version) {
-    if (side_[from] != side_[to]) return;  // dropped by the partition
+    const Operation& op = ops_[slot];
+    post(Message{slot, op.generation, from, to, op.key, version, kind, true});
+  }
+
+  void post(const Message& msg) {
+    if (side_[msg.from] != side_[msg.to]) return lost(msg);  // dropped by the partition
     std::uint32_t m;
     if (free_messages_.empty()) {
       m = static_cast<std::uint32_t>(messages_.size());
@@ -164,18 +212,30 @@ class QuorumStore final : public System {
       m = free_messages_.back();
       free_messages_.pop_back();
     }
-    messages_[m] =
-        Message{slot, ops_[slot].generation, from, to, ops_[slot].key, version, kind, true};
-    ctx_.after(from == to ? 0 : delay(), [this, m] { deliver(m); });
+    messages_[m] = msg;
+    ctx_.after(msg.from == msg.to ? 0 : delay(), [this, m] { deliver(m); });
+  }
+
+  /// A message the partition dropped. The coordinator of a lost write (its sender) keeps a hint
+  /// when it hands off: at once if the replica was unreachable when it sent, and for a write
+  /// lost in flight as it would when that replica's ack does not come.
+  void lost(const Message& msg) {
+    if (mode_ != Mode::hinted_handoff || msg.kind != Kind::write) return;
+    std::vector<Hint>& hints = hints_[msg.from];
+    if (hints.size() >= max_hints_) {
+      hints_dropped_metric_.add(1);
+      return;
+    }
+    hints.push_back(Hint{msg.key, msg.to, msg.version});
   }
 
   void deliver(std::uint32_t m) {
     const Message msg = messages_[m];
     messages_[m].in_flight = false;
     free_messages_.push_back(m);
-    if (side_[msg.from] != side_[msg.to]) return;  // a partition started while in flight
-    Operation& op = ops_[msg.op];
-    const bool current = op.active && op.generation == msg.op_generation;
+    if (side_[msg.from] != side_[msg.to]) return lost(msg);  // a partition started in flight
+    const bool current =
+        msg.op != kNoOp && ops_[msg.op].active && ops_[msg.op].generation == msg.op_generation;
     switch (msg.kind) {
       case Kind::write: {  // replica applies (last write wins), acks
         std::uint64_t& v = versions_[msg.key * n_ + msg.to];
@@ -188,11 +248,25 @@ class QuorumStore final : public System {
           send(Kind::read_reply, msg.op, msg.to, msg.from, versions_[msg.key * n_ + msg.to]);
         return;
       case Kind::write_ack:
-      case Kind::read_reply:
+      case Kind::read_reply: {
         if (!current) return;
+        Operation& op = ops_[msg.op];
         op.version = std::max(op.version, msg.version);
         if (++op.replies == op.needed) finish(msg.op);
         return;
+      }
+    }
+  }
+
+  /// At heal, every coordinator sends its hints, in the order it stored them, as plain writes
+  /// (no client waits for them); the hint lists keep their capacity for the next partition.
+  void replay_hints() {
+    for (std::uint32_t c = 0; c < n_; ++c) {
+      for (const Hint& h : hints_[c]) {
+        ++hints_replayed_;
+        post(Message{kNoOp, 0, c, h.target, h.key, h.version, Kind::write, true});
+      }
+      hints_[c].clear();
     }
   }
 
@@ -207,16 +281,17 @@ class QuorumStore final : public System {
       }
     } else if (op.version < op.acked_before) {
       ++stale_reads_;
+      stale_after_heal_ += op.after_heal;
       stale_metric_.add(1);
     }
     ctx_.complete(op.request, Outcome::ok);
     release(slot);
   }
 
-  /// Anti-entropy at heal: every replica takes the highest version of each key (last write
-  /// wins). A key written on both sides keeps one side's writes and drops the other's.
-  void reconcile() {
-    divergent_at_heal_ += divergent_keys();
+  /// At heal: keys acked on both sides of the partition are conflicts. Last write wins keeps
+  /// the side with the higher version and drops the other side's acked writes, whether
+  /// anti-entropy or hinted handoff brings the versions together.
+  void settle_conflicts() {
     for (std::uint32_t k = 0; k < acked_.size(); ++k) {
       const Tally& a = side_writes_[k * 2];
       const Tally& b = side_writes_[k * 2 + 1];
@@ -224,20 +299,28 @@ class QuorumStore final : public System {
         ++conflict_keys_;
         lww_dropped_ += a.newest > b.newest ? b.count : a.count;
       }
-      const auto first = versions_.begin() + static_cast<std::ptrdiff_t>(k * n_);
-      const std::uint64_t newest = *std::max_element(first, first + n_);
-      std::fill(first, first + n_, newest);
     }
     std::fill(side_writes_.begin(), side_writes_.end(), Tally{});
   }
 
-  /// Keys whose replicas disagree; with `landed`, as if the writes in flight had arrived (the
-  /// run ends as soon as every client has its answer, before the last replicas are updated).
+  /// Anti-entropy (at heal, or anti_entropy_delay later): every replica takes the highest
+  /// version of each key (last write wins).
+  void anti_entropy() {
+    for (std::uint32_t k = 0; k < acked_.size(); ++k) {
+      const auto first = versions_.begin() + static_cast<std::ptrdiff_t>(k * n_);
+      const std::uint64_t newest = *std::max_element(first, first + n_);
+      std::fill(first, first + n_, newest);
+    }
+  }
+
+  /// Keys whose replicas disagree; with `landed`, as if the clients' writes in flight had
+  /// arrived (a write is always in flight somewhere under load). Hints in flight count as not
+  /// arrived: a replica that waits for one is behind.
   std::int64_t divergent_keys(bool landed = false) const {
     std::vector<std::uint64_t> v = versions_;
     if (landed)
       for (const Message& m : messages_)
-        if (m.in_flight && m.kind == Kind::write && side_[m.from] == side_[m.to])
+        if (m.in_flight && m.kind == Kind::write && m.op != kNoOp && side_[m.from] == side_[m.to])
           v[m.key * n_ + m.to] = std::max(v[m.key * n_ + m.to], m.version);
     std::int64_t count = 0;
     for (std::uint32_t k = 0; k < acked_.size(); ++k) {
@@ -266,15 +349,19 @@ class QuorumStore final : public System {
     free_ops_.push_back(slot);
   }
 
-  bool strict_;
+  Mode mode_;
   Context& ctx_;
   std::uint32_t n_;
   int r_, w_;
-  Time delay_min_, delay_max_, timeout_;
+  Time delay_min_, delay_max_, timeout_, anti_entropy_delay_;
+  std::size_t max_hints_;  // per coordinator
   Metric& stale_metric_;
   Metric& rejected_metric_;
+  Metric& hints_dropped_metric_;
   std::vector<std::uint8_t> side_;  // partition side of each replica
   bool partitioned_ = false;
+  bool healed_ = false;                                    // at least one heal so far
+  std::uint64_t epoch_ = 0;                                // partitions and heals so far
   std::unordered_map<std::uint64_t, std::uint32_t> keys_;  // key -> index
   std::vector<std::uint64_t> versions_;                    // [key index * n + replica]
   std::vector<std::uint64_t> acked_;  // newest version acked to a client, per key
@@ -283,8 +370,11 @@ class QuorumStore final : public System {
   std::vector<std::uint32_t> free_ops_;
   std::vector<Message> messages_;
   std::vector<std::uint32_t> free_messages_;
-  std::uint64_t clock_ = 0;  // version stamps (a perfectly synchronized clock)
-  std::int64_t stale_reads_ = 0, divergent_at_heal_ = 0, conflict_keys_ = 0, lww_dropped_ = 0;
+  std::vector<std::vector<Hint>> hints_;  // per coordinator, in the order stored
+  std::uint64_t clock_ = 0;               // version stamps (a perfectly synchronized clock)
+  std::int64_t stale_reads_ = 0, stale_after_heal_ = 0, conflict_keys_ = 0, lww_dropped_ = 0;
+  std::int64_t divergent_at_heal_ = 0, divergent_1s_after_heal_ = 0;
+  std::int64_t hints_replayed_ = 0;
 };
 
 class QuorumCap final : public Lesson {
@@ -300,13 +390,20 @@ class QuorumCap final : public Lesson {
         "Strict quorums with R + W > N: every read quorum overlaps the quorum of every acked "
         "write, so no read is stale. A CP store rejects an operation whose side of the "
         "partition cannot gather its quorum: the minority side is unavailable, the data stays "
-        "consistent and nothing needs reconciling.",
+        "consistent and nothing needs reconciling. Hinted handoff (an AP fix for the heal): the "
+        "coordinator keeps a hint for every replica a write could not reach and replays them "
+        "when the partition heals, so replicas agree again within a network delay instead of "
+        "waiting for anti-entropy (it does not prevent stale reads during the partition nor "
+        "last-write-wins losses).",
         {"Cassandra / ScyllaDB consistency levels (ONE, QUORUM, ALL)",
          "Amazon Dynamo (sloppy "
          "quorums, hinted handoff)",
          "Riak (n_val, r, w)", "etcd / ZooKeeper (majority quorum: CP)"},
         {{"ap", true, "accept with the replicas this side can reach; last write wins at heal"},
-         {"cp", false, "reject an operation when this side has fewer than W (or R) replicas"}},
+         {"cp", false, "reject an operation when this side has fewer than W (or R) replicas"},
+         {"hinted_handoff", false,
+          "like ap, and the coordinator keeps a hint per unreachable replica of a write; hints "
+          "are replayed as writes at heal"}},
         {{"replicas", ParamType::integer, 3, "N: replicas of every key", 1, 63},
          {"read_quorum", ParamType::integer, 2, "R: replies a read waits for", 1, 63},
          {"write_quorum", ParamType::integer, 2, "W: acks a write waits for", 1, 63},
@@ -314,24 +411,35 @@ class QuorumCap final : public Lesson {
           10},
          {"delay_max", ParamType::duration, "10ms", "one-way delay, upper end (uniform)", 0, 10},
          {"request_timeout", ParamType::duration, "1s",
-          "an operation without enough replies by then times out", 1e-3, 3600}},
+          "an operation without enough replies by then times out", 1e-3, 3600},
+         {"anti_entropy_delay", ParamType::duration, "0s",
+          "full last-write-wins reconciliation this long after a heal (0: at the heal; skipped "
+          "if a new partition began meanwhile)",
+          0, 86400},
+         {"max_hints", ParamType::integer, 100000,
+          "hinted_handoff: hints a coordinator keeps; more are dropped (metric hints_dropped)", 0,
+          1e9}},
         {{"partition",
           "split the replicas: `nodes` on one side, the rest on the other",
           {{"nodes", ParamType::number_list, List{0}, "replicas cut off from the rest", 0, 62}}},
-         {"heal", "end the partition; anti-entropy reconciles the replicas (last write wins)", {}}},
+         {"heal",
+          "end the partition; coordinators replay their hints (hinted_handoff); anti-entropy "
+          "reconciles the replicas (last write wins) anti_entropy_delay later",
+          {}}},
         {},
         {{"stale_reads", MetricSpec::Kind::counter,
           "reads older than a write acknowledged before they started"},
-         {"rejected_no_quorum", MetricSpec::Kind::counter,
-          "operations rejected without a quorum"}}};
+         {"rejected_no_quorum", MetricSpec::Kind::counter, "operations rejected without a quorum"},
+         {"hints_dropped", MetricSpec::Kind::counter,
+          "hints not kept because the coordinator already held max_hints"}}};
     return info;
   }
 
   std::unique_ptr<System> build(const std::string& variant, const Params& params,
                                 Context& ctx) const override {
-    if (variant == "ap") return std::make_unique<QuorumStore>(false, params, ctx);
-    if (variant == "cp") return std::make_unique<QuorumStore>(true, params, ctx);
-    throw std::invalid_argument("unknown variant " + variant);
+    static const std::pair<const char*, Mode> modes[] = {
+        {"ap", Mode::ap}, {"cp", Mode::cp}, {"hinted_handoff", Mode::hinted_handoff}};
+    return std::make_unique<QuorumStore>(variant_value(variant, modes), params, ctx);
   }
 };
 
