@@ -20,6 +20,7 @@ int main() {
   w.clients = 10000;
   w.write_share = 0.2;
   w.service = Distribution::constant(static_cast<double>(milliseconds(1)));
-  for (const char* v : {"ap", "cp"}) run_lesson(lessons, "quorum_cap", v, {}, w, seconds(60));
+  for (const char* v : {"ap", "cp", "hinted_handoff"})
+    run_lesson(lessons, "quorum_cap", v, {}, w, seconds(60));
   return 0;
 }
