@@ -98,11 +98,23 @@ void SystemSlot::log(const std::string& message) {
   spdlog::info("[{:.3f}s] {}: {}", to_seconds(now()), label_, message);
 }
 
+void SystemSlot::hold() {
+  ++holds_;
+  experiment_.work_held(1);
+}
+
+void SystemSlot::release() {
+  if (holds_ == 0) throw std::logic_error("Context::release() without a matching hold()");
+  --holds_;
+  experiment_.work_held(-1);
+}
+
 void SystemSlot::fail(const std::string& why) {
   if (failed()) return;
   error_ = where() + ": " + why;
   spdlog::error("[{:.3f}s] {} failed: {}", to_seconds(now()), label_, error_);
-  experiment_.requests_abandoned(recorder_.arrived() - recorder_.completed());
+  experiment_.requests_abandoned(recorder_.arrived() - recorder_.completed() + holds_);
+  holds_ = 0;
 }
 
 void SystemSlot::deliver(const Request& request) {

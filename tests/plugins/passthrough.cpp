@@ -1,6 +1,7 @@
 // The smallest lesson: completes every request at once. Used by tests and benchmarks to
 // measure the runtime itself. The "faulty" variant throws on the 100th request, and
-// "throws_in_build" from its factory.
+// "throws_in_build" from its factory. The operation "background" starts work that outlives
+// the requests (Context::hold / release).
 #include "hldlab/plugin.hpp"
 
 namespace {
@@ -20,15 +21,29 @@ class PassThrough final : public System {
   }
   Value call(const std::string& op, const Value& args) override {
     if (op == "echo") return args;
+    if (op == "background") {  // hold: done `after` later unless held = false
+      const Time after = args["after"].as_int();
+      const bool held = args["held"].as_bool();
+      if (held) ctx_.hold();
+      ctx_.after(after, [this, held] {
+        ++background_done_;
+        if (held) ctx_.release();
+      });
+      return {};
+    }
+    if (op == "release") {
+      ctx_.release();
+      return {};
+    }
     return System::call(op, args);
   }
-  Map figures() const override { return {{"seen", seen_}}; }
+  Map figures() const override { return {{"seen", seen_}, {"background_done", background_done_}}; }
 
  private:
   Context& ctx_;
   bool faulty_;
   Time delay_;
-  std::int64_t seen_ = 0;
+  std::int64_t seen_ = 0, background_done_ = 0;
   std::vector<Request> pending_;
 };
 
@@ -49,7 +64,12 @@ class PassThroughLesson final : public Lesson {
          {"label_text", ParamType::string, "x", "a string parameter", 0, 0, {"x", "y"}},
          {"weights", ParamType::number_list, List{}, "a list parameter", 0, 10}},
         {{"noop", "does nothing", {}}},
-        {{"echo", "returns its arguments", {{"text", ParamType::string, "", "anything"}}}},
+        {{"echo", "returns its arguments", {{"text", ParamType::string, "", "anything"}}},
+         {"background",
+          "work done `after` from now, held (Context::hold) unless held = false",
+          {{"after", ParamType::duration, "1s", "when", 0, 3600},
+           {"held", ParamType::boolean, true, "hold the experiment until it is done"}}},
+         {"release", "a release() without hold()", {}}},
         {{"things", MetricSpec::Kind::counter, "a counter"}}};
     return info;
   }

@@ -62,6 +62,13 @@ class Context : public SimContext {
   /// A lesson event worth a log line ("backend 3 removed by the health check"), stamped with
   /// the virtual time by the runtime. Not for per-request use.
   virtual void log(const std::string& message) = 0;
+  /// Background work that outlives the requests it came from (a charge committing after its
+  /// client gave up, a replica still catching up). After the traffic stops the experiment
+  /// drains until no request is in flight and every hold() has had its release() (and at most
+  /// ExperimentConfig::drain). Without a hold, events still pending then never run.
+  virtual void hold() = 0;
+  /// Ends one hold(); throws std::logic_error without a matching hold().
+  virtual void release() = 0;
 };
 
 /// @brief One variant of a lesson in one experiment.

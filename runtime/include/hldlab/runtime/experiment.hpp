@@ -22,6 +22,7 @@ struct ExperimentConfig {
   std::uint64_t seed = 1;
   Time duration = seconds(10);  ///< requests arrive during [0, duration)
   Time drain = seconds(60);     ///< at most this long after `duration` for in-flight requests
+                                ///< and held background work (Context::hold)
   double max_requests = 2e8;    ///< refuse workloads that would generate more
 };
 
@@ -45,6 +46,8 @@ class SystemSlot final : public Context, public EventOwner {
   void complete(const Request& request, Outcome outcome) override;
   Metric& metric(const std::string& name) override;
   void log(const std::string& message) override;
+  void hold() override;
+  void release() override;
 
   // EventOwner
   bool failed() const override { return !error_.empty(); }
@@ -84,6 +87,7 @@ class SystemSlot final : public Context, public EventOwner {
   std::string error_;
   std::vector<Rng> client_rngs_;  // closed loop: one stream per client, same in every system
   std::uint64_t next_request_id_ = 0;
+  std::int64_t holds_ = 0;  // Context::hold() not released yet
   struct GenericFaults {
     bool any = false;
     Time delay = 0, jitter = 0;
@@ -124,15 +128,17 @@ class Experiment {
 
   // Used by SystemSlot.
   void request_finished(SystemSlot& slot, const Request& request);
+  // Work in flight: requests not completed yet and systems' holds (Context::hold).
   void requests_abandoned(std::int64_t n) { in_flight_ -= n; }
   void request_started() { ++in_flight_; }
+  void work_held(std::int64_t n) { in_flight_ += n; }
 
  private:
   void schedule_next_arrival();
   void arrive();
   void issue(SystemSlot& slot, std::uint32_t client);
   /// Run events up to `until` (following the wall clock when paced); with `until_idle`, stop as
-  /// soon as no request is in flight.
+  /// soon as no request is in flight and no Context::hold() is pending.
   void advance(Time until, const RunOptions& options, bool until_idle);
 
   ExperimentConfig config_;
