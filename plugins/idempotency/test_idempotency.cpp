@@ -279,6 +279,24 @@ TEST_CASE("concurrent duplicates are never charged twice under random loss, slow
   }
 }
 
+TEST_CASE("a busy service refuses an attempt without charging it and without taking its key") {
+  // One worker, no queue, one attempt: purchases every 100 ms, charges of 150 ms. Every other
+  // purchase finds the worker busy (the previous charge runs until 50 ms after it arrives).
+  const auto r = constant_run(10, seconds(10), milliseconds(150),
+                              {{"workers", 1}, {"queue_limit", 0}, {"max_attempts", 1}});
+  for (const char* v : kVariants) {
+    const auto& s = row(r, v);
+    INFO(v);
+    REQUIRE(s.requests == 100);
+    CHECK(s.count(Outcome::ok) == 50);
+    CHECK(s.count(Outcome::error) == 50);
+    CHECK(figure(s, "charges") == 50);
+    CHECK(figure(s, "charged_but_failed") == 0);
+  }
+  CHECK(figure(row(r, "idempotency_key"), "keys_stored") == 50);
+  CHECK(figure(row(r, "key_after_charge"), "keys_stored") == 50);
+}
+
 TEST_CASE("the key operation shows a key in progress, then done until its TTL runs out") {
   ExperimentConfig config;
   config.duration = seconds(14);
