@@ -10,6 +10,9 @@
 //             lease     the lock expires after `lease`: crashes are survived, but a client
 //                       paused (GC, VM migration) longer than the lease wakes up still believing
 //                       it holds the lock and writes: two writers, lost updates.
+//             lease_check  right before the write: if now >= asked_at + lease: give up
+//                       catches a pause during the work, not a write delayed in the network
+//                       (nor a pause between the check and the send).
 //   fix:      fencing   each grant carries a token that only grows; the storage remembers the
 //                       highest token it has seen and refuses any access with an older one:
 //                         if token < storage.max_token: reject (the client lost its lock)
@@ -17,7 +20,8 @@
 //
 // Model: `clients` worker processes; request i goes to worker i % clients (round robin; a dead
 // worker's share goes to the next live one) and locks resource key % resources. Every message
-// (client <-> lock service, client <-> storage) takes a network delay. A paused worker does
+// (client <-> lock service, client <-> storage) takes a network delay; the lock service answers
+// a busy lock with "busy" and the client asks again after `retry`. A paused worker does
 // nothing until it resumes: messages wait for it, its work stops. A crashed worker loses its
 // jobs (errors) and the messages it had in flight; the lock it held stays held.
 // Jobs live in slots with a generation; events carry (slot, generation) and a client-side event
@@ -32,7 +36,7 @@
 namespace {
 using namespace hldlab;
 
-enum class Scheme { no_lease, lease, fencing };
+enum class Scheme { no_lease, lease, lease_check, fencing };
 
 constexpr Time kForever = std::numeric_limits<Time>::max();
 
@@ -60,6 +64,7 @@ struct Job {
   bool active = false;
   std::uint64_t token = 0;
   std::int64_t value = 0;  // value read from storage
+  Time asked_at = 0;       // when it last sent an acquire: its lease ends before asked_at + lease
   Time frozen_mark = 0;    // the worker's frozen_total when the work (re)started
 };
 
@@ -67,6 +72,8 @@ struct Worker {
   bool alive = true;
   Time frozen_until = 0;  // paused until then
   Time frozen_total = 0;  // total pause time started so far
+  Time slow_until = 0;    // slow_network: messages sent before then take slow_extra longer
+  Time slow_extra = 0;
 };
 
 /// One lock (at the lock service) and the storage object it guards.
@@ -101,7 +108,8 @@ class Locking final : public System {
         unsafe_metric_(ctx.metric("unsafe_writes")),
         rejected_metric_(ctx.metric("rejected_stale")),
         expired_metric_(ctx.metric("leases_expired")),
-        lost_metric_(ctx.metric("lost_updates")) {
+        lost_metric_(ctx.metric("lost_updates")),
+        aborted_metric_(ctx.metric("aborted_writes")) {
     if (net_max_ < net_min_) throw std::invalid_argument("net_max must be at least net_min");
     if (pause_rate_ > 0)
       for (std::uint32_t w = 0; w < workers_.size(); ++w) schedule_random_pause(w);
@@ -151,6 +159,9 @@ class Locking final : public System {
                (held.empty() ? "" : " holding the lock on resource" + held));
     } else if (fault == "restart") {
       worker.alive = true;
+    } else if (fault == "slow_network") {
+      worker.slow_until = ctx_.now() + p["duration"].as_int();
+      worker.slow_extra = p["extra"].as_int();
     }
   }
 
@@ -249,7 +260,9 @@ class Locking final : public System {
 
   void to_server(std::uint32_t slot, Phase phase) {
     jobs_[slot].phase = phase;
-    ctx_.after(delay(), [this, slot, g = jobs_[slot].generation] { server(slot, g); });
+    const Worker& worker = workers_[jobs_[slot].worker];
+    const Time extra = worker.slow_until > ctx_.now() ? worker.slow_extra : 0;
+    ctx_.after(delay() + extra, [this, slot, g = jobs_[slot].generation] { server(slot, g); });
   }
 
   /// A message arriving at the lock service or the storage.
@@ -292,6 +305,7 @@ class Locking final : public System {
         return to_client(slot, Phase::retry, retry_);
       case Phase::start:
       case Phase::retry:
+        job.asked_at = now;
         return to_server(slot, Phase::acquiring);
       case Phase::granted:
         return to_server(slot, Phase::reading);
@@ -299,6 +313,14 @@ class Locking final : public System {
         job.frozen_mark = worker.frozen_total;
         return to_client(slot, Phase::working, job.request.service);
       case Phase::working:
+        // lease_check: "is my lease still valid?" right before the write. It catches a pause
+        // during the work, not a write that arrives late (nor, in a real process, a pause
+        // between this check and the send).
+        if (scheme_ == Scheme::lease_check && now >= job.asked_at + lease_) {
+          aborted_metric_.add(1);
+          ctx_.complete(job.request, Outcome::error);
+          return to_server(slot, Phase::releasing);
+        }
         return to_server(slot, Phase::writing);
       case Phase::write_ok:
         ctx_.complete(job.request, Outcome::ok);
@@ -386,6 +408,7 @@ class Locking final : public System {
   Metric& rejected_metric_;
   Metric& expired_metric_;
   Metric& lost_metric_;
+  Metric& aborted_metric_;
   std::vector<Job> jobs_;
   std::vector<std::uint32_t> free_;
   std::int64_t writes_ = 0, counter_sum_ = 0;  // over all resources
@@ -415,6 +438,8 @@ class DistributedLocking final : public Lesson {
          "Kleppmann 2016 vs Redis Redlock (no fencing token)"},
         {{"no_lease", true, "the lock is held until released (forever if the holder crashed)"},
          {"lease", true, "the lock expires after `lease`; the storage trusts every client"},
+         {"lease_check", true,
+          "lease + the client checks its lease right before writing (aborts if expired)"},
          {"fencing", false, "lease + fencing token checked by the storage on reads and writes"}},
         {{"clients", ParamType::integer, 8,
           "client processes; request i goes to client i % clients (the next live one if dead)", 1,
@@ -445,7 +470,14 @@ class DistributedLocking final : public Lesson {
          {"restart",
           "a crashed client comes back (holding nothing, knowing nothing)",
           {{"client", ParamType::integer, -1,
-            "client index; -1 = the client of the last grant of resource 0", -1, 1e6}}}},
+            "client index; -1 = the client of the last grant of resource 0", -1, 1e6}}},
+         {"slow_network",
+          "messages the client sends in the next `duration` are delayed by `extra` (a packet "
+          "stuck in a queue, a retransmission)",
+          {{"client", ParamType::integer, -1,
+            "client index; -1 = the client of the last grant of resource 0", -1, 1e6},
+           {"extra", ParamType::duration, "2s", "added one-way delay", 0, 86400},
+           {"duration", ParamType::duration, "100ms", "window of affected sends", 0, 86400}}}},
         {{"locks",
           "per resource: held, token, holder (client), holder_phase (none, reading, working, "
           "writing, releasing, gone), granted_at_s, counter, writes, max_token",
@@ -457,14 +489,18 @@ class DistributedLocking final : public Lesson {
          {"leases_expired", MetricSpec::Kind::counter,
           "locks taken over after their lease ran out without a release"},
          {"lost_updates", MetricSpec::Kind::gauge,
-          "increments applied then overwritten (writes - counter)"}}};
+          "increments applied then overwritten (writes - counter)"},
+         {"aborted_writes", MetricSpec::Kind::counter,
+          "lease_check: writes given up because the lease had run out"}}};
     return info;
   }
 
   std::unique_ptr<System> build(const std::string& variant, const Params& params,
                                 Context& ctx) const override {
-    static const std::pair<const char*, Scheme> schemes[] = {
-        {"no_lease", Scheme::no_lease}, {"lease", Scheme::lease}, {"fencing", Scheme::fencing}};
+    static const std::pair<const char*, Scheme> schemes[] = {{"no_lease", Scheme::no_lease},
+                                                             {"lease", Scheme::lease},
+                                                             {"lease_check", Scheme::lease_check},
+                                                             {"fencing", Scheme::fencing}};
     return std::make_unique<Locking>(variant_value(variant, schemes), params, ctx);
   }
 };

@@ -32,7 +32,7 @@ struct Clockwork {
     e.set_workload(w);
     const Map params{{"clients", 8},         {"lease", "100ms"}, {"retry", "5ms"},
                      {"lock_timeout", "1s"}, {"net_min", "1ms"}, {"net_max", "1ms"}};
-    for (const char* v : {"no_lease", "lease", "fencing"}) {
+    for (const char* v : {"no_lease", "lease", "lease_check", "fencing"}) {
       SystemSlot& s = e.add(registry(), "distributed_locking", v, params);
       slots.push_back(&s);
       e.at(milliseconds(508), [&s, fault, fault_args] { s.inject(fault, fault_args); });
@@ -74,6 +74,15 @@ TEST_CASE(
   REQUIRE(fencing.count(Outcome::ok) == 38);
   REQUIRE(figure(fencing, "counter") == 38);
 
+  // Checking the lease before writing catches this pause: at 784 ms the lease it asked for at
+  // 500 ms is long gone, so it gives up (error) instead of writing.
+  const auto& check = row(r, "lease_check");
+  REQUIRE(check.count(Outcome::error) == 1);
+  REQUIRE(check.count(Outcome::ok) == 38);
+  REQUIRE(figure(check, "unsafe_writes") == 0);
+  REQUIRE(figure(check, "lost_updates") == 0);
+  REQUIRE(check.metrics.at("aborted_writes").as_double() == 1);
+
   // Without a lease the pause only delays the others: the lock waits for the paused client.
   const auto& no_lease = row(r, "no_lease");
   REQUIRE(no_lease.count(Outcome::ok) == 39);
@@ -86,7 +95,7 @@ TEST_CASE(
 TEST_CASE("a pause shorter than the lease is harmless with or without fencing") {
   Clockwork c("pause", {{"duration", "50ms"}});
   const auto r = c.e.run();
-  for (const char* v : {"no_lease", "lease", "fencing"}) {
+  for (const char* v : {"no_lease", "lease", "lease_check", "fencing"}) {
     INFO(v);
     const auto& s = row(r, v);
     REQUIRE(s.count(Outcome::ok) == 39);
@@ -100,8 +109,8 @@ TEST_CASE(
     "without a lease a crashed holder blocks the lock forever, with one it is free again "
     "exactly one lease after the grant") {
   Clockwork c("crash");
-  Value before[3], after[3], late[3];
-  for (std::size_t i = 0; i < 3; ++i) {
+  Value before[4], after[4], late[4];
+  for (std::size_t i = 0; i < 4; ++i) {
     SystemSlot* s = c.slots[i];
     c.e.at(milliseconds(540), [s, &before, i] { before[i] = s->call("locks", {}); });
     c.e.at(milliseconds(610), [s, &after, i] { after[i] = s->call("locks", {}); });
@@ -119,8 +128,8 @@ TEST_CASE(
 
   // lease and fencing: granted to job 9 at 501 ms, taken by job 11 (whose request reaches the
   // lock service at 601 ms) the moment the lease runs out; everyone else is served.
-  for (std::size_t i : {1u, 2u}) {
-    const auto& s = row(r, i == 1 ? "lease" : "fencing");
+  for (std::size_t i : {1u, 2u, 3u}) {
+    const auto& s = row(r, c.slots[i]->label());
     INFO(s.label);
     REQUIRE(before[i].as_list()[0]["token"].as_int() == 10);
     REQUIRE(before[i].as_list()[0]["granted_at_s"].as_double() == Approx(0.501));
@@ -132,6 +141,33 @@ TEST_CASE(
     REQUIRE(s.count(Outcome::timeout) == 0);
     REQUIRE(figure(s, "counter") == 38);
   }
+}
+
+TEST_CASE(
+    "checking the lease before writing does not stop a write that arrives late; fencing "
+    "does") {
+  // Job 9's write leaves client 1 at 514 ms, with 86 ms of its lease left, so the check passes,
+  // but the network holds it 230 ms: it reaches the storage at 745 ms. Meanwhile the lease ran
+  // out (601 ms) and jobs 10..13 incremented the counter; job 14 reads only at 753 ms.
+  Clockwork c("slow_network", {{"extra", "230ms"}, {"duration", "50ms"}});
+  const auto r = c.e.run();
+  for (const char* v : {"lease", "lease_check"}) {
+    INFO(v);
+    const auto& s = row(r, v);
+    REQUIRE(s.count(Outcome::ok) == 39);
+    REQUIRE(figure(s, "unsafe_writes") == 1);
+    REQUIRE(figure(s, "lost_updates") == 4);
+    REQUIRE(figure(s, "max_erased") == 4);
+    REQUIRE(figure(s, "counter") == 35);
+  }
+  REQUIRE(row(r, "lease_check").metrics.at("aborted_writes").as_double() == 0);
+  const auto& fencing = row(r, "fencing");
+  REQUIRE(figure(fencing, "rejected_stale") == 1);
+  REQUIRE(figure(fencing, "lost_updates") == 0);
+  REQUIRE(fencing.count(Outcome::ok) == 38);
+  REQUIRE(figure(fencing, "counter") == 38);
+  // Without a lease a slow message is only slow.
+  REQUIRE(figure(row(r, "no_lease"), "counter") == 39);
 }
 
 TEST_CASE(
@@ -187,4 +223,57 @@ TEST_CASE("a client that does not exist and an inverted delay range are refused"
   REQUIRE_THROWS_WITH(e.add(registry(), "distributed_locking", "lease",
                             {{"net_min", "2ms"}, {"net_max", "1ms"}}, "bad"),
                       Catch::Contains("net_max must be at least net_min"));
+}
+
+TEST_CASE("restarting the crashed client does not give the lock back without a lease") {
+  Clockwork c("crash");
+  Value late[4];
+  for (std::size_t i = 0; i < 4; ++i) {
+    SystemSlot* s = c.slots[i];
+    c.e.at(milliseconds(700), [s] { s->inject("restart", {{"client", 1}}); });
+    c.e.at(milliseconds(1990), [s, &late, i] { late[i] = s->call("locks", {}); });
+  }
+  const auto r = c.e.run();
+  // The new process knows nothing of the old one's lock, and the lock service cannot tell.
+  const auto& no_lease = row(r, "no_lease");
+  REQUIRE(no_lease.count(Outcome::timeout) == 29);
+  REQUIRE(late[0].as_list()[0]["token"].as_int() == 10);
+  REQUIRE(late[0].as_list()[0]["holder_phase"].as_string() == "gone");
+  // With a lease the restarted client takes its share of jobs again (job 17 at 900 ms, ...).
+  REQUIRE(row(r, "lease").count(Outcome::ok) == 38);
+  REQUIRE(late[1].as_list()[0]["token"].as_int() == 39);  // one grant per job, none lost
+}
+
+TEST_CASE("with a lock per resource a dead holder blocks only its own resource") {
+  ExperimentConfig config;
+  config.duration = seconds(20);
+  Experiment e(config);
+  Workload w;
+  w.arrivals.rps = 50;
+  w.service = Distribution::constant(static_cast<double>(milliseconds(5)));
+  e.set_workload(w);
+  SystemSlot& s = e.add(registry(), "distributed_locking", "no_lease", {{"resources", 2}});
+  Value at_crash;
+  bool crashed = false;
+  // Crash the holder of resource 0 the first time it is seen working after 5 s.
+  for (int ms = 5000; ms < 6000; ++ms)
+    e.at(milliseconds(ms), [&] {
+      if (crashed) return;
+      const Value locks = s.call("locks", {});
+      if (locks.as_list()[0]["holder_phase"].as_string() != "working") return;
+      crashed = true;
+      s.inject("crash", {});
+      at_crash = s.call("locks", {});
+    });
+  const auto r = e.run();
+  REQUIRE(crashed);
+  const Value end = s.call("locks", {});
+  const auto& row0 = row(r, "no_lease");
+  // Resource 0 saw no write after the crash; resource 1 went on.
+  REQUIRE(end.as_list()[0]["writes"].as_int() == at_crash.as_list()[0]["writes"].as_int());
+  REQUIRE(end.as_list()[1]["writes"].as_int() > at_crash.as_list()[1]["writes"].as_int() + 300);
+  REQUIRE(end.as_list()[1]["counter"].as_int() == end.as_list()[1]["writes"].as_int());
+  REQUIRE(row0.count(Outcome::timeout) > 300);
+  REQUIRE(row0.count(Outcome::ok) ==
+          end.as_list()[0]["writes"].as_int() + end.as_list()[1]["writes"].as_int());
 }
