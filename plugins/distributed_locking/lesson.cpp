@@ -40,7 +40,8 @@ enum class Scheme { no_lease, lease, lease_check, fencing };
 
 constexpr Time kForever = std::numeric_limits<Time>::max();
 
-/// What the next client-side event of a job means.
+/// Where a job is: what its next client-side event means (first group), or which message of it
+/// is on its way to the lock service or the storage (second group).
 enum class Phase : std::uint8_t {
   start,      // arrived at its worker: ask for the lock
   busy,       // the lock service said "held by someone else"
@@ -50,11 +51,11 @@ enum class Phase : std::uint8_t {
   working,    // work timer
   write_ok,   // write acknowledged: done, release the lock
   rejected,   // storage refused a read or write carrying an old token
-  // messages on their way to the lock service or the storage (server-side events)
-  acquiring,
-  reading,
-  writing,
-  releasing,  // the job has completed; only its release message is left
+
+  acquiring,  // acquire -> lock service
+  reading,    // read -> storage
+  writing,    // write -> storage
+  releasing,  // release -> lock service (the job has already been answered)
 };
 
 struct Job {
@@ -147,9 +148,11 @@ class Locking final : public System {
       if (!worker.alive) return;
       worker.alive = false;
       worker.frozen_until = 0;
+      // Its jobs fail and their messages in flight are lost; a job already answered only had
+      // its release left, which is lost too.
       for (std::uint32_t s = 0; s < jobs_.size(); ++s)
-        if (jobs_[s].active && jobs_[s].worker == w && jobs_[s].phase != Phase::releasing) {
-          ctx_.complete(jobs_[s].request, Outcome::error);
+        if (jobs_[s].active && jobs_[s].worker == w) {
+          if (jobs_[s].phase != Phase::releasing) ctx_.complete(jobs_[s].request, Outcome::error);
           release_slot(s);
         }
       std::string held;
