@@ -215,7 +215,9 @@ class Locking final : public System {
         return "writing";
       case Phase::releasing:
         return "releasing";
-      default:
+      case Phase::rejected:
+        return "rejected";
+      default:  // a job asking for the lock does not hold it
         return "acquiring";
     }
   }
@@ -483,7 +485,7 @@ class DistributedLocking final : public Lesson {
            {"duration", ParamType::duration, "100ms", "window of affected sends", 0, 86400}}}},
         {{"locks",
           "per resource: held, token, holder (client), holder_phase (none, reading, working, "
-          "writing, releasing, gone), granted_at_s, counter, writes, max_token",
+          "writing, releasing, rejected, gone), granted_at_s, counter, writes, max_token",
           {}}},
         {{"unsafe_writes", MetricSpec::Kind::counter,
           "writes applied after the storage had served a newer lock holder"},
