@@ -54,6 +54,7 @@ struct Purchase {
   std::uint32_t charges = 0;      // charges committed for this purchase
   bool waiting = false;           // an attempt is awaited (answer or timeout)
   bool done = false;              // the client has completed the request
+  bool held = false;              // done with attempts outstanding: Context::hold() taken
 };
 
 /// One attempt of a purchase, from the moment it is sent until its answer arrives or is lost.
@@ -126,7 +127,7 @@ class PaymentService final : public System {
     Purchase& p = purchases_[slot];
     p.request = r;
     p.attempts = p.outstanding = p.charges = 0;
-    p.waiting = p.done = false;
+    p.waiting = p.done = p.held = false;
     send(slot);
   }
 
@@ -230,13 +231,19 @@ class PaymentService final : public System {
   void finish(std::uint32_t slot, Outcome outcome) {
     Purchase& p = purchases_[slot];
     p.done = true;
+    // Attempts still on their way may yet be charged after the client gave up: the run must
+    // not end before they are (Context::hold keeps the drain going).
+    p.held = p.outstanding > 0;
+    if (p.held) ctx_.hold();
     if (outcome != Outcome::ok && p.charges > 0) count_charged_but_failed();
     ctx_.complete(p.request, outcome);
   }
 
   void release_if_finished(std::uint32_t slot) {
     const Purchase& p = purchases_[slot];
-    if (p.done && p.outstanding == 0) purchases_.release(slot);
+    if (!p.done || p.outstanding > 0) return;
+    if (p.held) ctx_.release();
+    purchases_.release(slot);
   }
 
   // ---- service ------------------------------------------------------------------------------
