@@ -1,9 +1,9 @@
-// A plugin built against a different SDK ABI version: the host must refuse it.
+// A plugin built against another SDK ABI version (999): the host must refuse it.
 #include "hldlab/plugin.hpp"
 
 namespace {
 const hldlab::PluginDescriptor* descriptor() {
-  static const hldlab::PluginDescriptor d{hldlab::kAbiVersion + 998, nullptr};
+  static const hldlab::PluginDescriptor d{999, nullptr};
   return &d;
 }
 }  // namespace
