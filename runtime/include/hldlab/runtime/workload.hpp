@@ -64,6 +64,8 @@ class KeyDistribution {
 /// @brief How requests arrive: open loop (constant or Poisson, with a ramp and spikes) or closed
 /// loop (a fixed population of clients that wait for each answer, then think).
 struct Arrivals {
+  /// constant: one request every 1/rps, the first at 1/rps (none at time 0); poisson:
+  /// exponential gaps of mean 1/rps; closed: `clients` clients, each waiting for its answer.
   enum class Kind { constant, poisson, closed };
   struct Spike {
     Time start, end;
