@@ -44,6 +44,18 @@ ExperimentResult heal_run(std::uint64_t seed) {
   return e.run();
 }
 
+/// One client (coordinated by replica 0) writing one of 100000 keys every millisecond.
+Workload one_writer_per_ms() {
+  Workload w = traffic(1, 100000);
+  w.arrivals.kind = Arrivals::Kind::constant;
+  w.write_share = 1;
+  return w;
+}
+
+/// Fixed 0.25 ms delays (so what is in flight when is known) and anti-entropy after the run.
+const Map kClockwork{
+    {"delay_min", "0.25ms"}, {"delay_max", "0.25ms"}, {"anti_entropy_delay", "60s"}};
+
 }  // namespace
 
 TEST_CASE("quorums with R + W > N never return a stale read, R + W <= N do") {
@@ -134,13 +146,9 @@ TEST_CASE("hinted handoff keeps one hint per acked write and unreachable replica
   ExperimentConfig config;
   config.duration = seconds(30);
   Experiment e(config);
-  Workload w = traffic(1, 100000);
-  w.arrivals.kind = Arrivals::Kind::constant;
-  w.write_share = 1;
-  e.set_workload(w);
-  const Map base{{"delay_min", "0.25ms"}, {"delay_max", "0.25ms"}, {"anti_entropy_delay", "60s"}};
+  e.set_workload(one_writer_per_ms());
   auto add = [&](const char* variant, const char* label, std::int64_t node, Map params) {
-    params.insert(base.begin(), base.end());
+    params.insert(kClockwork.begin(), kClockwork.end());
     partition_window(e, e.add(registry(), "quorum_cap", variant, params, label), seconds(10.0006),
                      node);
   };
@@ -187,13 +195,9 @@ TEST_CASE("a write the partition cuts off in flight is hinted too, so no replica
   ExperimentConfig config;
   config.duration = seconds(30);
   Experiment e(config);
-  Workload w = traffic(1, 100000);
-  w.arrivals.kind = Arrivals::Kind::constant;
-  w.write_share = 1;
-  e.set_workload(w);
-  const Map params{{"delay_min", "0.25ms"}, {"delay_max", "0.25ms"}, {"anti_entropy_delay", "60s"}};
+  e.set_workload(one_writer_per_ms());
   for (const char* v : {"ap", "hinted_handoff"})
-    partition_window(e, e.add(registry(), "quorum_cap", v, params), seconds(10.0001));
+    partition_window(e, e.add(registry(), "quorum_cap", v, kClockwork), seconds(10.0001));
   const auto r = e.run();
   const auto& ap = row(r, "ap");
   const auto& hh = row(r, "hinted_handoff");
