@@ -282,7 +282,8 @@ class TicketSale final : public System {
         break;
     }
     ctx_.after(delay_, [this, slot] { on_reply(slot); });
-    if (!queue_.empty()) {
+    // The freed worker may already run the SELECT ... FOR UPDATE that got the lock.
+    if (!queue_.empty() && busy_ < workers_) {
       const std::uint32_t next = queue_.front();
       queue_.pop_front();
       start(next);
