@@ -133,29 +133,29 @@ TEST_CASE(
     "with arrivals every s and a race window W, the naive variant issues exactly ceil(W/s) "
     "tickets per ticket in stock") {
   // W = time from the end of the SELECT to the end of the UPDATE = 2 * db_delay +
-  // statement_time. A purchase reads the value written by the purchase ceil(W/s) before it.
-  const Time s = milliseconds(1);
+  // statement_time (500 us, times the slow_db factor). A purchase reads the value written by
+  // the purchase ceil(W/s) before it, so ceil(W/s) purchases issue a ticket per decrement.
   struct Case {
+    double rps;
     const char* db_delay;
     double slow;  // slow_db factor on the statement time (1: none)
-    Time window;
+    Time window;  // W
   };
-  const Case cases[] = {{"200us", 1, microseconds(900)},
-                        {"2ms", 1, microseconds(4500)},
-                        {"2ms", 5, microseconds(6500)},
-                        {"5ms", 1, microseconds(10500)}};
+  const Case cases[] = {{1000, "200us", 1, microseconds(900)},  // windows never overlap
+                        {1000, "2ms", 1, microseconds(4500)},
+                        {1250, "2ms", 1, microseconds(4500)},  // more contention
+                        {1000, "2ms", 5, microseconds(6500)},  // a slow DB
+                        {1000, "5ms", 1, microseconds(10500)}};
   const std::int64_t stock = 50;
   for (const Case& c : cases) {
     const auto r =
-        c.slow == 1 ? constant_run(
-                          1000, seconds(1),
-                          {{"stock", stock}, {"db_delay", c.db_delay}, {"statement_time", "500us"}})
-                    : constant_run(
-                          1000, seconds(1),
-                          {{"stock", stock}, {"db_delay", c.db_delay}, {"statement_time", "500us"}},
-                          "slow_db", {{"factor", c.slow}, {"duration", "1h"}});
-    const std::int64_t m = (c.window + s - 1) / s;
-    INFO("db_delay " << c.db_delay << " slow " << c.slow << " tickets per decrement " << m);
+        constant_run(c.rps, seconds(1),
+                     {{"stock", stock}, {"db_delay", c.db_delay}, {"statement_time", "500us"}},
+                     "slow_db", {{"factor", c.slow}, {"duration", "1h"}});
+    const Time gap = seconds(1) / static_cast<Time>(c.rps);
+    const std::int64_t m = (c.window + gap - 1) / gap;
+    INFO("rps " << c.rps << " db_delay " << c.db_delay << " slow " << c.slow
+                << ": tickets per decrement " << m);
     const auto& naive = row(r, "read_check_write");
     CHECK(figure(naive, "sold") == m * stock);
     CHECK(figure(naive, "oversold") == (m - 1) * stock);
