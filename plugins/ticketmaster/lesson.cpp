@@ -141,7 +141,9 @@ class TicketSale final : public System {
         row.stocked += count;
         ++row.version;
       }
-      update_oversold();
+      oversold_ = 0;
+      for (const Row& row : rows_) oversold_ += std::max<std::int64_t>(0, row.issued - row.stocked);
+      oversold_metric_.set(static_cast<double>(oversold_));
     }
   }
 
@@ -162,7 +164,7 @@ class TicketSale final : public System {
 
   Map figures() const override {
     return {{"sold", sold_},
-            {"oversold", oversold()},
+            {"oversold", oversold_},
             {"lost_decrements", lost_decrements_},
             {"retries", retries_},
             {"gave_up_with_stock", gave_up_with_stock_},
@@ -170,13 +172,6 @@ class TicketSale final : public System {
   }
 
  private:
-  std::int64_t oversold() const {
-    std::int64_t n = 0;
-    for (const Row& row : rows_) n += std::max<std::int64_t>(0, row.issued - row.stocked);
-    return n;
-  }
-  void update_oversold() { oversold_metric_.set(static_cast<double>(oversold())); }
-
   // ---- app tier -----------------------------------------------------------------------------
 
   void send(std::uint32_t slot, Stmt stmt) {
@@ -274,7 +269,9 @@ class TicketSale final : public System {
         if (p.affected) write(row, row.remaining - 1);
         break;
       case Stmt::update_commit:
-        write(row, p.seen_remaining - 1);
+        // Under the lock the row still holds what we read, unless a restock (which a real DB
+        // would queue behind our lock) added tickets: decrement the current value.
+        write(row, row.remaining - 1);
         unlock(row);
         break;
       case Stmt::rollback:
@@ -297,7 +294,10 @@ class TicketSale final : public System {
     ++row.issued;
     ++sold_;
     sold_metric_.add(1);
-    if (row.issued > row.stocked) update_oversold();
+    if (row.issued > row.stocked) {
+      ++oversold_;
+      oversold_metric_.set(static_cast<double>(oversold_));
+    }
   }
 
   /// Release the row lock; the first waiter takes it and its SELECT ... FOR UPDATE runs.
@@ -327,8 +327,8 @@ class TicketSale final : public System {
   double slow_factor_ = 1;
   Time slow_until_ = 0;
 
-  std::int64_t sold_ = 0, lost_decrements_ = 0, retries_ = 0, gave_up_with_stock_ = 0,
-               statements_ = 0;
+  std::int64_t sold_ = 0, oversold_ = 0, lost_decrements_ = 0, retries_ = 0,
+               gave_up_with_stock_ = 0, statements_ = 0;
 };
 
 class Ticketmaster final : public Lesson {
