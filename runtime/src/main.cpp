@@ -3,12 +3,14 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/filesystem.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -36,8 +38,11 @@ void print_info(const LessonInfo& info) {
     std::cout << "\n";
   }
   std::cout << "\nVariants:\n";
+  std::size_t width = 0;
+  for (const auto& v : info.variants) width = std::max(width, v.name.size());
   for (const auto& v : info.variants)
-    std::cout << "  " << v.name << (v.naive ? "  [naive]  " : "  [fix]    ") << v.summary << "\n";
+    std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << v.name
+              << (v.naive ? "  [naive]  " : "  [fix]    ") << v.summary << "\n";
   auto print_params = [](const std::vector<ParamSpec>& params, const char* indent) {
     for (const auto& p : params)
       std::cout << indent << p.name << " (" << param_type_name(p.type) << ", default "
