@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "hldlab/plugin.hpp"
+#include "hldlab/slot_pool.hpp"
 
 namespace {
 using namespace hldlab;
@@ -69,29 +70,6 @@ struct Attempt {
 struct KeyEntry {
   bool done = false;  // false: a charge with this key is in progress
   Time expires = 0;   // when done: the entry is forgotten at this time
-};
-
-/// A pool of T with a free list: slots are reused, so the hot path does not allocate.
-template <class T>
-class Pool {
- public:
-  std::uint32_t acquire() {
-    if (free_.empty()) {
-      items_.emplace_back();
-      return static_cast<std::uint32_t>(items_.size() - 1);
-    }
-    const std::uint32_t slot = free_.back();
-    free_.pop_back();
-    return slot;
-  }
-  void release(std::uint32_t slot) { free_.push_back(slot); }
-  T& operator[](std::uint32_t slot) { return items_[slot]; }
-  const T& operator[](std::uint32_t slot) const { return items_[slot]; }
-  std::size_t in_use() const { return items_.size() - free_.size(); }
-
- private:
-  std::vector<T> items_;
-  std::vector<std::uint32_t> free_;
 };
 
 class PaymentService final : public System {
@@ -387,8 +365,8 @@ class PaymentService final : public System {
   Metric& absorbed_metric_;
   Metric& keys_metric_;
 
-  Pool<Purchase> purchases_;
-  Pool<Attempt> attempts_pool_;
+  SlotPool<Purchase> purchases_;
+  SlotPool<Attempt> attempts_pool_;
   std::int64_t busy_ = 0;                              // workers charging
   std::deque<std::uint32_t> queue_;                    // attempts waiting for a worker
   std::unordered_map<std::uint64_t, KeyEntry> store_;  // key -> entry (lookups only, no iteration)

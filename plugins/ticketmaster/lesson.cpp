@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "hldlab/plugin.hpp"
+#include "hldlab/slot_pool.hpp"
 
 namespace {
 using namespace hldlab;
@@ -69,28 +70,6 @@ struct Purchase {
   std::uint64_t seen_version = 0;
   std::uint32_t conflicts = 0;
   bool affected = false;  // the last UPDATE changed a row
-};
-
-/// A pool of T with a free list: slots are reused, so the hot path does not allocate.
-template <class T>
-class Pool {
- public:
-  std::uint32_t acquire() {
-    if (free_.empty()) {
-      items_.emplace_back();
-      return static_cast<std::uint32_t>(items_.size() - 1);
-    }
-    const std::uint32_t slot = free_.back();
-    free_.pop_back();
-    return slot;
-  }
-  void release(std::uint32_t slot) { free_.push_back(slot); }
-  T& operator[](std::uint32_t slot) { return items_[slot]; }
-  std::size_t in_use() const { return items_.size() - free_.size(); }
-
- private:
-  std::vector<T> items_;
-  std::vector<std::uint32_t> free_;
 };
 
 class TicketSale final : public System {
@@ -321,7 +300,7 @@ class TicketSale final : public System {
   Metric& oversold_metric_;
   Metric& retries_metric_;
 
-  Pool<Purchase> purchases_;
+  SlotPool<Purchase> purchases_;
   std::int64_t busy_ = 0;            // DB workers running a statement
   std::deque<std::uint32_t> queue_;  // statements waiting for a DB worker
   double slow_factor_ = 1;

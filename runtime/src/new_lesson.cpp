@@ -21,10 +21,11 @@ const char* kLesson = R"(// @NAME@: TODO one line on the concept.
 //             grows without end and every request waits behind it (P99 explodes).
 //   fix:      shed load: reject (503) when the queue is longer than `queue_limit`, so the
 //             requests that are accepted keep a bounded latency.
+#include <algorithm>
 #include <deque>
-#include <vector>
 
 #include "hldlab/plugin.hpp"
+#include "hldlab/slot_pool.hpp"
 
 namespace {
 using namespace hldlab;
@@ -52,25 +53,18 @@ class Server final : public System {
   Map figures() const override { return {{"max_queue", max_queue_}}; }
 
  private:
-  // In-service requests live in slots reused through a free list (no allocation per request);
-  // the completion event captures only [this, slot].
+  // In-service requests live in reusable slots (no allocation per request); the completion
+  // event captures only [this, slot].
   void start(const Request& r) {
     ++busy_;
-    std::uint32_t slot;
-    if (free_slots_.empty()) {
-      slot = static_cast<std::uint32_t>(in_service_.size());
-      in_service_.push_back(r);
-    } else {
-      slot = free_slots_.back();
-      free_slots_.pop_back();
-      in_service_[slot] = r;
-    }
+    const std::uint32_t slot = in_service_.acquire();
+    in_service_[slot] = r;
     ctx_.after(static_cast<Time>(static_cast<double>(r.service) * slow_factor_),
                [this, slot] { finish(slot); });
   }
   void finish(std::uint32_t slot) {
     ctx_.complete(in_service_[slot], Outcome::ok);
-    free_slots_.push_back(slot);
+    in_service_.release(slot);
     --busy_;
     if (!queue_.empty()) {
       const Request next = queue_.front();
@@ -88,8 +82,7 @@ class Server final : public System {
   double slow_factor_ = 1;
   std::int64_t busy_ = 0, max_queue_ = 0;
   std::deque<Request> queue_;
-  std::vector<Request> in_service_;
-  std::vector<std::uint32_t> free_slots_;
+  SlotPool<Request> in_service_;
 };
 
 class @CLASS@ final : public Lesson {
