@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "hldlab/plugin.hpp"
+#include "hldlab/slot_pool.hpp"
 
 namespace {
 using namespace hldlab;
@@ -232,14 +233,7 @@ class CacheTier final : public System {
   }
 
   std::uint32_t acquire(const Request& r) {
-    std::uint32_t slot;
-    if (free_slots_.empty()) {
-      slot = static_cast<std::uint32_t>(pending_.size());
-      pending_.emplace_back();
-    } else {
-      slot = free_slots_.back();
-      free_slots_.pop_back();
-    }
+    const std::uint32_t slot = pending_.acquire();
     pending_[slot].request = r;
     pending_[slot].next = kNone;
     return slot;
@@ -247,7 +241,7 @@ class CacheTier final : public System {
 
   void finish(std::uint32_t slot, Outcome outcome) {
     ctx_.complete(pending_[slot].request, outcome);
-    free_slots_.push_back(slot);
+    pending_.release(slot);
   }
 
   /// The cache node looks the key up.
@@ -337,22 +331,15 @@ class CacheTier final : public System {
 
   void db_start(const DbJob& job) {
     ++db_busy_;
-    std::uint32_t index;
-    if (free_jobs_.empty()) {
-      index = static_cast<std::uint32_t>(jobs_.size());
-      jobs_.push_back(job);
-    } else {
-      index = free_jobs_.back();
-      free_jobs_.pop_back();
-      jobs_[index] = job;
-    }
+    const std::uint32_t index = jobs_.acquire();
+    jobs_[index] = job;
     const double latency = db_median_ * std::exp(db_sigma_ * ctx_.rng().normal());
     ctx_.after(static_cast<Time>(latency), [this, index] { db_done(index); });
   }
 
   void db_done(std::uint32_t index) {
     const DbJob job = jobs_[index];
-    free_jobs_.push_back(index);
+    jobs_.release(index);
     --db_busy_;
     KeyState& s = states_[job.state];
     if (job.write) {
@@ -432,10 +419,8 @@ class CacheTier final : public System {
 
   DenseIndex index_;
   std::vector<KeyState> states_;
-  std::vector<Pending> pending_;
-  std::vector<std::uint32_t> free_slots_;
-  std::vector<DbJob> jobs_;
-  std::vector<std::uint32_t> free_jobs_;
+  SlotPool<Pending> pending_;
+  SlotPool<DbJob> jobs_;
   std::deque<DbJob> db_queue_;
   std::uint32_t db_busy_ = 0;
 

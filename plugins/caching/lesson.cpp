@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "hldlab/plugin.hpp"
+#include "hldlab/slot_pool.hpp"
 #include "policies.hpp"
 
 namespace {
@@ -186,14 +187,7 @@ class CachedStore final : public System {
   // ---- requests ----------------------------------------------------------------------------
 
   std::uint32_t acquire(const Request& r) {
-    std::uint32_t slot;
-    if (free_slots_.empty()) {
-      slot = static_cast<std::uint32_t>(pending_.size());
-      pending_.emplace_back();
-    } else {
-      slot = free_slots_.back();
-      free_slots_.pop_back();
-    }
+    const std::uint32_t slot = pending_.acquire();
     pending_[slot].request = r;
     pending_[slot].next = kNone;
     pending_[slot].version = 0;
@@ -207,7 +201,7 @@ class CachedStore final : public System {
       v.acked = std::max(v.acked, p.version);
     }
     ctx_.complete(p.request, outcome);
-    free_slots_.push_back(slot);
+    pending_.release(slot);
   }
 
   void finish_after(Time delay, std::uint32_t slot, Outcome outcome) {
@@ -323,22 +317,15 @@ class CachedStore final : public System {
       ++db_writes_;
     }
     db_queries_metric_.add(1);
-    std::uint32_t index;
-    if (free_jobs_.empty()) {
-      index = static_cast<std::uint32_t>(jobs_.size());
-      jobs_.push_back(job);
-    } else {
-      index = free_jobs_.back();
-      free_jobs_.pop_back();
-      jobs_[index] = job;
-    }
+    const std::uint32_t index = jobs_.acquire();
+    jobs_[index] = job;
     const double latency = db_median_ * std::exp(db_sigma_ * ctx_.rng().normal());
     ctx_.after(static_cast<Time>(latency), [this, index] { db_done(index); });
   }
 
   void db_done(std::uint32_t index) {
     const DbJob job = jobs_[index];
-    free_jobs_.push_back(index);
+    jobs_.release(index);
     --db_busy_;
     switch (job.kind) {
       case DbJob::read:
@@ -416,11 +403,9 @@ class CachedStore final : public System {
   Metric &db_queries_metric_, &stale_metric_, &lost_metric_, &entries_metric_;
   std::unique_ptr<Cache> cache_;
 
-  std::vector<Pending> pending_;
-  std::vector<std::uint32_t> free_slots_;
+  SlotPool<Pending> pending_;
   KeyIndex loads_;  // key -> first waiter of its in-flight load
-  std::vector<DbJob> jobs_;
-  std::vector<std::uint32_t> free_jobs_;
+  SlotPool<DbJob> jobs_;
   std::deque<DbJob> db_queue_;
   std::uint32_t db_busy_ = 0;
   std::vector<std::uint64_t> dirty_keys_;
