@@ -3,7 +3,7 @@
 #include <cmath>
 #include <vector>
 
-#include "hldlab/runtime/histogram.hpp"
+#include "hldlab/histogram.hpp"
 #include "hldlab/sim.hpp"
 
 using namespace hldlab;
@@ -19,7 +19,7 @@ std::int64_t exact_quantile(std::vector<std::int64_t> sorted, double q) {
 TEST_CASE("histogram quantiles agree with exact sorted quantiles within 1%") {
   for (std::uint64_t seed : {1, 2, 3}) {
     Rng rng(seed);
-    LatencyHistogram h;
+    Histogram h;
     std::vector<std::int64_t> values;
     for (int i = 0; i < 200000; ++i) {
       // lognormal around 20 ms with a long tail, spanning microseconds to seconds
@@ -40,7 +40,7 @@ TEST_CASE("histogram quantiles agree with exact sorted quantiles within 1%") {
 }
 
 TEST_CASE("values below 128 ns are recorded exactly") {
-  LatencyHistogram h;
+  Histogram h;
   for (int v = 0; v < 128; ++v) h.record(v);
   REQUIRE(h.quantile(0.5) == 63);
   REQUIRE(h.quantile(1.0) == 127);
@@ -51,17 +51,17 @@ TEST_CASE("every value falls inside the bounds of its bucket, and buckets tile t
   Rng rng(7);
   for (int i = 0; i < 100000; ++i) {
     const std::uint64_t v = rng.next() >> (1 + rng.below(62));  // below the last bucket
-    const int b = LatencyHistogram::index_of(v);
-    REQUIRE(b < LatencyHistogram::kBuckets);
-    REQUIRE(LatencyHistogram::bucket_low(b) <= v);
-    REQUIRE(v < LatencyHistogram::bucket_high(b));
+    const int b = Histogram::index_of(v);
+    REQUIRE(b < Histogram::kBuckets);
+    REQUIRE(Histogram::bucket_low(b) <= v);
+    REQUIRE(v < Histogram::bucket_high(b));
   }
-  for (int b = 0; b + 1 < LatencyHistogram::kBuckets - 1; ++b)
-    REQUIRE(LatencyHistogram::bucket_high(b) == LatencyHistogram::bucket_low(b + 1));
+  for (int b = 0; b + 1 < Histogram::kBuckets - 1; ++b)
+    REQUIRE(Histogram::bucket_high(b) == Histogram::bucket_low(b + 1));
 }
 
 TEST_CASE("count at or below a bound counts whole buckets below it") {
-  LatencyHistogram h;
+  Histogram h;
   for (int i = 0; i < 100; ++i) h.record(1000);
   for (int i = 0; i < 50; ++i) h.record(1'000'000);
   REQUIRE(h.count_at_or_below(500) == 0);
@@ -70,7 +70,7 @@ TEST_CASE("count at or below a bound counts whole buckets below it") {
 }
 
 TEST_CASE("an empty histogram reports zeros") {
-  LatencyHistogram h;
+  Histogram h;
   REQUIRE(h.quantile(0.99) == 0);
   REQUIRE(h.count() == 0);
   REQUIRE(h.mean() == 0);

@@ -164,7 +164,9 @@ TEST_CASE("the workload parser names the wrong field") {
 }
 
 TEST_CASE("a workload that would generate too many requests is refused with a clear message") {
-  Experiment e(ExperimentConfig{"big", 1, seconds(3600), seconds(1), 2e8});
+  ExperimentConfig config;
+  config.duration = seconds(3600);
+  Experiment e(config);
   Workload w;
   w.arrivals.rps = 1e9;
   REQUIRE_THROWS_WITH(e.set_workload(w), Catch::Contains("more than the limit"));

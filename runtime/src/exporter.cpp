@@ -92,25 +92,30 @@ void add_gauge(Families& fams, const std::string& name, const std::string& help,
 /// the log-linear buckets up to and including the one holding its bound (so up to 0.8% above
 /// it): simulated latencies are often exactly a round number (a fixed 1 ms service time), and
 /// those must land in the `le="0.001"` bucket, not be split by interpolation.
-ClientMetric histogram_metric(const LatencyHistogram& h,
-                              const std::vector<ClientMetric::Label>& labels) {
+ClientMetric histogram_metric(const Histogram& h, const std::vector<ClientMetric::Label>& labels) {
+  static const std::vector<std::int64_t> bucket_ends = [] {
+    std::vector<std::int64_t> ends;
+    for (double bound : latency_buckets_seconds()) {
+      const auto bound_ns = static_cast<std::int64_t>(std::llround(bound * kNanosPerSecond));
+      const int index = Histogram::index_of(static_cast<std::uint64_t>(bound_ns));
+      ends.push_back(static_cast<std::int64_t>(Histogram::bucket_high(index)) - 1);
+    }
+    return ends;
+  }();
   ClientMetric m = with_labels(labels);
-  const std::int64_t sum = h.sum();
+  const double sum = h.sum();
+  const std::vector<double> counts = h.cumulative_counts(bucket_ends);  // one pass
   std::uint64_t previous = 0;
-  for (double bound : latency_buckets_seconds()) {
-    const auto bound_ns = static_cast<std::int64_t>(std::llround(bound * kNanosPerSecond));
-    const int index = LatencyHistogram::index_of(static_cast<std::uint64_t>(bound_ns));
-    const auto end = static_cast<std::int64_t>(LatencyHistogram::bucket_high(index)) - 1;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
     // The simulation keeps recording while we read: never let a bucket go below the previous.
-    const auto count = static_cast<std::uint64_t>(std::llround(h.count_at_or_below(end)));
-    previous = std::max(previous, count);
-    m.histogram.bucket.push_back({previous, bound});
+    previous = std::max(previous, static_cast<std::uint64_t>(std::llround(counts[i])));
+    m.histogram.bucket.push_back({previous, latency_buckets_seconds()[i]});
   }
   const auto count =
       std::max(previous, static_cast<std::uint64_t>(std::max<std::int64_t>(0, h.count())));
   m.histogram.bucket.push_back({count, std::numeric_limits<double>::infinity()});
   m.histogram.sample_count = count;
-  m.histogram.sample_sum = static_cast<double>(sum) / kNanosPerSecond;
+  m.histogram.sample_sum = sum / kNanosPerSecond;
   return m;
 }
 

@@ -1,5 +1,7 @@
 #include "hldlab/runtime/recorder.hpp"
 
+#include <algorithm>
+
 namespace hldlab {
 
 const std::vector<FaultSpec>& generic_faults() {
@@ -21,10 +23,34 @@ const std::vector<FaultSpec>& generic_faults() {
   return faults;
 }
 
-Recorder::Recorder(const LessonInfo& info) {
+Recorder::Recorder(const LessonInfo& info, Time duration) {
+  while ((Time{kOpenBuckets} << open_shift_) < duration) ++open_shift_;
   for (const MetricSpec& spec : info.metrics) metrics_.emplace_back().spec = spec;
   for (const FaultSpec& f : generic_faults()) faults_.emplace_back().name = f.name;
   for (const FaultSpec& f : info.faults) faults_.emplace_back().name = f.name;
+}
+
+void Recorder::reset(Time from) {
+  from_ = from;
+  latency_.reset();
+  answered_latency_.reset();
+  for (auto& o : outcomes_) o.store(0, std::memory_order_relaxed);
+  arrived_.store(0, std::memory_order_relaxed);
+  open_.fill(0);
+  last_completion_ = 0;
+  for (auto& m : metrics_)
+    if (m.spec.kind == MetricSpec::Kind::counter) m.value.set(0);
+}
+
+std::vector<std::pair<Time, std::int64_t>> Recorder::unfinished(Time end) const {
+  std::vector<std::pair<Time, std::int64_t>> out;
+  for (int i = 0; i < kOpenBuckets; ++i)
+    if (open_[static_cast<std::size_t>(i)] > 0) {
+      // The latest arrival the bucket can hold gives the smallest age.
+      const Time latest = std::min(end, ((Time{i} + 1) << open_shift_) - 1);
+      out.emplace_back(std::max<Time>(0, end - latest), open_[static_cast<std::size_t>(i)]);
+    }
+  return out;
 }
 
 int Recorder::fault_index(const std::string& name) const {

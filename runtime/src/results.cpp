@@ -43,11 +43,14 @@ nlohmann::json to_json(const SystemResult& r) {
   if (!r.error.empty()) out["error"] = r.error;
   out["requests"] = r.requests;
   out["completed"] = r.completed;
+  out["unfinished"] = r.unfinished;
+  out["end_seconds"] = r.end;
   for (int i = 0; i < kOutcomeCount; ++i)
     out["outcomes"][outcome_name(static_cast<Outcome>(i))] = r.outcomes[i];
   out["latency_seconds"] = {{"p50", r.p50},       {"p90", r.p90},       {"p99", r.p99},
                             {"p999", r.p999},     {"max", r.max},       {"mean", r.mean},
                             {"p50_ok", r.p50_ok}, {"p99_ok", r.p99_ok}, {"p999_ok", r.p999_ok}};
+  out["lower_bounds"] = r.lower_bounds;
   out["throughput_rps"] = r.throughput;
   out["hit_ratio"] = r.hit_ratio < 0 ? nlohmann::json(nullptr) : nlohmann::json(r.hit_ratio);
   out["metrics"] = to_json(Value(r.metrics));
@@ -61,6 +64,8 @@ nlohmann::json to_json(const ExperimentResult& r) {
   out["experiment"] = r.name;
   out["seed"] = r.seed;
   out["duration_seconds"] = r.duration;
+  if (r.warmup > 0) out["warmup_seconds"] = r.warmup;
+  if (r.interrupted) out["interrupted"] = true;
   out["workload"] = r.workload;
   out["systems"] = nlohmann::json::array();
   for (const auto& s : r.systems) out["systems"].push_back(to_json(s));
@@ -106,78 +111,136 @@ std::string format_value(const Value& v) {
   return "?";
 }
 
+namespace {
+
+/// Columns a string takes on a terminal (UTF-8: continuation bytes take none).
+std::size_t display_width(const std::string& s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+/// Rows of cells, the first the header; the first `left` columns left-aligned, the others right.
+void print_table(std::ostringstream& out, const std::vector<std::vector<std::string>>& rows,
+                 std::size_t left) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows)
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], display_width(row[i]));
+    }
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      const std::string pad(width[i] - display_width(row[i]), ' ');
+      line += i < left ? row[i] + pad : pad + row[i];
+      if (i + 1 < row.size()) line += "  ";
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << "\n";
+  }
+}
+
+std::string latency_cell(const SystemResult& s, const char* figure, double value) {
+  return (s.lower_bound(figure) ? "≥" : "") + format_seconds(value);
+}
+
+}  // namespace
+
 std::string format_table(const ExperimentResult& r) {
-  std::vector<std::string> figure_names;  // union, in order of first appearance
-  for (const auto& s : r.systems)
-    for (const auto& entry : s.figures)
-      if (std::find(figure_names.begin(), figure_names.end(), entry.first) == figure_names.end())
-        figure_names.push_back(entry.first);
+  constexpr std::size_t kMaxColumns = 100;
   const bool any_hits = std::any_of(r.systems.begin(), r.systems.end(),
                                     [](const SystemResult& s) { return s.hit_ratio >= 0; });
   // When some requests end without an answer (often instantly), show the P99 of the answered.
   const bool any_unanswered =
       std::any_of(r.systems.begin(), r.systems.end(), [](const SystemResult& s) {
-        return s.count(Outcome::rejected) + s.count(Outcome::error) + s.count(Outcome::timeout) > 0;
+        return s.count(Outcome::rejected) + s.count(Outcome::error) + s.count(Outcome::timeout) +
+                   s.unfinished >
+               0;
       });
+  const bool any_unfinished = std::any_of(r.systems.begin(), r.systems.end(),
+                                          [](const SystemResult& s) { return s.unfinished > 0; });
+
+  std::ostringstream out;
+  out << "== " << r.name << " (seed " << r.seed << ", " << r.duration << "s";
+  if (r.warmup > 0) out << " after a " << r.warmup << "s warm-up";
+  out << "; " << r.workload << ")";
+  if (r.interrupted) out << "  INTERRUPTED";
+  out << "\n";
 
   std::vector<std::string> header = {"system", "kind", "p50", "p99", "p99.9", "max"};
   if (any_unanswered) header.push_back("p99 ok");
   for (const char* h : {"ok/s", "errors", "rejected", "timeouts"}) header.push_back(h);
+  if (any_unfinished) header.push_back("unfinished");
   if (any_hits) header.push_back("hit%");
-  for (const auto& f : figure_names) header.push_back(f);
-  std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<std::string>> rows = {header};
+  std::vector<std::string> failures;
   for (const auto& s : r.systems) {
     std::vector<std::string> row = {s.label, s.naive ? "naive" : "fix"};
-    if (!s.error.empty()) {
-      row.push_back("FAILED: " + s.error);
-      rows.push_back(row);
-      continue;
-    }
+    if (!s.error.empty()) failures.push_back(s.label + " FAILED: " + s.error);
     char tput[32];
     std::snprintf(tput, sizeof tput, "%.1f", s.throughput);
-    for (const std::string& cell : {format_seconds(s.p50), format_seconds(s.p99),
-                                    format_seconds(s.p999), format_seconds(s.max)})
+    for (const std::string& cell :
+         {latency_cell(s, "p50", s.p50), latency_cell(s, "p99", s.p99),
+          latency_cell(s, "p999", s.p999), latency_cell(s, "max", s.max)})
       row.push_back(cell);
-    if (any_unanswered) row.push_back(format_seconds(s.p99_ok));
+    if (any_unanswered) row.push_back(latency_cell(s, "p99_ok", s.p99_ok));
     for (const std::string& cell :
          {std::string(tput), std::to_string(s.count(Outcome::error)),
           std::to_string(s.count(Outcome::rejected)), std::to_string(s.count(Outcome::timeout))})
       row.push_back(cell);
+    if (any_unfinished) row.push_back(std::to_string(s.unfinished));
     if (any_hits) {
       char hit[16] = "-";
       if (s.hit_ratio >= 0) std::snprintf(hit, sizeof hit, "%.1f", s.hit_ratio * 100);
       row.push_back(hit);
     }
-    for (const auto& f : figure_names) {
-      auto figure = s.figures.find(f);
-      row.push_back(figure != s.figures.end() ? format_value(figure->second) : "-");
-    }
     rows.push_back(row);
   }
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
-  for (const auto& row : rows)
-    for (std::size_t i = 0; i < row.size() && i < width.size(); ++i)
-      if (row.size() == header.size() || i < 2) width[i] = std::max(width[i], row[i].size());
+  print_table(out, rows, 2);
 
-  std::ostringstream out;
-  out << "== " << r.name << " (seed " << r.seed << ", " << r.duration << "s; " << r.workload
-      << ")\n";
-  auto line = [&](const std::vector<std::string>& cells) {
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      const bool last = i + 1 == cells.size();
-      if (i < 2)
-        out << cells[i] << (last ? "" : std::string(width[i] - cells[i].size() + 2, ' '));
-      else
-        out << std::string(
-                   i < width.size() && cells[i].size() < width[i] ? width[i] - cells[i].size() : 0,
-                   ' ')
-            << cells[i] << (last ? "" : "  ");
+  // The lesson figures, as many columns per table as fit.
+  std::vector<std::string> figure_names;  // union, in order of first appearance
+  for (const auto& s : r.systems)
+    for (const auto& entry : s.figures)
+      if (std::find(figure_names.begin(), figure_names.end(), entry.first) == figure_names.end())
+        figure_names.push_back(entry.first);
+  std::size_t label_width = 6;
+  for (const auto& s : r.systems) label_width = std::max(label_width, display_width(s.label));
+  for (std::size_t first = 0; first < figure_names.size();) {
+    std::size_t used = label_width, last = first;
+    std::vector<std::vector<std::string>> table(r.systems.size() + 1);
+    table[0] = {"system", ""};
+    for (std::size_t i = 0; i < r.systems.size(); ++i) table[i + 1] = {r.systems[i].label, ""};
+    while (last < figure_names.size()) {
+      std::size_t w = display_width(figure_names[last]);
+      for (const auto& s : r.systems) {
+        auto f = s.figures.find(figure_names[last]);
+        w = std::max(w, display_width(f != s.figures.end() ? format_value(f->second) : "-"));
+      }
+      if (last > first && used + 2 + w > kMaxColumns) break;
+      used += 2 + w;
+      table[0].push_back(figure_names[last]);
+      for (std::size_t i = 0; i < r.systems.size(); ++i) {
+        auto f = r.systems[i].figures.find(figure_names[last]);
+        table[i + 1].push_back(f != r.systems[i].figures.end() ? format_value(f->second) : "-");
+      }
+      ++last;
     }
+    for (auto& row : table) row.erase(row.begin() + 1);  // no kind column here
     out << "\n";
-  };
-  line(header);
-  for (const auto& row : rows) line(row);
+    print_table(out, table, 1);
+    first = last;
+  }
+  for (const auto& f : failures) out << "  " << f << "\n";
+  for (const auto& s : r.systems)
+    if (s.unfinished > 0) {
+      char end[32];
+      std::snprintf(end, sizeof end, "%.3gs", s.end);
+      out << "  warning: " << s.label << ": " << s.unfinished
+          << " requests never finished (still in the system at its end, " << end
+          << "); latencies marked ≥ count them at their age then\n";
+    }
   return out.str();
 }
 

@@ -273,6 +273,8 @@ void push_row(lua_State* L, const SystemResult& s) {
   if (!s.error.empty()) set_string(L, "error", s.error);
   set_integer(L, "requests", s.requests);
   set_integer(L, "completed", s.completed);
+  set_integer(L, "unfinished", s.unfinished);
+  set_number(L, "end", s.end);
   set_integer(L, "ok", s.count(Outcome::ok));
   set_integer(L, "hits", s.count(Outcome::hit));
   set_integer(L, "misses", s.count(Outcome::miss));
@@ -289,6 +291,12 @@ void push_row(lua_State* L, const SystemResult& s) {
   set_number(L, "p99_ok", s.p99_ok);
   set_number(L, "p999_ok", s.p999_ok);
   set_number(L, "throughput", s.throughput);
+  lua_newtable(L);  // lower_bounds.p99 == true: the P99 is censored by unfinished requests
+  for (const auto& name : s.lower_bounds) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, name.c_str());
+  }
+  lua_setfield(L, -2, "lower_bounds");
   if (s.hit_ratio >= 0) set_number(L, "hit_ratio", s.hit_ratio);
   push_value(L, Value(s.figures));
   lua_setfield(L, -2, "figures");
@@ -316,6 +324,8 @@ void push_results(lua_State* L, const ExperimentResult& r, std::size_t id) {
   set_string(L, "experiment", r.name);
   set_integer(L, "seed", static_cast<std::int64_t>(r.seed));
   set_number(L, "duration", r.duration);
+  lua_pushboolean(L, r.interrupted);
+  lua_setfield(L, -2, "interrupted");
   for (std::size_t i = 0; i < r.systems.size(); ++i) {
     push_row(L, r.systems[i]);
     lua_pushvalue(L, -1);
@@ -330,7 +340,8 @@ void push_results(lua_State* L, const ExperimentResult& r, std::size_t id) {
 int lab_experiment(lua_State* L) {
   return guarded(L, [&] {
     const Map spec = table_arg(L, 1, "lab.experiment{...}");
-    reject_unknown(spec, {"name", "seed", "duration", "drain", "max_requests"}, "lab.experiment");
+    reject_unknown(spec, {"name", "seed", "duration", "drain", "warmup", "max_requests"},
+                   "lab.experiment");
     ExperimentConfig config;
     const Value v(spec);
     if (!v["name"].is_nil()) config.name = field_string(spec, "name", "lab.experiment");
@@ -344,7 +355,13 @@ int lab_experiment(lua_State* L) {
     }
     if (!v["duration"].is_nil()) config.duration = duration_from(v["duration"], "duration");
     if (!v["drain"].is_nil()) config.drain = duration_from(v["drain"], "drain");
-    if (!v["max_requests"].is_nil()) config.max_requests = v["max_requests"].as_double();
+    if (!v["warmup"].is_nil()) config.warmup = duration_from(v["warmup"], "warmup");
+    if (!v["max_requests"].is_nil()) {
+      if (!v["max_requests"].is_number())
+        throw std::invalid_argument("lab.experiment: max_requests must be a number");
+      config.max_requests = v["max_requests"].as_double();
+    }
+    config.memory_budget = r.options.memory_budget;
     auto experiment = std::make_shared<Experiment>(config);
     r.experiments.push_back(experiment);
     new (lua_newuserdatauv(L, sizeof(ExperimentBox), 0)) ExperimentBox{experiment};
@@ -367,7 +384,7 @@ int exp_add(lua_State* L) {
     }
     std::string label;
     if (!v["label"].is_nil()) label = field_string(spec, "label", "exp:add");
-    for (const char* reserved : {"experiment", "seed", "duration", "__id"})
+    for (const char* reserved : {"experiment", "seed", "duration", "interrupted", "__id"})
       if (label == reserved || (label.empty() && v["variant"] == Value(reserved)))
         throw std::invalid_argument("exp:add: '" + std::string(reserved) +
                                     "' is a field of the results; give the system another label");
@@ -405,6 +422,7 @@ int exp_run(lua_State* L) {
     if (r.options.on_run_start) r.options.on_run_start(box.experiment);
     RunOptions options;
     options.pace = r.options.pace;
+    options.jobs = r.options.jobs;
     spdlog::debug("running experiment {}", box.experiment->config().name);
     r.result.experiments.push_back(box.experiment->run(options));
     push_results(L, r.result.experiments.back(), r.result.experiments.size() - 1);

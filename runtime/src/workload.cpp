@@ -5,174 +5,18 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "hldlab/runtime/kernel.hpp"
+
 namespace hldlab {
 namespace {
-constexpr double kZ99 = 2.3263478740408408;  // standard normal 99th percentile
-
 std::string number(double v) {
   std::ostringstream out;
   out << v;
   return out.str();
 }
-std::string ns_text(double ns) {
-  if (ns >= 1e9) return number(ns / 1e9) + "s";
-  if (ns >= 1e6) return number(ns / 1e6) + "ms";
-  if (ns >= 1e3) return number(ns / 1e3) + "us";
-  return number(ns) + "ns";
-}
+// Stream numbers: one per field of a request, derived from the experiment seed.
+enum Stream : std::uint64_t { arrival_times = 101, client_ids, keys, services, ops, sizes, closed };
 }  // namespace
-
-Distribution Distribution::lognormal(double median, double p99) {
-  if (median <= 0 || p99 < median) throw std::invalid_argument("lognormal needs 0 < median <= p99");
-  return {Kind::lognormal, std::log(median), std::log(p99 / median) / kZ99};
-}
-
-double Distribution::sample(Rng& rng) const {
-  switch (kind) {
-    case Kind::constant:
-      return a;
-    case Kind::exponential:
-      return rng.exponential(a);
-    case Kind::uniform:
-      return a + (b - a) * rng.uniform();
-    case Kind::lognormal:
-      return std::exp(a + b * rng.normal());
-    case Kind::pareto:
-      return a / std::pow(rng.uniform_open(), 1.0 / b);
-    case Kind::bimodal:
-      return rng.chance(c) ? b : a;
-  }
-  return a;
-}
-
-double Distribution::mean() const {
-  switch (kind) {
-    case Kind::constant:
-      return a;
-    case Kind::exponential:
-      return a;
-    case Kind::uniform:
-      return (a + b) / 2;
-    case Kind::lognormal:
-      return std::exp(a + b * b / 2);
-    case Kind::pareto:
-      return b <= 1 ? INFINITY : b * a / (b - 1);
-    case Kind::bimodal:
-      return a * (1 - c) + b * c;
-  }
-  return a;
-}
-
-std::string Distribution::describe() const {
-  switch (kind) {
-    case Kind::constant:
-      return ns_text(a);
-    case Kind::exponential:
-      return "exponential(mean " + ns_text(a) + ")";
-    case Kind::uniform:
-      return "uniform(" + ns_text(a) + ".." + ns_text(b) + ")";
-    case Kind::lognormal:
-      return "lognormal(median " + ns_text(std::exp(a)) + ", p99 " +
-             ns_text(std::exp(a + kZ99 * b)) + ")";
-    case Kind::pareto:
-      return "pareto(min " + ns_text(a) + ", alpha " + number(b) + ")";
-    case Kind::bimodal:
-      return "bimodal(" + ns_text(a) + " / " + ns_text(b) + " at " + number(c * 100) + "%)";
-  }
-  return "?";
-}
-
-// Zipf sampling by rejection-inversion (W. Hormann and G. Derflinger, 1996): O(1) per sample,
-// no table. Ranks are 1..n with P(k) proportional to k^-s; H is an integral of h(x) = x^-s.
-namespace {
-double expm1_over_x(double x) {
-  return std::abs(x) > 1e-8 ? std::expm1(x) / x : 1 + x / 2;
-}
-double log1p_over_x(double x) {
-  return std::abs(x) > 1e-8 ? std::log1p(x) / x : 1 - x / 2;
-}
-}  // namespace
-
-double KeyDistribution::h(double x) const {
-  return std::exp(-s_ * std::log(x));
-}
-double KeyDistribution::big_h(double x) const {
-  const double log_x = std::log(x);
-  return expm1_over_x((1 - s_) * log_x) * log_x;
-}
-double KeyDistribution::big_h_inverse(double x) const {
-  double t = x * (1 - s_);
-  if (t < -1) t = -1;  // guard rounding at the boundary
-  return std::exp(log1p_over_x(t) * x);
-}
-
-KeyDistribution KeyDistribution::uniform(std::uint64_t n) {
-  if (n == 0) throw std::invalid_argument("key space must not be empty");
-  KeyDistribution d;
-  d.n_ = n;
-  return d;
-}
-
-KeyDistribution KeyDistribution::zipf(std::uint64_t n, double s) {
-  if (n == 0) throw std::invalid_argument("key space must not be empty");
-  if (!(s >= 0) || s > 20) throw std::invalid_argument("zipf exponent s must be in [0, 20]");
-  KeyDistribution d;
-  d.kind_ = Kind::zipf;
-  d.n_ = n;
-  d.s_ = s;
-  d.h_x1_ = d.big_h(1.5) - 1;
-  d.h_n_ = d.big_h(static_cast<double>(n) + 0.5);
-  d.threshold_ = 2 - d.big_h_inverse(d.big_h(2.5) - d.h(2));
-  return d;
-}
-
-KeyDistribution KeyDistribution::hotspot(std::uint64_t n, double hot_keys, double hot_share) {
-  if (n == 0) throw std::invalid_argument("key space must not be empty");
-  if (!(hot_keys > 0 && hot_keys <= 1) || !(hot_share >= 0 && hot_share <= 1))
-    throw std::invalid_argument("hotspot needs 0 < hot_keys <= 1 and 0 <= hot_share <= 1");
-  KeyDistribution d;
-  d.kind_ = Kind::hotspot;
-  d.n_ = n;
-  d.hot_keys_ = hot_keys;
-  d.hot_share_ = hot_share;
-  return d;
-}
-
-std::uint64_t KeyDistribution::sample(Rng& rng) const {
-  switch (kind_) {
-    case Kind::uniform:
-      return rng.below(n_);
-    case Kind::hotspot: {
-      const auto hot = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(hot_keys_ * n_));
-      if (rng.chance(hot_share_) || hot == n_) return rng.below(hot);
-      return hot + rng.below(n_ - hot);
-    }
-    case Kind::zipf:
-      for (;;) {
-        const double u = h_n_ + rng.uniform() * (h_x1_ - h_n_);
-        const double x = big_h_inverse(u);
-        double k = std::floor(x + 0.5);
-        if (k < 1) k = 1;
-        if (k > static_cast<double>(n_)) k = static_cast<double>(n_);
-        if (k - x <= threshold_ || u >= big_h(k + 0.5) - h(k))
-          return static_cast<std::uint64_t>(k) - 1;
-      }
-  }
-  return 0;
-}
-
-std::string KeyDistribution::describe() const {
-  switch (kind_) {
-    case Kind::uniform:
-      return "uniform(" + number(static_cast<double>(n_)) + ")";
-    case Kind::zipf:
-      return "zipf(" + number(static_cast<double>(n_)) + ", s=" + number(s_) + ")";
-    case Kind::hotspot:
-      return "hotspot(" + number(static_cast<double>(n_)) + ", " + number(hot_keys_ * 100) +
-             "% keys get " + number(hot_share_ * 100) + "%)";
-  }
-  return "?";
-}
 
 double Arrivals::rate_at(Time t) const {
   for (const Spike& s : spikes)
@@ -201,20 +45,104 @@ std::string Arrivals::describe() const {
   return text;
 }
 
-void Workload::draw(Rng& rng, Request& r) const {
-  r.key = keys.sample(rng);
-  r.service = static_cast<Time>(std::max(0.0, service.sample(rng)));
-  r.op = write_share > 0 && rng.chance(write_share) ? Op::write : Op::read;
-  r.size = has_sizes
-               ? static_cast<std::uint32_t>(std::clamp(std::round(sizes.sample(rng)), 1.0, 4e9))
+std::string Workload::describe(bool with_service) const {
+  std::string text = arrivals.describe() + "; keys " + keys.describe();
+  if (with_service) text += "; service " + service.describe();
+  if (write_share > 0) text += "; writes " + number(write_share * 100) + "%";
+  if (has_sizes) text += "; sizes " + sizes.describe(false);
+  return text;
+}
+
+void draw_request(const Workload& w, Rng& key, Rng& service, Rng& op, Rng& size, Request& r) {
+  r.key = w.keys.sample(key);
+  r.service = w.service.sample_time(service);
+  r.op = w.write_share > 0 && op.chance(w.write_share) ? Op::write : Op::read;
+  r.size = w.has_sizes
+               ? static_cast<std::uint32_t>(std::clamp(std::round(w.sizes.sample(size)), 1.0, 4e9))
                : 1;
 }
 
-std::string Workload::describe() const {
-  std::string text =
-      arrivals.describe() + "; keys " + keys.describe() + "; service " + service.describe();
-  if (write_share > 0) text += "; writes " + number(write_share * 100) + "%";
-  return text;
+RequestStream::RequestStream(const Workload& workload, Time duration, std::uint64_t seed)
+    : workload_(workload),
+      duration_(duration),
+      arrivals_(Rng::derive(seed, arrival_times)),
+      clients_(Rng::derive(seed, client_ids)),
+      keys_(Rng::derive(seed, keys)),
+      service_(Rng::derive(seed, services)),
+      ops_(Rng::derive(seed, ops)),
+      sizes_(Rng::derive(seed, sizes)),
+      next_(Kernel::kNever) {
+  if (workload_.arrivals.kind != Arrivals::Kind::closed) advance();
+}
+
+void RequestStream::add_gap(double ns) {
+  const double x = frac_ + ns;
+  const double whole = std::floor(x);
+  if (whole >= static_cast<double>(duration_ - t_)) {
+    t_ = duration_;
+    return;
+  }
+  t_ += static_cast<Time>(whole);
+  frac_ = x - whole;
+}
+
+void RequestStream::advance() {
+  const Arrivals& a = workload_.arrivals;
+  if (a.kind == Arrivals::Kind::poisson) {
+    // Thinning (Lewis and Shedler): candidates at the peak rate, kept with rate(t) / peak.
+    const double peak = a.peak_rate();
+    do {
+      add_gap(arrivals_.exponential(1e9 / peak));
+      if (t_ >= duration_) {
+        next_ = Kernel::kNever;
+        return;
+      }
+    } while (!arrivals_.chance(a.rate_at(t_) / peak));
+  } else {
+    double rate = a.rate_at(t_);
+    while (rate <= 0) {  // idle stretch (e.g. before a spike): look again 1 ms later
+      t_ += milliseconds(1);
+      frac_ = 0;
+      if (t_ >= duration_) {
+        next_ = Kernel::kNever;
+        return;
+      }
+      rate = a.rate_at(t_);
+    }
+    add_gap(1e9 / rate);
+    if (t_ >= duration_) {
+      next_ = Kernel::kNever;
+      return;
+    }
+  }
+  next_ = t_;
+}
+
+std::size_t RequestStream::fill(std::vector<Request>& out, std::size_t max) {
+  // Requests arriving at the same nanosecond stay in one batch: the next batch then starts
+  // strictly later, which is what lets a batch end be a synchronisation point.
+  std::size_t n = 0;
+  for (; (n < max || (n > 0 && next_ == out.back().arrival)) && next_ != Kernel::kNever; ++n) {
+    Request& r = out.emplace_back();
+    r.id = next_id_++;
+    r.arrival = next_;
+    r.client = static_cast<std::uint32_t>(clients_.below(workload_.clients));
+    draw_request(workload_, keys_, service_, ops_, sizes_, r);
+    advance();
+  }
+  return n;
+}
+
+ClosedLoopDraw draw_closed_loop(const Workload& w, std::uint64_t seed, std::uint64_t id) {
+  const std::uint64_t base = Rng::derive(Rng::derive(seed, closed), id);
+  Rng key(Rng::derive(base, 1)), service(Rng::derive(base, 2)), op(Rng::derive(base, 3)),
+      size(Rng::derive(base, 4)), think(Rng::derive(base, 5));
+  ClosedLoopDraw d;
+  d.request.id = id;
+  d.request.client = static_cast<std::uint32_t>(id & ((1u << 20) - 1));
+  draw_request(w, key, service, op, size, d.request);
+  d.think = w.arrivals.think.sample_time(think);
+  return d;
 }
 
 }  // namespace hldlab

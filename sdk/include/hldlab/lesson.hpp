@@ -71,6 +71,12 @@ struct LessonInfo {
   std::vector<FaultSpec> faults;
   std::vector<OperationSpec> operations;
   std::vector<MetricSpec> metrics;
+  /// Whether the lesson uses the workload's service time (Request::service). When it does not,
+  /// the report does not print one and the generic `slow` fault does not apply.
+  bool uses_service_time = true;
+  /// The runtime's generic faults (latency, errors, blackhole, slow) that change this lesson's
+  /// results. Injecting another one is an error that names these.
+  std::vector<std::string> generic_faults = {"latency", "errors", "blackhole", "slow"};
 };
 
 /// @brief Validated parameters: every declared parameter present, with the declared type.

@@ -15,7 +15,7 @@ namespace hldlab {
 
 /// Bumped whenever a header of the SDK changes in a way that breaks binary compatibility.
 /// The host refuses plugins built against another version.
-constexpr int kAbiVersion = 2;
+constexpr int kAbiVersion = 3;
 
 /// @brief What the exported entry returns. `abi_version` stays the first member forever, so
 /// the host can read it before trusting anything else.

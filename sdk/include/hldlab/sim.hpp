@@ -1,39 +1,64 @@
 /// @file sim.hpp
-/// @brief The simulation kernel as a plugin sees it: virtual time, events, seeded randomness.
+/// @brief The simulation kernel as a plugin sees it: virtual time, cancellable events, seeded
+/// randomness.
 ///
 /// Plugins never read the wall clock or global randomness. Everything time- or chance-related
 /// goes through the SimContext handed to the System at build time, so that the same seed gives
 /// the same run, byte for byte.
+///
+/// @code
+///   EventId timeout = ctx.after(seconds(2), [this, slot] { give_up(slot); });
+///   ...
+///   ctx.cancel(timeout);  // the answer came first: the timeout never runs
+/// @endcode
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <cstring>
 #include <limits>
+#include <new>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 namespace hldlab {
 
 /// Virtual time and durations, in nanoseconds.
 using Time = std::int64_t;
 
+/// A number of nanoseconds as a Time, rounded to the nearest nanosecond (halves away from
+/// zero). Throws std::range_error for NaN, infinities and values beyond ±292 years, which an
+/// int64 cannot hold: a duration never wraps silently.
+constexpr Time round_time(double ns) {
+  if (!(ns > -9.2e18 && ns < 9.2e18))
+    throw std::range_error("duration out of range (NaN, infinite or beyond 292 years): " +
+                           std::to_string(ns) + " ns");
+  return static_cast<Time>(ns < 0 ? ns - 0.5 : ns + 0.5);
+}
 constexpr Time nanoseconds(std::int64_t n) {
   return n;
 }
 constexpr Time microseconds(double us) {
-  return static_cast<Time>(us * 1e3);
+  return round_time(us * 1e3);
 }
 constexpr Time milliseconds(double ms) {
-  return static_cast<Time>(ms * 1e6);
+  return round_time(ms * 1e6);
 }
 constexpr Time seconds(double s) {
-  return static_cast<Time>(s * 1e9);
+  return round_time(s * 1e9);
 }
 constexpr double to_seconds(Time t) {
   return static_cast<double>(t) * 1e-9;
 }
 constexpr double to_milliseconds(Time t) {
   return static_cast<double>(t) * 1e-6;
+}
+/// `t` scaled by `factor` (a slow-down, a speed), rounded and range-checked like round_time.
+inline Time scale_time(Time t, double factor) {
+  return round_time(static_cast<double>(t) * factor);
 }
 
 /// @brief Deterministic pseudo-random generator (xoshiro256**), seeded through splitmix64.
@@ -45,6 +70,7 @@ class Rng {
 
   void reseed(std::uint64_t seed) {
     for (auto& word : s_) word = splitmix64(seed);
+    has_spare_normal_ = false;
   }
   /// Next 64 random bits.
   std::uint64_t next() {
@@ -59,7 +85,7 @@ class Rng {
     return result;
   }
   /// Uniform real in [0, 1).
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  double uniform() { return to_unit(next()); }
   /// Uniform real in (0, 1]: safe to take the logarithm of.
   double uniform_open() { return 1.0 - uniform(); }
   /// Uniform integer in [0, n); n must be > 0. Lemire's multiply-shift, bias below 2^-64 * n.
@@ -69,10 +95,18 @@ class Rng {
   }
   /// True with probability p.
   bool chance(double p) { return uniform() < p; }
-  /// Standard normal deviate (Box-Muller, one of the pair).
+  /// Standard normal deviate (Box-Muller; the second value of each pair is kept for the next
+  /// call).
   double normal() {
+    if (has_spare_normal_) {
+      has_spare_normal_ = false;
+      return spare_normal_;
+    }
     const double u1 = uniform_open(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+    const double r = std::sqrt(-2.0 * std::log(u1)), angle = 6.283185307179586 * u2;
+    spare_normal_ = r * std::sin(angle);
+    has_spare_normal_ = true;
+    return r * std::cos(angle);
   }
   /// Exponential deviate with the given mean.
   double exponential(double mean) { return -mean * std::log(uniform_open()); }
@@ -91,13 +125,113 @@ class Rng {
   }
   /// Stateless 64-bit hash of a value (splitmix64 finaliser).
   static std::uint64_t hash(std::uint64_t v) { return splitmix64(v); }
+  /// Stateless uniform real in [0, 1) from (seed, a, b): the same inputs give the same number
+  /// in every system, which is how common random numbers are drawn per request.
+  static double uniform_at(std::uint64_t seed, std::uint64_t a, std::uint64_t b) {
+    return to_unit(hash(hash(seed ^ hash(a)) ^ b));
+  }
+  /// FNV-1a of a string: a stream number from a name ("latency", a lesson name).
+  static constexpr std::uint64_t hash_name(const char* s) {
+    std::uint64_t h = 1469598103934665603ULL;
+    for (; *s; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ULL;
+    return h;
+  }
 
  private:
+  static double to_unit(std::uint64_t bits) { return static_cast<double>(bits >> 11) * 0x1.0p-53; }
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   std::uint64_t s_[4];
+  double spare_normal_ = 0;
+  bool has_spare_normal_ = false;
 };
 
-/// @brief The kernel services a System uses: clock, event scheduling, randomness, completion.
+/// @brief A `void()` callable for the event queue. Captures of up to kInlineSize bytes (the
+/// usual `[this, slot, generation]`, or `[this]` and a few numbers) live inside the object:
+/// scheduling such an event allocates nothing. Larger captures go to the heap. Move-only.
+class Action {
+ public:
+  static constexpr std::size_t kInlineSize = 40;
+
+  Action() noexcept = default;
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, Action>>>
+  Action(F&& f) {  // NOLINT: implicit, so that ctx.after(d, [..] {..}) reads naturally
+    using Fn = std::decay_t<F>;
+    if constexpr (sizeof(Fn) <= kInlineSize && alignof(Fn) <= alignof(std::max_align_t) &&
+                  std::is_nothrow_move_constructible_v<Fn>) {
+      ::new (static_cast<void*>(storage_)) Fn(std::forward<F>(f));
+      ops_ = &inline_ops<Fn>;
+    } else {
+      *reinterpret_cast<Fn**>(storage_) = new Fn(std::forward<F>(f));
+      ops_ = &heap_ops<Fn>;
+    }
+  }
+  Action(Action&& other) noexcept { take(other); }
+  Action& operator=(Action&& other) noexcept {
+    if (this != &other) {
+      reset();
+      take(other);
+    }
+    return *this;
+  }
+  Action(const Action&) = delete;
+  Action& operator=(const Action&) = delete;
+  ~Action() { reset(); }
+
+  void operator()() { ops_->invoke(storage_); }
+  explicit operator bool() const { return ops_ != nullptr; }
+  /// Destroy the callable (and its captures) now.
+  void reset() {
+    if (ops_ != nullptr && ops_->destroy != nullptr) ops_->destroy(storage_);
+    ops_ = nullptr;
+  }
+
+ private:
+  struct Ops {
+    void (*invoke)(void*);
+    void (*move)(void* to, void* from);  ///< nullptr: a byte copy is a move
+    void (*destroy)(void*);              ///< nullptr: nothing to destroy
+  };
+  template <class Fn>
+  static constexpr bool kTrivial =
+      std::is_trivially_copyable_v<Fn> && std::is_trivially_destructible_v<Fn>;
+  template <class Fn>
+  static inline const Ops inline_ops = {
+      [](void* p) { (*static_cast<Fn*>(p))(); },
+      kTrivial<Fn> ? nullptr
+                   : +[](void* to, void* from) {
+                       ::new (to) Fn(std::move(*static_cast<Fn*>(from)));
+                       static_cast<Fn*>(from)->~Fn();
+                     },
+      kTrivial<Fn> ? nullptr : +[](void* p) { static_cast<Fn*>(p)->~Fn(); }};
+  template <class Fn>
+  static inline const Ops heap_ops = {[](void* p) { (**static_cast<Fn**>(p))(); }, nullptr,
+                                      [](void* p) { delete *static_cast<Fn**>(p); }};
+
+  void take(Action& other) noexcept {
+    ops_ = other.ops_;
+    if (ops_ == nullptr) return;
+    if (ops_->move != nullptr)
+      ops_->move(storage_, other.storage_);
+    else
+      std::memcpy(storage_, other.storage_, kInlineSize);
+    other.ops_ = nullptr;
+  }
+
+  alignas(std::max_align_t) unsigned char storage_[kInlineSize];
+  const Ops* ops_ = nullptr;
+};
+
+/// @brief Names one scheduled event, so that it can be cancelled. A default-constructed
+/// EventId names none. Ids are never reused: cancelling an event that already ran (or was
+/// cancelled) does nothing.
+struct EventId {
+  std::uint32_t slot = 0;
+  std::uint32_t generation = 0;  ///< 0: no event
+  explicit operator bool() const { return generation != 0; }
+  bool operator==(const EventId& o) const { return slot == o.slot && generation == o.generation; }
+};
+
+/// @brief The kernel services a System uses: clock, event scheduling, randomness.
 ///
 /// One SimContext per System. All calls are single-threaded and happen inside the simulation.
 class SimContext {
@@ -105,10 +239,15 @@ class SimContext {
   virtual ~SimContext() = default;
   /// Current virtual time (ns since the start of the experiment).
   virtual Time now() const = 0;
-  /// Run `action` after `delay` ns of virtual time (delay >= 0). Events at the same time run in
-  /// the order they were scheduled. Keep captures small (two pointers) to avoid allocation.
-  virtual void after(Time delay, std::function<void()> action) = 0;
-  /// This System's own random stream, derived from the experiment seed.
+  /// Run `action` after `delay` ns of virtual time. Events at the same time run in the order
+  /// they were scheduled. A negative delay is an error (it throws std::invalid_argument and
+  /// fails the system). Captures up to Action::kInlineSize bytes do not allocate.
+  virtual EventId after(Time delay, Action action) = 0;
+  /// Cancel a pending event: it will not run and its captures are destroyed now. Returns false
+  /// when the event already ran or was cancelled (or `id` names none).
+  virtual bool cancel(EventId id) = 0;
+  /// This System's own random stream, derived from the experiment seed and the lesson name
+  /// (not the label): identical systems draw identical numbers.
   virtual Rng& rng() = 0;
   /// The System's name as shown in results ("lesson/variant" or the experiment label).
   virtual const std::string& name() const = 0;

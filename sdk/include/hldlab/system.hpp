@@ -54,7 +54,8 @@ class Metric {
 class Context : public SimContext {
  public:
   /// Finish `request` with `outcome`; latency = now() - request.arrival. Call exactly once per
-  /// request handed to System::handle (a request never completed simply never counts).
+  /// request handed to System::handle. A request never completed is reported as unfinished,
+  /// its age at the system's end counted as a censored latency.
   virtual void complete(const Request& request, Outcome outcome) = 0;
   /// The metric the lesson declared under `name` (LessonInfo::metrics); throws if undeclared.
   /// Look it up once at build time and keep the reference.
@@ -92,8 +93,14 @@ class System {
     (void)params;
     throw std::invalid_argument("unknown fault '" + fault + "'");
   }
-  /// Lesson-specific result figures (shown as extra columns), e.g. {"stale_reads", 12}.
+  /// Lesson-specific result figures (shown in the figures table), e.g. {"stale_reads", 12}.
   virtual Map figures() const { return {}; }
+  /// Forget the lesson's statistics (what figures() counts) but keep its state: called at the
+  /// end of an experiment's warm-up. Lessons that cannot do it keep this default, and a warm-up
+  /// on them is refused with a clear error.
+  virtual void reset_stats() {
+    throw std::logic_error("this lesson cannot reset its statistics (System::reset_stats)");
+  }
 };
 
 }  // namespace hldlab

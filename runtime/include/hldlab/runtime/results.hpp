@@ -2,6 +2,7 @@
 /// @brief What an experiment produces: one row per system, as JSON and as an aligned table.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <map>
@@ -16,24 +17,40 @@ namespace hldlab {
 struct SystemResult {
   std::string label, lesson, variant;
   bool naive = false;
+  bool uses_service_time = true;
   std::string error;  ///< non-empty: the system failed ("lesson/variant: message")
-  std::int64_t requests = 0, completed = 0;
+  std::int64_t requests = 0;    ///< arrived (from the end of the warm-up on)
+  std::int64_t completed = 0;   ///< ended with an outcome
+  std::int64_t unfinished = 0;  ///< arrived and not completed when the system ended
   std::array<std::int64_t, kOutcomeCount> outcomes{};
-  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;  ///< seconds, every request
-  double p50_ok = 0, p99_ok = 0, p999_ok = 0;  ///< seconds, answered requests (ok, hit, miss)
-  double throughput = 0;  ///< successful completions (ok, hit, miss) per second of the run
+  /// Latency in seconds over every request; an unfinished one counts as its age at the end.
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;
+  double p50_ok = 0, p99_ok = 0, p999_ok = 0;  ///< the same without rejections and errors
+  /// Latency figures ("p99", "max", "p99_ok", ...) decided by an unfinished request: the true
+  /// value is at least this (a censored quantile).
+  std::vector<std::string> lower_bounds;
+  /// Answers (ok, hit, miss) per second, over the time from the start of counting to the last
+  /// answer, at least the traffic duration.
+  double throughput = 0;
   double hit_ratio = -1;  ///< hits / (hits + misses); -1 when the system reports neither
+  double end = 0;         ///< seconds: when the system ended (idle after the traffic, drain limit,
+                          ///< failure or interruption)
   Map metrics;            ///< lesson metrics by declared name
   Map figures;            ///< System::figures()
   std::map<std::string, std::int64_t> faults;  ///< activations per fault (only those > 0)
 
   std::int64_t count(Outcome o) const { return outcomes[static_cast<int>(o)]; }
+  bool lower_bound(const std::string& figure) const {
+    return std::find(lower_bounds.begin(), lower_bounds.end(), figure) != lower_bounds.end();
+  }
 };
 
 struct ExperimentResult {
   std::string name;
   std::uint64_t seed = 0;
   double duration = 0;  ///< seconds of traffic
+  double warmup = 0;    ///< seconds before statistics count
+  bool interrupted = false;
   std::string workload;
   std::vector<SystemResult> systems;
 };
@@ -42,8 +59,10 @@ nlohmann::json to_json(const Value& v);
 nlohmann::json to_json(const SystemResult& r);
 nlohmann::json to_json(const ExperimentResult& r);
 
-/// Aligned plain-text table: system, kind, latency quantiles, throughput, outcomes, hit ratio and
-/// every lesson figure that some row has (lesson metrics go to JSON and Prometheus only).
+/// Aligned plain-text tables: system, kind, latency quantiles ("≥" marks a lower bound),
+/// throughput, outcomes, unfinished requests and hit ratio; under it the lesson figures, in as
+/// many tables as needed to stay within 100 columns; then a warning line per system with
+/// unfinished requests. Lesson metrics go to JSON and Prometheus only.
 std::string format_table(const ExperimentResult& r);
 /// "850us", "12.3ms", "1.20s".
 std::string format_seconds(double s);

@@ -17,6 +17,8 @@ namespace hldlab {
 struct ScriptOptions {
   std::optional<std::uint64_t> seed;                 ///< overrides every experiment's seed
   double pace = 0;                                   ///< see RunOptions
+  unsigned jobs = 1;                                 ///< see RunOptions
+  double memory_budget = 0;                          ///< see ExperimentConfig
   std::uint64_t instruction_budget = 2'000'000'000;  ///< Lua VM instructions before aborting
   std::size_t memory_limit = std::size_t{1} << 30;   ///< bytes the Lua state may allocate
   bool print_reports = true;  ///< lab.report prints to stdout (the tour collects them instead)

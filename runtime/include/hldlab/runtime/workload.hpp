@@ -1,65 +1,17 @@
 /// @file workload.hpp
-/// @brief Traffic: arrival processes, key popularity and service-time distributions.
+/// @brief Traffic: arrival processes, key popularity and service-time distributions, and the
+/// request stream they produce.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "hldlab/distribution.hpp"
 #include "hldlab/sim.hpp"
 #include "hldlab/system.hpp"
 
 namespace hldlab {
-
-/// @brief A distribution of non-negative numbers (durations in ns, or sizes).
-struct Distribution {
-  enum class Kind { constant, exponential, uniform, lognormal, pareto, bimodal };
-  Kind kind = Kind::constant;
-  double a = 0, b = 0, c = 0;  ///< see the factory functions for the meaning per kind
-
-  static Distribution constant(double value) { return {Kind::constant, value}; }
-  static Distribution exponential(double mean) { return {Kind::exponential, mean}; }
-  static Distribution uniform(double min, double max) { return {Kind::uniform, min, max}; }
-  /// Lognormal with the given median and 99th percentile (p99 >= median).
-  static Distribution lognormal(double median, double p99);
-  /// Pareto (type I) with scale `min` and shape `alpha` (> 0; heavy-tailed when alpha <= 2).
-  static Distribution pareto(double min, double alpha) { return {Kind::pareto, min, alpha}; }
-  /// `fast` with probability 1 - slow_share, else `slow`.
-  static Distribution bimodal(double fast, double slow, double slow_share) {
-    return {Kind::bimodal, fast, slow, slow_share};
-  }
-
-  double sample(Rng& rng) const;
-  /// Exact mean of the distribution (infinite for Pareto with alpha <= 1).
-  double mean() const;
-  std::string describe() const;
-};
-
-/// @brief Popularity of keys in [0, n).
-class KeyDistribution {
- public:
-  enum class Kind { uniform, zipf, hotspot };
-  static KeyDistribution uniform(std::uint64_t n);
-  /// Zipf with exponent s >= 0 over ranks 1..n (key 0 is the most popular).
-  static KeyDistribution zipf(std::uint64_t n, double s);
-  /// A fraction `hot_keys` of the keys receives a fraction `hot_share` of the traffic.
-  static KeyDistribution hotspot(std::uint64_t n, double hot_keys, double hot_share);
-
-  std::uint64_t sample(Rng& rng) const;
-  std::uint64_t size() const { return n_; }
-  Kind kind() const { return kind_; }
-  std::string describe() const;
-
- private:
-  double h(double x) const;
-  double big_h(double x) const;
-  double big_h_inverse(double x) const;
-  Kind kind_ = Kind::uniform;
-  std::uint64_t n_ = 1;
-  double s_ = 0;
-  double hot_keys_ = 0, hot_share_ = 0;
-  double h_x1_ = 0, h_n_ = 0, threshold_ = 0;  // zipf rejection-inversion constants
-};
 
 /// @brief How requests arrive: open loop (constant or Poisson, with a ramp and spikes) or closed
 /// loop (a fixed population of clients that wait for each answer, then think).
@@ -95,9 +47,49 @@ struct Workload {
   bool has_sizes = false;
   Distribution sizes = Distribution::constant(1);
 
-  /// Fill key, service, op, size of `r` from `rng` (client, id and arrival are set by the caller).
-  void draw(Rng& rng, Request& r) const;
-  std::string describe() const;
+  /// "poisson 100 rps; keys zipf(...); service ..." (without the service when `with_service`
+  /// is false: no system of the experiment uses it).
+  std::string describe(bool with_service = true) const;
 };
+
+/// @brief The open-loop request stream of an experiment, fully determined by the workload, the
+/// duration and the seed. Every field has its own random stream (arrival times, clients, keys,
+/// service times, operations, sizes), so turning writes on or sizes on changes no key.
+class RequestStream {
+ public:
+  RequestStream(const Workload& workload, Time duration, std::uint64_t seed);
+  /// Append the next requests (arrival < duration) to `out`: `max`, or more when the last ones
+  /// share an arrival time with the next; returns how many.
+  std::size_t fill(std::vector<Request>& out, std::size_t max);
+  /// Arrival time of the next request not produced yet; Kernel::kNever when the stream is over.
+  Time next_arrival() const { return next_; }
+
+ private:
+  void advance();
+  void add_gap(double ns);
+
+  const Workload& workload_;
+  Time duration_;
+  Rng arrivals_, clients_, keys_, service_, ops_, sizes_;
+  Time t_ = 0;         // integral part of the arrival clock
+  double frac_ = 0;    // its fractional nanoseconds, so that high rates lose nothing
+  Time next_;          // the next arrival, or kNever
+  std::uint64_t next_id_ = 0;
+};
+
+/// Fill key, service, op and size of `r` from the streams `key`, `service`, `op`, `size`.
+void draw_request(const Workload& w, Rng& key, Rng& service, Rng& op, Rng& size, Request& r);
+
+/// Closed loop: request `id` (= (count << 20) | client) gets the same content and the same
+/// think time after it in every system: its randomness comes from (seed, id) only.
+struct ClosedLoopDraw {
+  Request request;
+  Time think = 0;
+};
+ClosedLoopDraw draw_closed_loop(const Workload& w, std::uint64_t seed, std::uint64_t id);
+/// The id of request number `count` of closed-loop client `client`.
+constexpr std::uint64_t closed_loop_id(std::uint32_t client, std::uint64_t count) {
+  return (count << 20) | client;
+}
 
 }  // namespace hldlab
