@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "../plugins/consistent_hashing/hashing.hpp"
+#include "hldlab/placement.hpp"
 
 using namespace hldlab;
 using namespace hldlab::placement;

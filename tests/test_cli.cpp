@@ -86,7 +86,7 @@ TEST_CASE(
   const std::string text((std::istreambuf_iterator<char>(lesson)),
                          std::istreambuf_iterator<char>());
   REQUIRE_THAT(
-      text, Catch::Contains("HLDLAB_PLUGIN(QueueDemoLesson)") && Catch::Contains("\"queue_demo\""));
+      text, Catch::Contains("HLDLAB_LESSON(info, build)") && Catch::Contains("\"queue_demo\""));
   REQUIRE(run_cli("new-lesson queue_demo --root " + root, out) == 2);
   REQUIRE_THAT(out, Catch::Contains("already exists"));
   REQUIRE(run_cli("new-lesson Bad-Name --root " + root, out) == 2);

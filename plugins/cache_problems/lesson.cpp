@@ -233,7 +233,7 @@ class CacheTier final : public System {
   }
 
   std::uint32_t acquire(const Request& r) {
-    const std::uint32_t slot = pending_.acquire();
+    const std::uint32_t slot = pending_.acquire().index;
     pending_[slot].request = r;
     pending_[slot].next = kNone;
     return slot;
@@ -331,7 +331,7 @@ class CacheTier final : public System {
 
   void db_start(const DbJob& job) {
     ++db_busy_;
-    const std::uint32_t index = jobs_.acquire();
+    const std::uint32_t index = jobs_.acquire().index;
     jobs_[index] = job;
     const double latency = db_median_ * std::exp(db_sigma_ * ctx_.rng().normal());
     ctx_.after(static_cast<Time>(latency), [this, index] { db_done(index); });

@@ -187,7 +187,7 @@ class CachedStore final : public System {
   // ---- requests ----------------------------------------------------------------------------
 
   std::uint32_t acquire(const Request& r) {
-    const std::uint32_t slot = pending_.acquire();
+    const std::uint32_t slot = pending_.acquire().index;
     pending_[slot].request = r;
     pending_[slot].next = kNone;
     pending_[slot].version = 0;
@@ -317,7 +317,7 @@ class CachedStore final : public System {
       ++db_writes_;
     }
     db_queries_metric_.add(1);
-    const std::uint32_t index = jobs_.acquire();
+    const std::uint32_t index = jobs_.acquire().index;
     jobs_[index] = job;
     const double latency = db_median_ * std::exp(db_sigma_ * ctx_.rng().normal());
     ctx_.after(static_cast<Time>(latency), [this, index] { db_done(index); });

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "hashing.hpp"
+#include "hldlab/placement.hpp"
 #include "hldlab/plugin.hpp"
 
 namespace {

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "hashing.hpp"
+#include "hldlab/placement.hpp"
 #include "hldlab_test.hpp"
 
 using namespace hldlab;

@@ -101,7 +101,7 @@ class PaymentService final : public System {
   }
 
   void handle(const Request& r) override {
-    const std::uint32_t slot = purchases_.acquire();
+    const std::uint32_t slot = purchases_.acquire().index;
     Purchase& p = purchases_[slot];
     p.request = r;
     p.attempts = p.outstanding = p.charges = 0;
@@ -155,7 +155,7 @@ class PaymentService final : public System {
 
   void send(std::uint32_t slot) {
     Purchase& p = purchases_[slot];
-    const std::uint32_t a = attempts_pool_.acquire();
+    const std::uint32_t a = attempts_pool_.acquire().index;
     attempts_pool_[a] = Attempt{slot, ++p.attempts, p.token, Answer::charged};
     ++p.outstanding;
     p.waiting = true;

@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "../consistent_hashing/hashing.hpp"
+#include "hldlab/placement.hpp"
 #include "hldlab/plugin.hpp"
 
 namespace {

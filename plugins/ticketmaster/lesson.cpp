@@ -92,7 +92,7 @@ class TicketSale final : public System {
   }
 
   void handle(const Request& r) override {
-    const std::uint32_t slot = purchases_.acquire();
+    const std::uint32_t slot = purchases_.acquire().index;
     Purchase& p = purchases_[slot];
     p.request = r;
     p.row = static_cast<std::uint32_t>(r.key % rows_.size());

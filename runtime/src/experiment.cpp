@@ -195,7 +195,7 @@ void SystemSlot::deliver(const Request& request) {
       Rng::uniform_at(seed, request.id, kErrorsStream) < faults_.error_rate)
     return complete(request, Outcome::error);
   if (faults_.blackhole_timeout >= 0) {
-    const std::uint32_t slot = held_.acquire();
+    const SlotHandle slot = held_.acquire();
     held_[slot] = request;
     kernel_.after(faults_.blackhole_timeout, [this, slot] {
       const Request r = held_[slot];
@@ -209,7 +209,7 @@ void SystemSlot::deliver(const Request& request) {
   if (faults_.delay > 0 || faults_.jitter > 0) {
     const double u = Rng::uniform_at(seed, request.id, kLatencyStream);
     const Time delay = faults_.delay + round_time(u * static_cast<double>(faults_.jitter));
-    const std::uint32_t slot = held_.acquire();
+    const SlotHandle slot = held_.acquire();
     held_[slot] = changed;
     kernel_.after(delay, [this, slot] {
       const Request r = held_[slot];

@@ -275,19 +275,24 @@ int main(int argc, char** argv) {
     char took[32];
     std::snprintf(took, sizeof took, "%.1fs", wall_seconds() - start);
     all[name] = to_json(result);
-    std::size_t passed = 0;
-    for (const auto& e : result.expectations) passed += e.passed;
-    TourRow row{name, std::to_string(passed) + "/" + std::to_string(result.expectations.size()),
+    std::size_t passed = 0, claims = 0;
+    for (const auto& e : result.expectations)
+      if (e.claim) ++claims, passed += e.passed;
+    TourRow row{name, std::to_string(passed) + "/" + std::to_string(claims),
                 result.exit_code() == 0 ? "PASS"
                 : result.error.empty()  ? "FAIL"
                                         : "ERROR",
                 took, ""};
-    // The headline: the first failed claim, else the one marked headline, else the first.
+    // The headline: the first failed expectation, else the claim marked headline, else the
+    // first claim.
     const Expectation* shown = nullptr;
     for (const auto& e : result.expectations)
-      if (!shown || (e.headline && shown->passed && !shown->headline) ||
-          (!e.passed && shown->passed))
+      if (!e.passed) {
         shown = &e;
+        break;
+      } else if (e.claim && (!shown || (e.headline && !shown->headline))) {
+        shown = &e;
+      }
     if (shown) row.headline = shown->message;
     if (!result.error.empty()) {
       spdlog::error("{}", result.error);

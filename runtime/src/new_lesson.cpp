@@ -22,96 +22,72 @@ const char* kLesson = R"(// @NAME@: TODO one line on the concept.
 //   fix:      shed load: reject (503) when the queue is longer than `queue_limit`, so the
 //             requests that are accepted keep a bounded latency.
 #include <algorithm>
-#include <deque>
 
 #include "hldlab/plugin.hpp"
-#include "hldlab/slot_pool.hpp"
+#include "hldlab/server.hpp"
 
 namespace {
 using namespace hldlab;
 
-class Server final : public System {
+class Shop final : public System {
  public:
-  Server(bool shed, const Params& p, Context& ctx)
-      : ctx_(ctx), shed_(shed), workers_(p.integer("workers")),
-        queue_limit_(static_cast<std::size_t>(p.integer("queue_limit"))),
-        shed_metric_(ctx.metric("shed")) {}
+  Shop(bool shed, const Params& p, Context& ctx)
+      : ctx_(ctx),
+        shed_metric_(ctx.metric("shed")),
+        // The SDK's queueing server: workers, a FIFO queue, slow-down, kill and restart.
+        server_(ctx,
+                {.workers = static_cast<int>(p.integer("workers")),
+                 .queue_limit = shed ? static_cast<std::size_t>(p.integer("queue_limit"))
+                                     : Server<Request>::Options{}.queue_limit},
+                [this](Request& r) { ctx_.complete(r, Outcome::ok); }) {}
 
   void handle(const Request& r) override {
-    if (busy_ < workers_) return start(r);
-    if (shed_ && queue_.size() >= queue_limit_) {
+    if (server_.submit(r, r.service) == Admission::rejected) {
+      ++shed_;
       shed_metric_.add(1);
       return ctx_.complete(r, Outcome::rejected);
     }
-    queue_.push_back(r);
+    max_queue_ = std::max<std::int64_t>(max_queue_, static_cast<std::int64_t>(server_.queued()));
   }
 
   void inject(const std::string& fault, const Value& p) override {
-    if (fault == "slowdown") slow_factor_ = p["factor"].as_double();
+    if (fault == "slowdown") server_.set_slow(p["factor"].as_double());
   }
 
-  Map figures() const override { return {{"max_queue", max_queue_}}; }
+  Map figures() const override { return {{"max_queue", max_queue_}, {"shed", shed_}}; }
+  void reset_stats() override { max_queue_ = shed_ = 0; }
 
  private:
-  // In-service requests live in reusable slots (no allocation per request); the completion
-  // event captures only [this, slot].
-  void start(const Request& r) {
-    ++busy_;
-    const std::uint32_t slot = in_service_.acquire();
-    in_service_[slot] = r;
-    ctx_.after(static_cast<Time>(static_cast<double>(r.service) * slow_factor_),
-               [this, slot] { finish(slot); });
-  }
-  void finish(std::uint32_t slot) {
-    ctx_.complete(in_service_[slot], Outcome::ok);
-    in_service_.release(slot);
-    --busy_;
-    if (!queue_.empty()) {
-      const Request next = queue_.front();
-      queue_.pop_front();
-      start(next);
-    }
-    max_queue_ = std::max<std::int64_t>(max_queue_, static_cast<std::int64_t>(queue_.size()));
-  }
-
   Context& ctx_;
-  bool shed_;
-  std::int64_t workers_;
-  std::size_t queue_limit_;
   Metric& shed_metric_;
-  double slow_factor_ = 1;
-  std::int64_t busy_ = 0, max_queue_ = 0;
-  std::deque<Request> queue_;
-  SlotPool<Request> in_service_;
+  Server<Request> server_;
+  std::int64_t max_queue_ = 0, shed_ = 0;
 };
 
-class @CLASS@ final : public Lesson {
- public:
-  const LessonInfo& info() const override {
-    static const LessonInfo info{
-        "@NAME@",
-        "TODO: title",
-        "An unbounded queue accepts every request; under overload everyone waits.",
-        "Shed load: reject beyond a queue limit so accepted requests stay fast.",
-        {"TODO: where this is used in production"},
-        {{"unbounded_queue", true, "accept everything"},
-         {"load_shedding", false, "reject when the queue is full"}},
-        {{"workers", ParamType::integer, 4, "requests served at once", 1, 100000},
-         {"queue_limit", ParamType::integer, 20, "queue length before shedding", 0, 1e9}},
-        {{"slowdown", "multiply the service time", {{"factor", ParamType::real, 5.0, "multiplier", 1, 1e6}}}},
-        {},
-        {{"shed", MetricSpec::Kind::counter, "requests rejected by load shedding"}}};
-    return info;
-  }
-  std::unique_ptr<System> build(const std::string& variant, const Params& params,
-                                Context& ctx) const override {
-    return std::make_unique<Server>(variant == "load_shedding", params, ctx);
-  }
-};
+LessonInfo info() {
+  return {"@NAME@",
+          "TODO: title",
+          "An unbounded queue accepts every request; under overload everyone waits.",
+          "Shed load: reject beyond a queue limit so accepted requests stay fast.",
+          {"TODO: where this is used in production"},
+          {{"unbounded_queue", true, "accept everything"},
+           {"load_shedding", false, "reject when the queue is full"}},
+          {{"workers", ParamType::integer, 4, "requests served at once", 1, 100000},
+           {"queue_limit", ParamType::integer, 20, "queue length before shedding", 0, 1e9}},
+          {{"slowdown",
+            "multiply the service time",
+            {{"factor", ParamType::real, 5.0, "multiplier", 1, 1e6}}}},
+          {},
+          {{"shed", MetricSpec::Kind::counter, "requests rejected by load shedding"}}};
+}
+
+std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {
+  return std::make_unique<Shop>(variant == "load_shedding", params, ctx);
+}
 
 }  // namespace
 
-HLDLAB_PLUGIN(@CLASS@)
+HLDLAB_LESSON(info, build)
 )";
 
 const char* kTest = R"(#include <catch2/catch.hpp>
@@ -119,21 +95,13 @@ const char* kTest = R"(#include <catch2/catch.hpp>
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
-using hldlab::testing::registry;
 using hldlab::testing::row;
 
 TEST_CASE("load shedding keeps the P99 of accepted requests far below the unbounded queue's") {
-  ExperimentConfig config;
-  config.seed = 1;
-  config.duration = seconds(60);
-  Experiment e(config);
-  Workload w;
-  w.arrivals.rps = 500;  // 4 workers x 10 ms = 400 rps of capacity: 25% overload
-  w.service = Distribution::constant(static_cast<double>(milliseconds(10)));
-  e.set_workload(w);
-  e.add(registry(), "@NAME@", "unbounded_queue");
-  e.add(registry(), "@NAME@", "load_shedding");
-  const auto r = e.run();
+  // 4 workers x 10 ms = 400 rps of capacity: 500 rps is a 25% overload.
+  const auto r = hldlab::testing::run_experiment(
+      hldlab::testing::poisson_workload(500, milliseconds(10)), seconds(60),
+      {{"@NAME@", "unbounded_queue"}, {"@NAME@", "load_shedding"}});
   CHECK(row(r, "load_shedding").p99 < row(r, "unbounded_queue").p99 / 10);
   CHECK(row(r, "load_shedding").count(Outcome::rejected) > 0);
   CHECK(row(r, "unbounded_queue").count(Outcome::rejected) == 0);
@@ -205,21 +173,8 @@ Without installing: `PREFIX/bin/hldlab --plugins PREFIX/lib/hldlab --plugins bui
 )";
 
 std::string fill(std::string text, const std::string& name) {
-  std::string cls;
-  bool upper = true;
-  for (char c : name) {
-    if (c == '_') {
-      upper = true;
-      continue;
-    }
-    cls += upper ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
-    upper = false;
-  }
-  cls += "Lesson";
-  for (const auto& [key, value] :
-       {std::pair<std::string, std::string>{"@NAME@", name}, {"@CLASS@", cls}})
-    for (std::size_t at; (at = text.find(key)) != std::string::npos;)
-      text.replace(at, key.size(), value);
+  for (std::size_t at; (at = text.find("@NAME@")) != std::string::npos;)
+    text.replace(at, 6, name);
   return text;
 }
 

@@ -528,13 +528,18 @@ int lab_report(lua_State* L) {
   });
 }
 
-int lab_expect(lua_State* L) {
+/// lab.expect(cond, message[, {headline = true}]): a claim of the lesson. lab.check(cond,
+/// message): a sanity check ("every purchase ended once"), silent when it holds and not counted
+/// as a claim; both fail the script (exit 1) when false.
+int expectation(lua_State* L, bool claim) {
   return guarded(L, [&] {
     Runner& r = runner(L);
     Expectation e;
+    e.claim = claim;
     e.passed = lua_toboolean(L, 1) != 0;
     e.message = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "(no message)";
     if (!lua_isnoneornil(L, 3)) {
+      if (!claim) throw std::invalid_argument("lab.check(cond, message) takes no options");
       const Map options = table_arg(L, 3, "lab.expect options");
       reject_unknown(options, {"headline"}, "lab.expect");
       e.headline = Value(options)["headline"].kind() == Value::Kind::boolean &&
@@ -545,12 +550,21 @@ int lab_expect(lua_State* L) {
     lua_pop(L, 1);
     if (!e.where.empty() && e.where.back() == ' ') e.where.pop_back();
     if (!e.where.empty() && e.where.back() == ':') e.where.pop_back();
-    r.out(std::string(e.passed ? "  ok    " : "  FAIL  ") + e.message +
-          (e.passed ? "" : "  (" + e.where + ")") + "\n");
+    if (claim || !e.passed)
+      r.out(std::string(e.passed ? "  ok    " : "  FAIL  ") + (claim ? "" : "check: ") + e.message +
+            (e.passed ? "" : "  (" + e.where + ")") + "\n");
     r.result.expectations.push_back(e);
     lua_pushboolean(L, e.passed);
     return 1;
   });
+}
+
+int lab_expect(lua_State* L) {
+  return expectation(L, true);
+}
+
+int lab_check(lua_State* L) {
+  return expectation(L, false);
 }
 
 int lab_duration(lua_State* L) {
@@ -742,7 +756,8 @@ void open_sandbox(lua_State* L) {
 
   // The module.
   static const luaL_Reg lab[] = {{"experiment", lab_experiment}, {"report", lab_report},
-                                 {"expect", lab_expect},         {"duration", lab_duration},
+                                 {"expect", lab_expect},         {"check", lab_check},
+                                 {"duration", lab_duration},
                                  {"lessons", lab_lessons},       {"info", lab_info},
                                  {"fixed", lab_fixed},           {nullptr, nullptr}};
   luaL_newlib(L, lab);
@@ -850,6 +865,7 @@ nlohmann::json to_json(const ScriptResult& r) {
     out["expectations"].push_back({{"message", e.message},
                                    {"where", e.where},
                                    {"passed", e.passed},
+                                   {"claim", e.claim},
                                    {"headline", e.headline}});
   if (!r.error.empty()) out["error"] = r.error;
   out["exit_code"] = r.exit_code();

@@ -35,6 +35,44 @@ const SystemResult& row(const ExperimentResult& r, const std::string& label) {
   throw std::logic_error("unreachable");
 }
 
+double figure(const SystemResult& s, const std::string& name) {
+  const auto it = s.figures.find(name);
+  if (it == s.figures.end()) FAIL(s.label << " has no figure " << name);
+  return it->second.as_double();
+}
+
+double figure(const ExperimentResult& r, const std::string& label, const std::string& name) {
+  return figure(row(r, label), name);
+}
+
+Workload constant_workload(double rps, Time service, std::uint64_t keys) {
+  Workload w = poisson_workload(rps, service, keys);
+  w.arrivals.kind = Arrivals::Kind::constant;
+  return w;
+}
+
+Workload poisson_workload(double rps, Time service, std::uint64_t keys) {
+  Workload w;
+  w.arrivals.kind = Arrivals::Kind::poisson;
+  w.arrivals.rps = rps;
+  w.service = Distribution::constant(static_cast<double>(service));
+  w.keys = KeyDistribution::uniform(keys);
+  return w;
+}
+
+ExperimentResult run_experiment(const Workload& workload, Time duration,
+                                const std::vector<SystemSpec>& systems, std::uint64_t seed,
+                                const std::function<void(Experiment&)>& setup) {
+  ExperimentConfig config;
+  config.seed = seed;
+  config.duration = duration;
+  Experiment e(config);
+  e.set_workload(workload);
+  for (const auto& s : systems) e.add(registry(), s.lesson, s.variant, s.params, s.label);
+  if (setup) setup(e);
+  return e.run();
+}
+
 ScriptResult run_script_file(const std::string& path, std::uint64_t seed) {
   ScriptOptions options;
   options.seed = seed;

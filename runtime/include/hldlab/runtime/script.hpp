@@ -29,6 +29,7 @@ struct ScriptOptions {
 struct Expectation {
   std::string message, where;
   bool passed = false;
+  bool claim = true;      ///< lab.expect: a claim; lab.check: a sanity check
   bool headline = false;  ///< lab.expect(cond, msg, { headline = true }): the tour shows it
 };
 

@@ -1,10 +1,12 @@
-// Key -> node placement algorithms, written from the papers' descriptions:
-//   ring (Karger et al. 1997) with virtual nodes, jump consistent hash (Lamping & Veach 2014),
-//   rendezvous / highest random weight (Thaler & Ravishankar 1998), Maglev hashing (Eisenbud et
-//   al. 2016) and consistent hashing with bounded loads (Mirrokni, Thorup & Zadimoghaddam 2018).
-// Header-only so that the lesson, its tests and bench/bench_consistent_hashing.cpp share it.
-// Every function that places a key takes the key's 64-bit hash (hash_key) and adds the work it
-// did (binary-search probes, jumps, node scores, ring points walked) to `steps`.
+/// @file placement.hpp
+/// @brief Key -> node placement algorithms, written from the papers' descriptions:
+///   ring (Karger et al. 1997) with virtual nodes, jump consistent hash (Lamping & Veach 2014),
+///   rendezvous / highest random weight (Thaler & Ravishankar 1998), Maglev hashing (Eisenbud et
+///   al. 2016) and consistent hashing with bounded loads (Mirrokni, Thorup & Zadimoghaddam 2018).
+/// Part of the SDK so that every lesson (consistent_hashing, sharding, ...) and out-of-tree
+/// plugins can place keys the same way.
+/// Every function that places a key takes the key's 64-bit hash (hash_key) and adds the work it
+/// did (binary-search probes, jumps, node scores, ring points walked) to `steps`.
 #pragma once
 
 #include <algorithm>
