@@ -1,6 +1,8 @@
 // The contract every lesson plugin must honour, checked over every discovered plugin.
 #include <catch2/catch.hpp>
 
+#include <functional>
+
 #include "hldlab/runtime/params.hpp"
 #include "hldlab_test.hpp"
 
@@ -36,11 +38,16 @@ Map minimal_args(const std::vector<ParamSpec>& specs) {
   return args;
 }
 
-ExperimentResult run_lesson(const LessonInfo& info, std::uint64_t seed, bool with_faults) {
+/// Every variant of `info` (or only `variant`), 4 s of traffic; `prepare` may schedule faults.
+ExperimentResult run_lesson(const LessonInfo& info, std::uint64_t seed, bool with_faults,
+                            const std::string& variant = "",
+                            const std::function<void(Experiment&, SystemSlot&)>& prepare = {},
+                            Time warmup = 0) {
   ExperimentConfig config;
   config.seed = seed;
   config.duration = seconds(4);
   config.drain = seconds(600);
+  config.warmup = warmup;
   Experiment e(config);
   Workload w;
   w.arrivals.rps = 200;
@@ -49,7 +56,9 @@ ExperimentResult run_lesson(const LessonInfo& info, std::uint64_t seed, bool wit
   w.write_share = 0.1;
   e.set_workload(w);
   for (const auto& v : info.variants) {
+    if (!variant.empty() && v.name != variant) continue;
     SystemSlot& slot = e.add(registry(), info.name, v.name);
+    if (prepare) prepare(e, slot);
     if (!with_faults) continue;
     Time at = seconds(1);
     for (const auto& f : info.faults) {
@@ -59,6 +68,13 @@ ExperimentResult run_lesson(const LessonInfo& info, std::uint64_t seed, bool wit
     }
   }
   return e.run();
+}
+
+/// What a system measured, without its bookkeeping of fault activations.
+nlohmann::json measurements(const SystemResult& s) {
+  nlohmann::json j = to_json(s);
+  j.erase("faults");
+  return j;
 }
 
 }  // namespace
@@ -107,5 +123,78 @@ TEST_CASE("every lesson gives identical results for the same seed") {
     const LessonInfo& info = registry().get(name).lesson->info();
     INFO(name);
     CHECK(to_json(run_lesson(info, 5, true)).dump() == to_json(run_lesson(info, 5, true)).dump());
+  }
+}
+
+TEST_CASE("every generic fault a lesson declares changes what every variant measures") {
+  const std::vector<std::pair<std::string, Map>> faults = {{"latency", {{"delay", 0.05}}},
+                                                           {"errors", {{"rate", 0.5}}},
+                                                           {"blackhole", {{"timeout", 1.0}}},
+                                                           {"slow", {{"factor", 20.0}}}};
+  for (const auto& name : registry().names()) {
+    const LessonInfo& info = registry().get(name).lesson->info();
+    CHECK((info.uses_service_time || std::find(info.generic_faults.begin(),
+                                               info.generic_faults.end(),
+                                               "slow") == info.generic_faults.end()));
+    for (const auto& v : info.variants) {
+      const auto base = run_lesson(info, 3, false, v.name);
+      for (const auto& [fault, params] : faults) {
+        if (std::find(info.generic_faults.begin(), info.generic_faults.end(), fault) ==
+            info.generic_faults.end())
+          continue;
+        INFO(name << "/" << v.name << " under " << fault);
+        const auto hit = run_lesson(info, 3, false, v.name, [&](Experiment& e, SystemSlot& s) {
+          e.at(seconds(1), [&s, f = fault, p = params] { s.inject(f, p); });
+        });
+        const SystemResult &before = base.systems[0], &after = hit.systems[0];
+        CHECK(after.error.empty());
+        if (fault == "latency") CHECK(after.mean > before.mean);
+        if (fault == "errors") CHECK(after.count(Outcome::error) > before.count(Outcome::error));
+        if (fault == "blackhole")
+          CHECK(after.count(Outcome::timeout) > before.count(Outcome::timeout));
+        if (fault == "slow") CHECK(measurements(after) != measurements(before));
+      }
+    }
+  }
+}
+
+TEST_CASE("a generic fault that does not apply to a lesson is refused, naming those that do") {
+  for (const auto& name : registry().names()) {
+    const LessonInfo& info = registry().get(name).lesson->info();
+    for (const auto& f : generic_faults()) {
+      if (std::find(info.generic_faults.begin(), info.generic_faults.end(), f.name) !=
+          info.generic_faults.end())
+        continue;
+      INFO(name << " " << f.name);
+      ExperimentConfig config;
+      Experiment e(config);
+      SystemSlot& s = e.add(registry(), name, info.variants[0].name);
+      CHECK_THROWS_WITH(s.inject(f.name, {}), Catch::Contains("does not apply"));
+    }
+  }
+}
+
+TEST_CASE("every lesson can forget its statistics after a warm-up") {
+  for (const auto& name : registry().names()) {
+    const LessonInfo& info = registry().get(name).lesson->info();
+    const auto r = run_lesson(info, 2, false, "", {}, seconds(2));
+    const auto full = run_lesson(info, 2, false);
+    for (std::size_t i = 0; i < r.systems.size(); ++i) {
+      INFO(name << "/" << r.systems[i].variant << ": " << r.systems[i].error);
+      CHECK(r.systems[i].error.empty());
+      CHECK(r.systems[i].requests < full.systems[i].requests * 3 / 4);
+    }
+  }
+}
+
+TEST_CASE("every variant measures the same alone as beside the other variants") {
+  for (const auto& name : registry().names()) {
+    const LessonInfo& info = registry().get(name).lesson->info();
+    const auto together = run_lesson(info, 4, true);
+    for (const auto& s : together.systems) {
+      INFO(name << "/" << s.variant);
+      const auto alone = run_lesson(info, 4, true, s.variant);
+      CHECK(to_json(alone.systems[0]).dump() == to_json(s).dump());
+    }
   }
 }
