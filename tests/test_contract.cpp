@@ -94,6 +94,19 @@ TEST_CASE("every lesson declares a title, problem, fix, a naive variant and a fi
   }
 }
 
+TEST_CASE("every lesson declares every figure it reports, with its unit") {
+  for (const auto& name : registry().names()) {
+    const LessonInfo& info = registry().get(name).lesson->info();
+    const auto r = run_lesson(info, 1, false);
+    for (const auto& s : r.systems)
+      for (const auto& [figure, value] : s.figures) {
+        INFO(name << "/" << s.variant << " reports " << figure);
+        CHECK(std::any_of(info.figures.begin(), info.figures.end(),
+                          [&, &figure = figure](const FigureSpec& f) { return f.name == figure; }));
+      }
+  }
+}
+
 TEST_CASE("every variant of every lesson serves traffic and finishes it without failing") {
   for (const auto& name : registry().names()) {
     const auto r = run_lesson(registry().get(name).lesson->info(), 1, false);

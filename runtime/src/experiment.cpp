@@ -151,8 +151,21 @@ void SystemSlot::issue(std::uint32_t client) {
 
 Metric& SystemSlot::metric(const std::string& name) {
   for (auto& m : recorder_.metrics())
-    if (m.spec.name == name) return m.value;
+    if (m.spec.name == name) {
+      if (!m.spec.label.empty())
+        throw std::invalid_argument("metric '" + name + "' has a label (" + m.spec.label +
+                                    "): use metric(name, value)");
+      return m.value;
+    }
   throw std::invalid_argument("metric '" + name + "' is not declared in LessonInfo::metrics");
+}
+
+Metric& SystemSlot::metric(const std::string& name, const std::string& label_value) {
+  for (auto& m : recorder_.metrics())
+    if (m.spec.name == name && !m.spec.label.empty() && m.label_value == label_value)
+      return m.value;
+  throw std::invalid_argument("metric '" + name + "' has no series " + label_value +
+                              " declared in LessonInfo::metrics (label and label_values)");
 }
 
 void SystemSlot::log(const std::string& message) {
@@ -455,12 +468,24 @@ SystemResult SystemSlot::result() const {
   r.throughput = span > 0 ? static_cast<double>(good) / to_seconds(span) : 0;
   const auto lookups = r.count(Outcome::hit) + r.count(Outcome::miss);
   if (lookups > 0) r.hit_ratio = static_cast<double>(r.count(Outcome::hit)) / lookups;
-  for (const auto& m : recorder_.metrics()) r.metrics[m.spec.name] = m.value.value();
+  for (const auto& m : recorder_.metrics())
+    r.metrics[m.label_value.empty() ? m.spec.name
+                                    : m.spec.name + "{" + m.spec.label + "=" + m.label_value + "}"] =
+        m.value.value();
   for (const auto& f : recorder_.faults())
     if (f.count > 0) r.faults[f.name] = f.count;
   if (!failed()) {
     try {
       r.figures = system_->figures();
+      const auto& declared = info().figures;
+      for (const auto& [name, value] : r.figures) {
+        if (declared.empty()) break;  // a lesson that declares no figure shows them unitless
+        const auto spec = std::find_if(declared.begin(), declared.end(),
+                                       [&](const FigureSpec& f) { return f.name == name; });
+        if (spec == declared.end())
+          throw std::logic_error("figure '" + name + "' is not declared in LessonInfo::figures");
+        r.figure_units[name] = spec->unit;
+      }
     } catch (const std::exception& e) {
       r.error = where() + ": figures failed: " + e.what();
     }

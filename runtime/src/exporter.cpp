@@ -182,10 +182,11 @@ void collect_system(Families& fams, const std::string& experiment, const SystemS
       continue;
     const std::string help =
         m.spec.help.empty() ? info.name + " metric " + m.spec.name : m.spec.help;
+    const auto series = m.label_value.empty() ? labels : plus(m.spec.label.c_str(), m.label_value);
     if (counter) {
-      add_counter(fams, name, help, labels, m.value.value());
+      add_counter(fams, name, help, series, m.value.value());
     } else {
-      add_gauge(fams, name, help, labels, m.value.value());
+      add_gauge(fams, name, help, series, m.value.value());
     }
   }
 }

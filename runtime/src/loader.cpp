@@ -47,6 +47,25 @@ void check_lesson_info(const LessonInfo& info) {
   check_unique(info.faults, "fault");
   check_unique(info.operations, "operation");
   check_unique(info.metrics, "metric");
+  check_unique(info.figures, "figure");
+  for (const auto& m : info.metrics) {
+    if (m.label.empty() != m.label_values.empty())
+      throw std::invalid_argument("metric '" + m.name +
+                                  "' needs both a label and its label_values, or neither");
+    if (!m.label.empty() && (!valid_identifier(m.label) || m.label == "experiment" ||
+                             m.label == "lesson" || m.label == "variant"))
+      throw std::invalid_argument("metric '" + m.name + "' has an invalid label '" + m.label + "'");
+  }
+  for (const auto& f : info.generic_faults)
+    if (f != "latency" && f != "errors" && f != "blackhole" && f != "slow")
+      throw std::invalid_argument("generic_faults lists '" + f +
+                                  "', which is not a generic fault (latency, errors, blackhole, "
+                                  "slow)");
+  if (!info.uses_service_time &&
+      std::find(info.generic_faults.begin(), info.generic_faults.end(), "slow") !=
+          info.generic_faults.end())
+    throw std::invalid_argument(
+        "the generic fault 'slow' cannot apply to a lesson that does not use the service time");
   validate_params(info.params, {}, info.name);  // every default must pass its own schema
   for (const auto& f : info.faults) {
     check_unique(f.params, "fault parameter");

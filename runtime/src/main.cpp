@@ -19,6 +19,7 @@
 #include "hldlab/runtime/loader.hpp"
 #include "hldlab/runtime/new_lesson.hpp"
 #include "hldlab/runtime/params.hpp"
+#include "hldlab/runtime/results.hpp"
 #include "hldlab/runtime/script.hpp"
 
 namespace {
@@ -55,7 +56,14 @@ void print_info(const LessonInfo& info) {
     std::cout << "  " << f.name << ": " << f.doc << "\n";
     print_params(f.params, "      ");
   }
-  std::cout << "  (and the generic faults: latency, errors, blackhole, slow)\n";
+  std::cout << "  generic faults that apply: "
+            << (info.generic_faults.empty() ? std::string("none") : [&] {
+                 std::string list;
+                 for (const auto& f : info.generic_faults) list += (list.empty() ? "" : ", ") + f;
+                 return list;
+               }())
+            << (info.uses_service_time ? "" : " (the lesson does not use the service time)")
+            << "\n";
   if (!info.operations.empty()) {
     std::cout << "\nOperations (sys:call):\n";
     for (const auto& o : info.operations) {
@@ -63,11 +71,17 @@ void print_info(const LessonInfo& info) {
       print_params(o.params, "      ");
     }
   }
+  if (!info.figures.empty()) {
+    std::cout << "\nFigures (results):\n";
+    for (const auto& f : info.figures)
+      std::cout << "  " << f.name << " (" << unit_name(f.unit) << "): " << f.doc << "\n";
+  }
   if (!info.metrics.empty()) {
     std::cout << "\nMetrics:\n";
     for (const auto& m : info.metrics)
       std::cout << "  hldlab_" << info.name << "_" << m.name
-                << (m.kind == MetricSpec::Kind::counter ? "_total" : "") << ": " << m.help << "\n";
+                << (m.kind == MetricSpec::Kind::counter ? "_total" : "")
+                << (m.label.empty() ? "" : "{" + m.label + "}") << ": " << m.help << "\n";
   }
 }
 

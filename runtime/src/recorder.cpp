@@ -25,7 +25,17 @@ const std::vector<FaultSpec>& generic_faults() {
 
 Recorder::Recorder(const LessonInfo& info, Time duration) {
   while ((Time{kOpenBuckets} << open_shift_) < duration) ++open_shift_;
-  for (const MetricSpec& spec : info.metrics) metrics_.emplace_back().spec = spec;
+  for (const MetricSpec& spec : info.metrics) {
+    if (spec.label.empty()) {
+      metrics_.emplace_back().spec = spec;
+      continue;
+    }
+    for (const auto& value : spec.label_values) {
+      LessonMetric& m = metrics_.emplace_back();
+      m.spec = spec;
+      m.label_value = value;
+    }
+  }
   for (const FaultSpec& f : generic_faults()) faults_.emplace_back().name = f.name;
   for (const FaultSpec& f : info.faults) faults_.emplace_back().name = f.name;
 }

@@ -55,6 +55,10 @@ nlohmann::json to_json(const SystemResult& r) {
   out["hit_ratio"] = r.hit_ratio < 0 ? nlohmann::json(nullptr) : nlohmann::json(r.hit_ratio);
   out["metrics"] = to_json(Value(r.metrics));
   out["figures"] = to_json(Value(r.figures));
+  if (!r.figure_units.empty()) {
+    out["figure_units"] = nlohmann::json::object();
+    for (const auto& [name, unit] : r.figure_units) out["figure_units"][name] = unit_name(unit);
+  }
   out["faults"] = r.faults;
   return out;
 }
@@ -111,7 +115,63 @@ std::string format_value(const Value& v) {
   return "?";
 }
 
+const char* unit_name(Unit unit) {
+  switch (unit) {
+    case Unit::count:
+      return "count";
+    case Unit::number:
+      return "number";
+    case Unit::fraction:
+      return "fraction";
+    case Unit::seconds:
+      return "seconds";
+    case Unit::bytes:
+      return "bytes";
+    case Unit::per_second:
+      return "per_second";
+  }
+  return "?";
+}
+
+std::string format_figure(const Value& v, Unit unit) {
+  if (!v.is_number()) return format_value(v);
+  const double d = v.as_double();
+  char buf[48];
+  switch (unit) {
+    case Unit::count:
+    case Unit::number:
+      return format_value(v);
+    case Unit::fraction:
+      std::snprintf(buf, sizeof buf, "%.3g%%", d * 100);
+      return buf;
+    case Unit::seconds:
+      return format_seconds(d);
+    case Unit::bytes:
+      if (std::abs(d) >= 1024.0 * 1024 * 1024)
+        std::snprintf(buf, sizeof buf, "%.3g GiB", d / (1024.0 * 1024 * 1024));
+      else if (std::abs(d) >= 1024.0 * 1024)
+        std::snprintf(buf, sizeof buf, "%.3g MiB", d / (1024.0 * 1024));
+      else if (std::abs(d) >= 1024)
+        std::snprintf(buf, sizeof buf, "%.3g KiB", d / 1024);
+      else
+        std::snprintf(buf, sizeof buf, "%.0f B", d);
+      return buf;
+    case Unit::per_second:
+      std::snprintf(buf, sizeof buf, "%.4g/s", d);
+      return buf;
+  }
+  return format_value(v);
+}
+
 namespace {
+
+/// A system's figure in its declared unit, "-" when it has none.
+std::string figure_cell(const SystemResult& s, const std::string& name) {
+  const auto f = s.figures.find(name);
+  if (f == s.figures.end()) return "-";
+  const auto unit = s.figure_units.find(name);
+  return unit == s.figure_units.end() ? format_value(f->second) : format_figure(f->second, unit->second);
+}
 
 /// Columns a string takes on a terminal (UTF-8: continuation bytes take none).
 std::size_t display_width(const std::string& s) {
@@ -215,15 +275,13 @@ std::string format_table(const ExperimentResult& r) {
     while (last < figure_names.size()) {
       std::size_t w = display_width(figure_names[last]);
       for (const auto& s : r.systems) {
-        auto f = s.figures.find(figure_names[last]);
-        w = std::max(w, display_width(f != s.figures.end() ? format_value(f->second) : "-"));
+        w = std::max(w, display_width(figure_cell(s, figure_names[last])));
       }
       if (last > first && used + 2 + w > kMaxColumns) break;
       used += 2 + w;
       table[0].push_back(figure_names[last]);
       for (std::size_t i = 0; i < r.systems.size(); ++i) {
-        auto f = r.systems[i].figures.find(figure_names[last]);
-        table[i + 1].push_back(f != r.systems[i].figures.end() ? format_value(f->second) : "-");
+        table[i + 1].push_back(figure_cell(r.systems[i], figure_names[last]));
       }
       ++last;
     }

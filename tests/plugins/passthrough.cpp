@@ -70,7 +70,12 @@ class PassThroughLesson final : public Lesson {
           {{"after", ParamType::duration, "1s", "when", 0, 3600},
            {"held", ParamType::boolean, true, "hold the experiment until it is done"}}},
          {"release", "a release() without hold()", {}}},
-        {{"things", MetricSpec::Kind::counter, "a counter"}}};
+        {{"things", MetricSpec::Kind::counter, "a counter"},
+         {"per_shard", MetricSpec::Kind::gauge, "a labelled gauge", "shard", {"0", "1"}}},
+        {{"seen", Unit::count, "requests handled"},
+         {"background_done", Unit::count, "background work finished"}},
+        false,
+        {"latency", "errors", "blackhole"}};
     return info;
   }
   std::unique_ptr<System> build(const std::string& variant, const Params& p,

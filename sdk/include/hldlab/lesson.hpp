@@ -52,11 +52,27 @@ struct OperationSpec {
 };
 
 /// A lesson metric, exported as hldlab_<lesson>_<name> (counters get the `_total` suffix).
+/// With a `label`, it is one series per value of `label_values`, exported with the label
+/// (hldlab_circuit_breaker_state{downstream="0"}) and looked up with
+/// Context::metric(name, value).
 struct MetricSpec {
   enum class Kind { counter, gauge };
   std::string name;
   Kind kind = Kind::counter;
   std::string help;
+  std::string label = "";
+  std::vector<std::string> label_values = {};
+};
+
+/// How a figure is shown: counts and plain numbers as they are, fractions (0..1) as a
+/// percentage, durations in seconds as "12.3ms", bytes as "1.5 MiB", rates as "123/s".
+enum class Unit { count, number, fraction, seconds, bytes, per_second };
+
+/// A figure the lesson reports in System::figures(): its unit and what it means.
+struct FigureSpec {
+  std::string name;
+  Unit unit = Unit::count;
+  std::string doc;
 };
 
 /// @brief Everything `hldlab info <lesson>` shows, and what the runtime validates against.
@@ -71,6 +87,8 @@ struct LessonInfo {
   std::vector<FaultSpec> faults;
   std::vector<OperationSpec> operations;
   std::vector<MetricSpec> metrics;
+  /// Every figure System::figures() may report (reporting an undeclared one is an error).
+  std::vector<FigureSpec> figures = {};
   /// Whether the lesson uses the workload's service time (Request::service). When it does not,
   /// the report does not print one and the generic `slow` fault does not apply.
   bool uses_service_time = true;

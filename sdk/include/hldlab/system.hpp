@@ -60,6 +60,8 @@ class Context : public SimContext {
   /// The metric the lesson declared under `name` (LessonInfo::metrics); throws if undeclared.
   /// Look it up once at build time and keep the reference.
   virtual Metric& metric(const std::string& name) = 0;
+  /// The series `label_value` of a labelled metric (MetricSpec::label); throws if undeclared.
+  virtual Metric& metric(const std::string& name, const std::string& label_value) = 0;
   /// A lesson event worth a log line ("backend 3 removed by the health check"), stamped with
   /// the virtual time by the runtime. Not for per-request use.
   virtual void log(const std::string& message) = 0;

@@ -65,6 +65,7 @@ class SystemSlot final : public Context {
   const std::string& name() const override { return label_; }
   void complete(const Request& request, Outcome outcome) override;
   Metric& metric(const std::string& name) override;
+  Metric& metric(const std::string& name, const std::string& label_value) override;
   void log(const std::string& message) override;
   void hold() override;
   void release() override;

@@ -64,8 +64,10 @@ class Recorder {
   /// duration / 1024 and never overstated.
   std::vector<std::pair<Time, std::int64_t>> unfinished(Time end) const;
 
+  /// One series of a lesson metric (a labelled metric has one per label value).
   struct LessonMetric {
     MetricSpec spec;
+    std::string label_value;  ///< empty for an unlabelled metric
     Metric value;
   };
   struct FaultCount {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "hldlab/lesson.hpp"
 #include "hldlab/system.hpp"
 
 namespace hldlab {
@@ -37,6 +38,7 @@ struct SystemResult {
                           ///< failure or interruption)
   Map metrics;            ///< lesson metrics by declared name
   Map figures;            ///< System::figures()
+  std::map<std::string, Unit> figure_units;  ///< the declared unit of each figure
   std::map<std::string, std::int64_t> faults;  ///< activations per fault (only those > 0)
 
   std::int64_t count(Outcome o) const { return outcomes[static_cast<int>(o)]; }
@@ -68,5 +70,9 @@ std::string format_table(const ExperimentResult& r);
 std::string format_seconds(double s);
 /// A figure as shown in a table cell.
 std::string format_value(const Value& v);
+/// A figure in its unit: "12.3%", "1.5ms", "2.0 MiB", "120/s".
+std::string format_figure(const Value& v, Unit unit);
+/// "count", "fraction", "seconds", ...
+const char* unit_name(Unit unit);
 
 }  // namespace hldlab
