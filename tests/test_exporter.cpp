@@ -227,7 +227,8 @@ TEST_CASE("the exposition text parses and every metric follows the Prometheus na
       if (common_labels.count(label)) continue;
       const bool allowed = (label == "outcome" && family == "hldlab_requests_total") ||
                            (label == "fault" && family == "hldlab_faults_injected_total") ||
-                           (label == "le" && type == "histogram");
+                           (label == "le" && type == "histogram") ||
+                           (label == "shard" && family == "hldlab_passthrough_per_shard");
       CHECK(allowed);
     }
     CHECK(std::isfinite(s.value));
@@ -237,7 +238,8 @@ TEST_CASE("the exposition text parses and every metric follows the Prometheus na
        {"hldlab_request_duration_seconds", "hldlab_requests_total", "hldlab_requests_arrived_total",
         "hldlab_requests_in_flight", "hldlab_cache_hits_total", "hldlab_cache_misses_total",
         "hldlab_faults_injected_total", "hldlab_virtual_time_seconds",
-        "hldlab_passthrough_things_total", "hldlab_load_balancing_backends_in_rotation",
+        "hldlab_passthrough_things_total", "hldlab_passthrough_per_shard",
+        "hldlab_load_balancing_backends_in_rotation",
         "hldlab_load_balancing_dead_backend_errors_total"})
     CHECK(families_seen.count(family));
 
