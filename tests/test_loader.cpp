@@ -39,7 +39,7 @@ TEST_CASE("a second lesson with the same name is refused as a duplicate") {
 TEST_CASE("a missing plugin directory is reported") {
   PluginRegistry r;
   r.load_directory("/nonexistent/plugins");
-  REQUIRE_THAT(r.errors().at(0), Catch::Contains("does not exist"));
+  REQUIRE_THAT(r.errors().at(0), Catch::Contains("no such plugin file or directory"));
 }
 
 TEST_CASE("an unknown lesson name gets a did-you-mean and the list of lessons") {

@@ -48,7 +48,7 @@ TEST_CASE("an unknown parameter is refused with a did-you-mean") {
 
 TEST_CASE("wrong types, ranges and choices are refused naming the parameter") {
   REQUIRE_THROWS_WITH(validate_params(specs, {{"backends", "ten"}}, "l"),
-                      "l: parameter 'backends' must be a integer, not a string");
+                      "l: parameter 'backends' must be an integer, not a string");
   REQUIRE_THROWS_WITH(validate_params(specs, {{"backends", 2.5}}, "l"),
                       Catch::Contains("whole number"));
   REQUIRE_THROWS_WITH(validate_params(specs, {{"backends", 0}}, "l"),

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "hldlab/runtime/params.hpp"
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
@@ -221,4 +222,88 @@ lab.report(r)
 )");
   REQUIRE(r.exit_code() == 0);
   REQUIRE_THAT(r.output, Catch::Contains("p99 ok"));
+}
+
+TEST_CASE("error() with a table or with nothing still says where it was raised") {
+  CHECK_THAT(run_lua("local x = 1\nerror({})").error,
+             Catch::Contains("test.lua:2:") && Catch::Contains("error raised with a table"));
+  CHECK_THAT(run_lua("error()").error,
+             Catch::Contains("test.lua:1:") && Catch::Contains("error raised with a nil"));
+}
+
+TEST_CASE("the hldlab module cannot be changed, nor the sandbox switched off") {
+  CHECK_THAT(run_lua("local lab = require 'hldlab'\nlab.expect = function() return true end").error,
+             Catch::Contains("the hldlab module is read-only"));
+  CHECK_THAT(run_lua("setmetatable(_G, nil)").error,
+             Catch::Contains("cannot change a protected metatable"));
+  CHECK_THAT(run_lua("rawset(_G, 'x', 1)").error, Catch::Contains("not available"));
+  CHECK_THAT(run_lua("local lab = require 'hldlab'\nsetmetatable(lab, nil)").error,
+             Catch::Contains("protected metatable"));
+}
+
+TEST_CASE("a yield inside a callback is explained, not a riddle") {
+  const ScriptResult r = run_lua(R"(
+local lab = require "hldlab"
+local exp = lab.experiment{ duration = "2s" }
+exp:workload{ arrivals = lab.constant{ rps = 10 } }
+exp:add{ lesson = "passthrough", variant = "instant" }
+exp:at("1s", function(sys) coroutine.yield() end)
+exp:run()
+)");
+  CHECK_THAT(r.error, Catch::Contains("test.lua:6:") && Catch::Contains("cannot yield"));
+}
+
+TEST_CASE("faults after the run and actions in the past are errors") {
+  const char* setup = R"(
+local lab = require "hldlab"
+local exp = lab.experiment{ duration = "2s" }
+exp:workload{ arrivals = lab.constant{ rps = 10 } }
+local sys = exp:add{ lesson = "passthrough", variant = "instant" }
+)";
+  CHECK_THAT(run_lua(std::string(setup) + "exp:run()\nsys:inject('errors', {})").error,
+             Catch::Contains("test.lua:7:") && Catch::Contains("after the run"));
+  CHECK_THAT(run_lua(std::string(setup) +
+                     "exp:at('1s', function(s) s:at('0.5s', function() end) end)\nexp:run()")
+                 .error,
+             Catch::Contains("in the past"));
+}
+
+TEST_CASE("an integer parameter beyond 64 bits says so") {
+  const ScriptResult r = run_lua(R"(
+local lab = require "hldlab"
+local exp = lab.experiment{}
+exp:add{ lesson = "passthrough", variant = "instant", params = { delay = 2^63 } }
+)");
+  CHECK_THAT(r.error, Catch::Contains("out of range"));
+  CHECK_THAT(run_lua(R"(
+local lab = require "hldlab"
+local exp = lab.experiment{}
+exp:add{ lesson = "passthrough", variant = "instant", params = { count = 2^63 } }
+)").error, Catch::Contains("count") && Catch::Contains("does not fit a 64-bit integer"));
+}
+
+TEST_CASE("lab.check is a sanity check: silent when it holds, a failure when not, never a claim") {
+  const ScriptResult r = run_lua(R"(
+local lab = require "hldlab"
+lab.check(true, "fine")
+lab.expect(true, "a claim")
+)");
+  CHECK(r.exit_code() == 0);
+  CHECK(r.output.find("fine") == std::string::npos);
+  REQUIRE(r.expectations.size() == 2);
+  CHECK_FALSE(r.expectations[0].claim);
+  CHECK(r.expectations[1].claim);
+  const ScriptResult bad = run_lua("local lab = require 'hldlab'\nlab.check(false, 'broken')");
+  CHECK(bad.exit_code() == 1);
+  CHECK_THAT(bad.output, Catch::Contains("FAIL  check: broken"));
+}
+
+TEST_CASE("compound durations read as the sum of their parts") {
+  CHECK(parse_duration("1h30m") == seconds(5400));
+  CHECK(parse_duration("2m30s") == seconds(150));
+  CHECK(parse_duration("1.5s") == milliseconds(1500));
+  CHECK(parse_duration("1d") == seconds(86400));
+  CHECK_THROWS_WITH(parse_duration("1h30"), Catch::Contains("without a unit"));
+  CHECK_THROWS_WITH(parse_duration("5parsecs"), Catch::Contains("unknown unit"));
+  CHECK(seconds(1.001) == parse_duration("1.001s"));  // one rounding rule
 }

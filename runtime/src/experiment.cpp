@@ -515,7 +515,7 @@ Experiment::~Experiment() = default;
 
 SystemSlot& Experiment::add(const PluginRegistry& registry, const std::string& lesson,
                             const std::string& variant, const Map& params, std::string label) {
-  if (has_run_ || running_) throw std::logic_error("cannot add a system after the run started");
+  if (has_run_ || running_flag_) throw std::logic_error("cannot add a system after the run started");
   if (label.empty()) label = variant;
   for (const auto& s : systems_)
     if (s->label() == label)
@@ -528,7 +528,7 @@ SystemSlot& Experiment::add(const PluginRegistry& registry, const std::string& l
 }
 
 void Experiment::set_workload(Workload workload) {
-  if (has_run_ || running_) throw std::logic_error("cannot change the workload after the run");
+  if (has_run_ || running_flag_) throw std::logic_error("cannot change the workload after the run");
   const Arrivals& a = workload.arrivals;
   if (a.kind == Arrivals::Kind::closed) {
     if (a.clients == 0 || a.clients > 1'000'000)
@@ -570,7 +570,7 @@ void Experiment::at(Time t, std::function<void()> action) {
     throw std::invalid_argument("action at " + format_duration(t) +
                                 " is not before the end of the experiment (" +
                                 format_duration(config_.duration) + ")");
-  if (running_ && t < now())
+  if (running_flag_ && t < now())
     throw std::invalid_argument("action at " + format_duration(t) + " is in the past (now is " +
                                 format_duration(now()) + ")");
   callbacks_.push_back({t, next_callback_seq_++, std::move(action)});
@@ -653,8 +653,8 @@ void Experiment::run_traffic(const RunOptions& options, Workers& workers) {
     sleep_until_virtual(until, options);
     const Request* first = chunk.data() + pos;
     const Request* last = chunk.data() + end;
-    workers.run(systems_.size() + (fill_ahead ? 1 : 0), [&](std::size_t i) {
-      if (i < systems_.size()) return systems_[i]->run_epoch(until, first, last);
+    workers.run(running_.size() + (fill_ahead ? 1 : 0), [&](std::size_t i) {
+      if (i < running_.size()) return running_[i]->run_epoch(until, first, last);
       ahead.clear();
       stream.fill(ahead, kChunk);
       ahead_horizon = stream.next_arrival();
@@ -677,12 +677,12 @@ void Experiment::run_drain(const RunOptions& options, Workers& workers) {
   const Time limit = config_.duration + config_.drain;
   Time t = config_.duration;
   auto running = [this] {
-    return std::any_of(systems_.begin(), systems_.end(), [](const auto& s) { return s->end() < 0; });
+    return std::any_of(running_.begin(), running_.end(), [](const auto* s) { return s->end() < 0; });
   };
   while (running() && !stop_requested()) {
     const Time until = options.pace > 0 ? std::min(limit + 1, t + kPaceSlice) : limit + 1;
     sleep_until_virtual(until, options);
-    workers.run(systems_.size(), [&](std::size_t i) { systems_[i]->drain(until, limit); });
+    workers.run(running_.size(), [&](std::size_t i) { running_[i]->drain(until, limit); });
     t = until;
     now_.store(std::min(t, limit), std::memory_order_relaxed);
     flush_logs();
@@ -690,31 +690,34 @@ void Experiment::run_drain(const RunOptions& options, Workers& workers) {
 }
 
 ExperimentResult Experiment::run(const RunOptions& options) {
-  if (has_run_ || running_) throw std::logic_error("an experiment runs only once");
+  if (has_run_ || running_flag_) throw std::logic_error("an experiment runs only once");
   if (systems_.empty()) throw std::invalid_argument("the experiment has no systems (use exp:add)");
+  for (auto& s : systems_)
+    if (active(*s)) running_.push_back(s.get());
   if (config_.warmup > 0)
     at(config_.warmup, [this] {
-      for (auto& s : systems_) s->reset_stats();
+      for (auto* s : running_) s->reset_stats();
     });
-  running_ = true;
+  running_flag_ = true;
   wall_start_ = wall_seconds();
-  Workers workers(std::max(1u, std::min<unsigned>(options.jobs, static_cast<unsigned>(systems_.size()))));
+  Workers workers(
+      std::max(1u, std::min<unsigned>(options.jobs, static_cast<unsigned>(running_.size()))));
   try {
-    for (auto& s : systems_) s->start();
+    for (auto* s : running_) s->start();
     run_traffic(options, workers);
     run_drain(options, workers);
   } catch (...) {
     flush_logs();
-    running_ = false;
+    running_flag_ = false;
     has_run_ = true;
     throw;
   }
   if (stop_requested()) {
     interrupted_ = true;
-    for (auto& s : systems_) s->finish(s->now());
+    for (auto* s : running_) s->finish(s->now());
   }
   flush_logs();
-  running_ = false;
+  running_flag_ = false;
   has_run_ = true;
   return results();
 }
@@ -729,8 +732,17 @@ ExperimentResult Experiment::results() const {
   bool service_used = false;
   for (const auto& slot : systems_) service_used |= slot->info().uses_service_time;
   r.workload = workload_.describe(service_used);
-  for (const auto& slot : systems_) r.systems.push_back(slot->result());
+  for (const auto& slot : systems_)
+    if (active(*slot)) r.systems.push_back(slot->result());
   return r;
+}
+
+void Experiment::run_alone(const std::string& label) {
+  if (has_run_ || running_flag_) throw std::logic_error("run_alone() must come before run()");
+  if (std::none_of(systems_.begin(), systems_.end(),
+                   [&](const auto& s) { return s->label() == label; }))
+    throw std::invalid_argument("run_alone: no system labelled '" + label + "'");
+  alone_ = label;
 }
 
 }  // namespace hldlab

@@ -202,6 +202,10 @@ std::pair<std::string, int> parse_address(const std::string& address) {
       host = host.substr(1, host.size() - 2);
     if (host == "localhost") host = "127.0.0.1";
   }
+  if (host.find(':') != std::string::npos)
+    throw std::invalid_argument("bad metrics address '" + address +
+                                "': IPv6 is not supported by the metrics endpoint (its HTTP "
+                                "server is built without it); use 127.0.0.1:PORT or 0.0.0.0:PORT");
   const bool digits =
       !port.empty() && port.size() <= 5 &&
       std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });

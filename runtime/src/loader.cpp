@@ -1,10 +1,14 @@
 #include "hldlab/runtime/loader.hpp"
 
+#include <elf.h>
+
 #include <algorithm>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 #include <boost/filesystem.hpp>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -74,11 +78,46 @@ void check_lesson_info(const LessonInfo& info) {
   }
 }
 
+/// Why `path` cannot be a complete 64-bit ELF shared library, or "" when it can. Mapping a
+/// truncated library makes the dynamic loader touch pages past the end of the file (SIGBUS),
+/// so every segment and table the headers announce must lie inside the file.
+std::string elf_problem(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "cannot be read";
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<std::uint64_t>(in.tellg());
+  in.seekg(0);
+  Elf64_Ehdr header{};
+  if (size < sizeof header || !in.read(reinterpret_cast<char*>(&header), sizeof header) ||
+      std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0)
+    return "not an ELF shared library";
+  if (header.e_ident[EI_CLASS] != ELFCLASS64 || header.e_type != ET_DYN)
+    return "not a 64-bit ELF shared library";
+  auto inside = [size](std::uint64_t offset, std::uint64_t length) {
+    return offset <= size && length <= size - offset;
+  };
+  if (header.e_phentsize != sizeof(Elf64_Phdr) ||
+      !inside(header.e_phoff, std::uint64_t{header.e_phnum} * sizeof(Elf64_Phdr)) ||
+      !inside(header.e_shoff, std::uint64_t{header.e_shnum} * header.e_shentsize))
+    return "truncated or corrupt (its headers point past the end of the file)";
+  in.seekg(static_cast<std::streamoff>(header.e_phoff));
+  for (int i = 0; i < header.e_phnum; ++i) {
+    Elf64_Phdr segment{};
+    if (!in.read(reinterpret_cast<char*>(&segment), sizeof segment)) return "truncated";
+    if (segment.p_type == PT_LOAD && !inside(segment.p_offset, segment.p_filesz))
+      return "truncated (a segment ends past the end of the file: " + std::to_string(size) +
+             " bytes)";
+  }
+  return "";
+}
+
 bool PluginRegistry::load_file(const std::string& path) {
   auto refuse = [&](const std::string& why) {
     errors_.push_back(path + ": " + why);
     return false;
   };
+  if (const std::string problem = elf_problem(path); !problem.empty())
+    return refuse("cannot be loaded: " + problem);
   std::shared_ptr<boost::dll::shared_library> library;
   try {
     library = std::make_shared<boost::dll::shared_library>(
@@ -120,8 +159,12 @@ bool PluginRegistry::load_file(const std::string& path) {
 
 void PluginRegistry::load_directory(const std::string& dir) {
   boost::system::error_code ec;
+  if (fs::is_regular_file(dir, ec)) {  // --plugins path/to/lesson.so
+    load_file(dir);
+    return;
+  }
   if (!fs::is_directory(dir, ec)) {
-    errors_.push_back(dir + ": plugin directory does not exist");
+    errors_.push_back(dir + ": no such plugin file or directory");
     return;
   }
   std::vector<std::string> files;

@@ -1,40 +1,52 @@
 #include "hldlab/runtime/params.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 
 namespace hldlab {
 
 Time parse_duration(const std::string& text) {
-  const char* begin = text.c_str();
-  char* end = nullptr;
-  const double number = std::strtod(begin, &end);
-  if (end == begin || text.empty())
-    throw std::invalid_argument("'" + text + "' is not a duration (try \"250ms\", \"2s\")");
-  const std::string unit(end);
-  double scale;
-  if (unit == "ns")
-    scale = 1;
-  else if (unit == "us")
-    scale = 1e3;
-  else if (unit == "ms")
-    scale = 1e6;
-  else if (unit == "s" || unit.empty())
-    scale = 1e9;
-  else if (unit == "m")
-    scale = 60e9;
-  else if (unit == "h")
-    scale = 3600e9;
-  else
-    throw std::invalid_argument("'" + text + "' has an unknown unit '" + unit +
-                                "' (use ns, us, ms, s, m or h)");
-  const double ns = number * scale;
+  auto bad = [&text](const std::string& why) {
+    return std::invalid_argument("'" + text + "' is not a duration: " + why +
+                                 " (try \"250ms\", \"2s\", \"1h30m\")");
+  };
+  if (text.empty()) throw bad("it is empty");
+  if (text[0] == '-')
+    throw std::invalid_argument("duration '" + text + "' must be between 0 and 31 years");
+  // One or more <number><unit> parts ("1h30m", "2.5s"); a lone number is seconds.
+  double ns = 0;
+  const char* at = text.c_str();
+  const char* end_of_text = at + text.size();
+  while (at < end_of_text) {
+    char* end = nullptr;
+    const double number = std::strtod(at, &end);
+    if (end == at || *at == '+' || *at == '-' || std::isspace(static_cast<unsigned char>(*at)))
+      throw bad(at == text.c_str() ? "it does not start with a number" : "a part has no number");
+    std::string unit;  // everything up to the next number
+    while (end < end_of_text && !std::isdigit(static_cast<unsigned char>(*end)) && *end != '.')
+      unit += *end++;
+    static const std::pair<const char*, double> units[] = {
+        {"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}, {"d", 86400e9}};
+    double scale = 0;
+    for (const auto& [name, factor] : units)
+      if (unit == name) scale = factor;
+    if (unit.empty() && at == text.c_str() && end == end_of_text) scale = 1e9;
+    if (scale == 0)
+      throw std::invalid_argument(
+          "'" + text + "' has " +
+          (unit.empty() ? std::string("a part without a unit") : "an unknown unit '" + unit + "'") +
+          " (use ns, us, ms, s, m, h or d, e.g. \"1h30m\")");
+    ns += number * scale;
+    at = end;
+  }
   if (!std::isfinite(ns) || ns < 0 || ns > 1e18)
     throw std::invalid_argument("duration '" + text + "' must be between 0 and 31 years");
-  return static_cast<Time>(std::llround(ns));
+  return round_time(ns);
 }
 
 Time duration_from(const Value& v, const std::string& what) {
@@ -43,7 +55,7 @@ Time duration_from(const Value& v, const std::string& what) {
     const double s = v.as_double();
     if (!std::isfinite(s) || s < 0 || s > 1e9)
       throw std::invalid_argument(what + " must be a non-negative duration");
-    return static_cast<Time>(std::llround(s * 1e9));
+    return round_time(s * 1e9);
   }
   throw std::invalid_argument(what +
                               " must be a duration like \"250ms\" or a number of seconds, "
@@ -134,8 +146,11 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 Value coerce(const ParamSpec& spec, const Value& v, const std::string& owner) {
   const std::string what = owner + ": parameter '" + spec.name + "'";
   auto wrong_type = [&] {
-    return std::invalid_argument(what + " must be a " + param_type_name(spec.type) + ", not a " +
-                                 Value::kind_name(v.kind()));
+    const std::string wanted = param_type_name(spec.type), got = Value::kind_name(v.kind());
+    auto article = [](const std::string& word) {
+      return std::string(std::strchr("aeiou", word[0]) ? "an " : "a ") + word;
+    };
+    return std::invalid_argument(what + " must be " + article(wanted) + ", not " + article(got));
   };
   auto check_range = [&](double x, const std::string& shown) {
     if (!std::isfinite(x) || x < spec.min || x > spec.max) {
@@ -148,10 +163,18 @@ Value coerce(const ParamSpec& spec, const Value& v, const std::string& owner) {
   switch (spec.type) {
     case ParamType::integer: {
       if (!v.is_number()) throw wrong_type();
+      if (v.kind() == Value::Kind::integer) {
+        check_range(static_cast<double>(v.as_int()), format_param_value(spec, v));
+        return v;
+      }
       const double d = v.as_double();
-      if (d != std::floor(d) || std::abs(d) > 9e15)
-        throw std::invalid_argument(what + " must be a whole number");
+      if (!std::isfinite(d) || d != std::floor(d))
+        throw std::invalid_argument(what + " must be a whole number, not " +
+                                    format_param_value(spec, v));
       check_range(d, format_param_value(spec, v));
+      if (std::abs(d) >= 9.2e18)
+        throw std::invalid_argument(what + " = " + format_param_value(spec, v) +
+                                    " does not fit a 64-bit integer");
       return Value(static_cast<std::int64_t>(d));
     }
     case ParamType::real: {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "hldlab/runtime/params.hpp"
+#include "hldlab/runtime/stop.hpp"
 #include "hldlab/runtime/workload_spec.hpp"
 
 namespace hldlab {
@@ -40,8 +41,9 @@ struct Runner {
   void out(const std::string& text) {
     result.output += text;
     if (options.print_reports) {
-      std::fwrite(text.data(), 1, text.size(), stdout);
-      std::fflush(stdout);
+      FILE* to = options.reports_to_stderr ? stderr : stdout;
+      std::fwrite(text.data(), 1, text.size(), to);
+      std::fflush(to);
     }
   }
 };
@@ -218,15 +220,48 @@ void push_system(lua_State* L, std::shared_ptr<Experiment> experiment, SystemSlo
   luaL_setmetatable(L, kSystemMeta);
 }
 
+/// The message that unwinds a script stopped by SIGINT/SIGTERM or --timeout.
+std::string stop_message() {
+  return stop_reason() == StopReason::timeout ? "stopped: the run exceeded its time limit (--timeout)"
+                                              : "interrupted";
+}
+
+/// Message handler of every protected call: an error raised with something else than a
+/// string (error({}), error()) gets the location of the error() call and a description, and a
+/// yield from a callback gets an explanation.
+int error_message(lua_State* L) {
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    std::string message = lua_tostring(L, 1);
+    if (message.find("attempt to yield") != std::string::npos)
+      message += " (exp:at and sys:at callbacks run to completion: they cannot yield)";
+    lua_pushstring(L, message.c_str());
+    return 1;
+  }
+  luaL_where(L, 2);  // level 1 is error() itself, level 2 the Lua code that called it
+  lua_pushfstring(L, "%serror raised with a %s instead of a message", lua_tostring(L, -1),
+                  luaL_typename(L, 1));
+  return 1;
+}
+
+/// lua_pcall with error_message as the handler; returns the error text, or "" on success.
+std::string protected_call(lua_State* L, int nargs) {
+  const int base = lua_gettop(L) - nargs;  // the function's index
+  lua_pushcfunction(L, error_message);
+  lua_insert(L, base);
+  const int status = lua_pcall(L, nargs, 0, base);
+  lua_remove(L, base);
+  if (status == LUA_OK) return "";
+  std::string message =
+      lua_tostring(L, -1) ? lua_tostring(L, -1) : "error object is not a string";
+  lua_pop(L, 1);
+  return message;
+}
+
 /// Call the function at the top of the stack (below its `nargs` arguments); Lua errors become
 /// ScriptError carrying the callback's own file:line.
 void call_lua(lua_State* L, int nargs) {
-  if (lua_pcall(L, nargs, 0, 0) != LUA_OK) {
-    std::string message =
-        lua_tostring(L, -1) ? lua_tostring(L, -1) : "error object is not a string";
-    lua_pop(L, 1);
-    throw ScriptError(message);
-  }
+  const std::string error = protected_call(L, nargs);
+  if (!error.empty()) throw ScriptError(error);
 }
 
 /// Schedule the Lua function at stack index `fn` at time `t`, for one system or all of them.
@@ -239,7 +274,7 @@ void schedule_callback(lua_State* L, const std::shared_ptr<Experiment>& experime
     auto e = weak.lock();
     if (!e) return;
     for (const auto& slot : e->systems()) {
-      if (only != nullptr && slot.get() != only) continue;
+      if ((only != nullptr && slot.get() != only) || !e->active(*slot)) continue;
       lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
       push_system(L, e, slot.get());
       call_lua(L, 1);
@@ -423,8 +458,17 @@ int exp_run(lua_State* L) {
     RunOptions options;
     options.pace = r.options.pace;
     options.jobs = r.options.jobs;
+    if (r.options.run_alone && r.options.run_alone->first == r.result.experiments.size())
+      box.experiment->run_alone(r.options.run_alone->second);
     spdlog::debug("running experiment {}", box.experiment->config().name);
+    if (stop_requested()) throw std::runtime_error(stop_message());
     r.result.experiments.push_back(box.experiment->run(options));
+    if (box.experiment->interrupted()) {  // show what it measured, then stop the script
+      r.result.stopped = stop_reason();
+      r.out(format_table(r.result.experiments.back()) + "\n");
+      throw std::runtime_error(stop_message() + " at " +
+                               format_duration(box.experiment->now()) + " of virtual time");
+    }
     push_results(L, r.result.experiments.back(), r.result.experiments.size() - 1);
     return 1;
   });
@@ -684,8 +728,8 @@ int sandbox_require(lua_State* L) {
 
 int strict_global(lua_State* L) {
   const char* name = lua_tostring(L, 2);
-  static const char* forbidden[] = {"os",       "io",   "debug",          "package", "dofile",
-                                    "loadfile", "load", "collectgarbage", nullptr};
+  static const char* forbidden[] = {"os",   "io",     "debug",          "package", "dofile",
+                                    "load", "rawset", "collectgarbage", "loadfile", nullptr};
   for (const char** f = forbidden; *f; ++f)
     if (name && std::strcmp(name, *f) == 0)
       return luaL_error(L, "'%s' is not available in the hldlab sandbox", name);
@@ -694,6 +738,10 @@ int strict_global(lua_State* L) {
 
 void count_hook(lua_State* L, lua_Debug*) {
   Runner& r = runner(L);
+  if (stop_requested()) {  // raised again at every hook, so a pcall in the script cannot hold it
+    r.result.stopped = stop_reason();
+    luaL_error(L, "%s", stop_message().c_str());
+  }
   r.instructions += kHookEvery;
   if (r.instructions > r.options.instruction_budget)
     luaL_error(L, "instruction budget of %I exceeded (an endless loop?)",
@@ -725,6 +773,37 @@ meta.__index = function(t, k)
 end
 )lua";
 
+/// A read-only view of `table` (at the top of the stack, replaced by the view): writes raise
+/// `message`, and its metatable cannot be read or changed.
+void make_read_only(lua_State* L, const char* message) {
+  lua_newtable(L);                 // the view
+  lua_newtable(L);                 // its metatable
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "__index");  // reads go to the table
+  lua_pushstring(L, message);
+  lua_pushcclosure(
+      L,
+      [](lua_State* L) -> int {
+        return luaL_error(L, "%s", lua_tostring(L, lua_upvalueindex(1)));
+      },
+      1);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushstring(L, "protected");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_remove(L, -2);
+}
+
+void protect_metatable(lua_State* L, const char* name) {
+  luaL_getmetatable(L, name);
+  lua_pushstring(L, "protected");
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
+}
+
+// The script's global table is built from an allow-list: only these base functions and these
+// libraries (math.random seeded by the experiment, string without dump). No os, io, debug,
+// package, load, dofile, loadfile, collectgarbage, rawset (it would bypass read-only tables).
 void open_sandbox(lua_State* L) {
   static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
                                   {LUA_TABLIBNAME, luaopen_table},
@@ -734,32 +813,49 @@ void open_sandbox(lua_State* L) {
                                   {LUA_COLIBNAME, luaopen_coroutine},
                                   {nullptr, nullptr}};
   for (const luaL_Reg* lib = libs; lib->func; ++lib) {
-    luaL_requiref(L, lib->name, lib->func, 1);
+    luaL_requiref(L, lib->name, lib->func, 0);  // not made global: the allow-list decides
     lua_pop(L, 1);
   }
-  for (const char* name : {"dofile", "loadfile", "load", "collectgarbage"}) {
-    lua_pushnil(L);
-    lua_setglobal(L, name);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  const int loaded = lua_gettop(L);
+  lua_newtable(L);  // the script's globals
+  const int env = lua_gettop(L);
+  lua_getfield(L, loaded, LUA_GNAME);
+  for (const char* name : {"assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall",
+                           "rawequal", "rawget", "rawlen", "select", "setmetatable", "tonumber",
+                           "tostring", "type", "xpcall", "_VERSION"}) {
+    lua_getfield(L, -1, name);
+    lua_setfield(L, env, name);
   }
-  lua_getglobal(L, "string");
+  lua_pop(L, 1);
+  for (const char* lib : {LUA_TABLIBNAME, LUA_STRLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME,
+                          LUA_COLIBNAME}) {
+    lua_getfield(L, loaded, lib);
+    lua_setfield(L, env, lib);
+  }
+  lua_getfield(L, env, "string");
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
   lua_pop(L, 1);
-  lua_getglobal(L, "math");
+  lua_getfield(L, env, "math");
   lua_pushcfunction(L, sandbox_random);
   lua_setfield(L, -2, "random");
   lua_pushcfunction(L, sandbox_randomseed);
   lua_setfield(L, -2, "randomseed");
   lua_pop(L, 1);
-  lua_register(L, "print", sandbox_print);
-  lua_register(L, "require", sandbox_require);
+  lua_pushcfunction(L, sandbox_print);
+  lua_setfield(L, env, "print");
+  lua_pushcfunction(L, sandbox_require);
+  lua_setfield(L, env, "require");
+  lua_pushvalue(L, env);
+  lua_setfield(L, env, "_G");
 
-  // The module.
+  // The module, read-only: a script cannot replace lab.expect.
   static const luaL_Reg lab[] = {{"experiment", lab_experiment}, {"report", lab_report},
                                  {"expect", lab_expect},         {"check", lab_check},
-                                 {"duration", lab_duration},
-                                 {"lessons", lab_lessons},       {"info", lab_info},
-                                 {"fixed", lab_fixed},           {nullptr, nullptr}};
+                                 {"duration", lab_duration},     {"lessons", lab_lessons},
+                                 {"info", lab_info},             {"fixed", lab_fixed},
+                                 {nullptr, nullptr}};
   luaL_newlib(L, lab);
   for (const char* kind : {"poisson", "constant", "closed", "uniform", "zipf", "hotspot",
                            "exponential", "lognormal", "pareto", "bimodal"}) {
@@ -767,6 +863,7 @@ void open_sandbox(lua_State* L) {
     lua_pushcclosure(L, lab_tagged, 1);
     lua_setfield(L, -2, kind);
   }
+  make_read_only(L, "the hldlab module is read-only");
   lua_setfield(L, LUA_REGISTRYINDEX, "hldlab.module");
 
   static const luaL_Reg experiment_methods[] = {
@@ -786,17 +883,23 @@ void open_sandbox(lua_State* L) {
   lua_pop(L, 1);
   luaL_newmetatable(L, kResultsMeta);
   luaL_loadstring(L, kStrictResults);
+  lua_pushvalue(L, env);
+  lua_setupvalue(L, -2, 1);  // its _ENV: the sandbox's globals
   lua_pushvalue(L, -2);
   lua_call(L, 1, 0);
   lua_pop(L, 1);
+  for (const char* meta : {kExperimentMeta, kSystemMeta, kResultsMeta}) protect_metatable(L, meta);
 
-  // Reading an undefined global is an error.
-  lua_pushglobaltable(L);
+  // Reading an undefined global is an error; the globals' metatable cannot be changed.
   lua_newtable(L);
   lua_pushcfunction(L, strict_global);
   lua_setfield(L, -2, "__index");
-  lua_setmetatable(L, -2);
-  lua_pop(L, 1);
+  lua_pushstring(L, "protected");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, env);
+  // The script's chunk gets `env` as its _ENV (see run_chunk).
+  lua_setfield(L, LUA_REGISTRYINDEX, "hldlab.env");
+  lua_pop(L, 1);  // loaded
 }
 
 ScriptResult run_chunk(const std::function<int(lua_State*)>& load, const PluginRegistry& registry,
@@ -813,9 +916,10 @@ ScriptResult run_chunk(const std::function<int(lua_State*)>& load, const PluginR
   if (load(L) != LUA_OK) {
     r.result.error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "cannot load the script";
   } else {
+    lua_getfield(L, LUA_REGISTRYINDEX, "hldlab.env");
+    lua_setupvalue(L, -2, 1);  // the chunk's _ENV
     lua_sethook(L, count_hook, LUA_MASKCOUNT, kHookEvery);
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK)
-      r.result.error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error object is not a string";
+    r.result.error = protected_call(L, 0);
   }
   lua_close(L);
   return std::move(r.result);
@@ -836,6 +940,7 @@ bool ScriptResult::failed_system() const {
 }
 
 int ScriptResult::exit_code() const {
+  if (stopped == StopReason::interrupted) return 130;
   if (!error.empty()) return 2;
   return failed_expectation() || failed_system() ? 1 : 0;
 }
@@ -868,6 +973,8 @@ nlohmann::json to_json(const ScriptResult& r) {
                                    {"claim", e.claim},
                                    {"headline", e.headline}});
   if (!r.error.empty()) out["error"] = r.error;
+  if (r.stopped == StopReason::interrupted) out["interrupted"] = true;
+  if (r.stopped == StopReason::timeout) out["timed_out"] = true;
   out["exit_code"] = r.exit_code();
   return out;
 }

@@ -2,6 +2,7 @@
 // measure the runtime itself. The "faulty" variant throws on the 100th request, and
 // "throws_in_build" from its factory. The operation "background" starts work that outlives
 // the requests (Context::hold / release).
+#include "hldlab/fifo.hpp"
 #include "hldlab/plugin.hpp"
 
 namespace {
@@ -9,15 +10,14 @@ using namespace hldlab;
 
 class PassThrough final : public System {
  public:
-  PassThrough(Context& ctx, bool faulty, Time delay) : ctx_(ctx), faulty_(faulty), delay_(delay) {}
+  PassThrough(Context& ctx, bool faulty, Time delay, bool negative_delay)
+      : ctx_(ctx), faulty_(faulty), negative_delay_(negative_delay), delay_(delay) {}
   void handle(const Request& r) override {
-    if (faulty_ && ++seen_ == 100) throw std::runtime_error("deliberate failure on request 100");
+    if (negative_delay_) ctx_.after(-5, [] {});
+    if (++seen_ == 100 && faulty_) throw std::runtime_error("deliberate failure on request 100");
     if (delay_ == 0) return ctx_.complete(r, r.key % 2 ? Outcome::hit : Outcome::miss);
     pending_.push_back(r);
-    ctx_.after(delay_, [this] {
-      ctx_.complete(pending_.front(), Outcome::ok);
-      pending_.erase(pending_.begin());
-    });
+    ctx_.after(delay_, [this] { ctx_.complete(pending_.pop_front(), Outcome::ok); });
   }
   Value call(const std::string& op, const Value& args) override {
     if (op == "echo") return args;
@@ -38,13 +38,14 @@ class PassThrough final : public System {
     return System::call(op, args);
   }
   Map figures() const override { return {{"seen", seen_}, {"background_done", background_done_}}; }
+  void reset_stats() override { seen_ = background_done_ = 0; }
 
  private:
   Context& ctx_;
-  bool faulty_;
+  bool faulty_, negative_delay_;
   Time delay_;
   std::int64_t seen_ = 0, background_done_ = 0;
-  std::vector<Request> pending_;
+  Fifo<Request> pending_;
 };
 
 class PassThroughLesson final : public Lesson {
@@ -59,10 +60,12 @@ class PassThroughLesson final : public Lesson {
         {{"instant", true, "complete every request at once (odd keys hit)"},
          {"delayed", false, "complete every request after `delay`"},
          {"faulty", false, "throws while handling the 100th request"},
-         {"throws_in_build", false, "its factory throws"}},
+         {"throws_in_build", false, "its factory throws"},
+         {"negative_delay", false, "schedules an event with a negative delay"}},
         {{"delay", ParamType::duration, "1ms", "delay of the delayed variant", 0, 60},
          {"label_text", ParamType::string, "x", "a string parameter", 0, 0, {"x", "y"}},
-         {"weights", ParamType::number_list, List{}, "a list parameter", 0, 10}},
+         {"weights", ParamType::number_list, List{}, "a list parameter", 0, 10},
+         {"count", ParamType::integer, 0, "an integer parameter", 0, 1e19}},
         {{"noop", "does nothing", {}}},
         {{"echo", "returns its arguments", {{"text", ParamType::string, "", "anything"}}},
          {"background",
@@ -82,7 +85,8 @@ class PassThroughLesson final : public Lesson {
                                 Context& ctx) const override {
     if (variant == "throws_in_build") throw std::runtime_error("factory exploded");
     return std::make_unique<PassThrough>(ctx, variant == "faulty",
-                                         variant == "delayed" ? p.duration("delay") : 0);
+                                         variant == "delayed" ? p.duration("delay") : 0,
+                                         variant == "negative_delay");
   }
 };
 

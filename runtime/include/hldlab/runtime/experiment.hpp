@@ -163,6 +163,11 @@ class Experiment {
   void at(Time t, std::function<void()> action);
   /// Run the experiment once. Throws if it has already run.
   ExperimentResult run(const RunOptions& options = {});
+  /// Run only the system `label` (the others stay built but get no traffic, no callback and no
+  /// row in the results): how a test checks that a system measures the same alone.
+  void run_alone(const std::string& label);
+  /// Whether `slot` takes part in the run (every system unless run_alone chose another).
+  bool active(const SystemSlot& slot) const { return alone_.empty() || slot.label() == alone_; }
 
   const ExperimentConfig& config() const { return config_; }
   const Workload& workload() const { return workload_; }
@@ -171,7 +176,7 @@ class Experiment {
   Time now() const { return now_.load(std::memory_order_relaxed); }
   const std::vector<std::unique_ptr<SystemSlot>>& systems() const { return systems_; }
   bool has_run() const { return has_run_; }
-  bool running() const { return running_; }
+  bool running() const { return running_flag_; }
   /// The run was stopped early (SIGINT, --timeout).
   bool interrupted() const { return interrupted_; }
   ExperimentResult results() const;
@@ -192,10 +197,12 @@ class Experiment {
   ExperimentConfig config_;
   Workload workload_;
   std::vector<std::unique_ptr<SystemSlot>> systems_;
+  std::vector<SystemSlot*> running_;  // the active systems, during run()
+  std::string alone_;
   std::vector<Callback> callbacks_;  // a min-heap by (time, seq)
   std::uint64_t next_callback_seq_ = 0;
   std::atomic<Time> now_{0};
-  bool has_run_ = false, running_ = false, interrupted_ = false;
+  bool has_run_ = false, running_flag_ = false, interrupted_ = false;
   double wall_start_ = 0;
 };
 

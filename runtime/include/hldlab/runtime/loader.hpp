@@ -19,10 +19,12 @@ struct LoadedLesson {
 
 class PluginRegistry {
  public:
-  /// Load every `*.so` in `dir` (sorted by name). Problems are recorded in errors(), one line per
-  /// file, and never stop the other files from loading. A missing directory is an error too.
+  /// Load every `*.so` in `dir` (sorted by name), or `dir` itself when it is a file. Problems are
+  /// recorded in errors(), one line per file, and never stop the other files from loading. A
+  /// missing directory is an error too.
   void load_directory(const std::string& dir);
-  /// Load one file; returns false (and records why) when it is refused.
+  /// Load one file; returns false (and records why) when it is refused. The file is checked
+  /// (a complete 64-bit ELF library) before the dynamic loader maps it.
   bool load_file(const std::string& path);
 
   /// The lesson called `name`, or an exception listing the known lessons ("did you mean").

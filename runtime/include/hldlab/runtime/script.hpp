@@ -11,6 +11,7 @@
 
 #include "hldlab/runtime/experiment.hpp"
 #include "hldlab/runtime/loader.hpp"
+#include "hldlab/runtime/stop.hpp"
 
 namespace hldlab {
 
@@ -19,9 +20,12 @@ struct ScriptOptions {
   double pace = 0;                                   ///< see RunOptions
   unsigned jobs = 1;                                 ///< see RunOptions
   double memory_budget = 0;                          ///< see ExperimentConfig
+  /// (n, label): in the n-th experiment run (from 0), run only the system `label`.
+  std::optional<std::pair<std::size_t, std::string>> run_alone;
   std::uint64_t instruction_budget = 2'000'000'000;  ///< Lua VM instructions before aborting
   std::size_t memory_limit = std::size_t{1} << 30;   ///< bytes the Lua state may allocate
   bool print_reports = true;  ///< lab.report prints to stdout (the tour collects them instead)
+  bool reports_to_stderr = false;  ///< print them to stderr instead (stdout carries JSON)
   /// Called when an experiment starts running (the metrics exporter registers it).
   std::function<void(const std::shared_ptr<Experiment>&)> on_run_start;
 };
@@ -38,10 +42,13 @@ struct ScriptResult {
   std::vector<Expectation> expectations;
   std::string error;   ///< the script failed (syntax, runtime or input error): one line
   std::string output;  ///< what lab.report and print wrote (also printed unless suppressed)
+  /// Stopped early by SIGINT/SIGTERM or --timeout: the results so far are kept.
+  StopReason stopped = StopReason::none;
 
   bool failed_expectation() const;
   bool failed_system() const;
-  /// 0: all good; 1: an expectation or a system failed; 2: the script or its input is wrong.
+  /// 0: all good; 1: an expectation or a system failed; 2: the script or its input is wrong
+  /// (or it ran out of time); 130: interrupted by SIGINT/SIGTERM.
   int exit_code() const;
 };
 
