@@ -50,18 +50,20 @@ int main() {
   const std::string setup =
       "local lab = require 'hldlab'\nlocal exp = lab.experiment{}\n"
       "local sys = exp:add{ lesson = 'passthrough', variant = 'instant' }\nlocal args = {}\n";
-  const std::string with_call =
-      setup + "for i = 1, " + std::to_string(calls) + " do sys:call('echo', args) end\n";
   const std::string without =
       setup + "for i = 1, " + std::to_string(calls) + " do local _ = args end\n";
   double start = now_seconds();
-  auto r1 = run_script_text(with_call, "bench.lua", test_lessons, options);
-  const double t_with = now_seconds() - start;
-  start = now_seconds();
-  auto r2 = run_script_text(without, "bench.lua", test_lessons, options);
+  auto empty = run_script_text(without, "bench.lua", test_lessons, options);
   const double t_without = now_seconds() - start;
-  if (!r1.error.empty() || !r2.error.empty())
-    std::fprintf(stderr, "%s%s\n", r1.error.c_str(), r2.error.c_str());
-  report("Lua sys:call('echo', {}) -> plugin and back", calls, t_with - t_without, "calls");
+  for (const char* call : {"sys:call('ping')", "sys:call('echo', args)"}) {
+    const std::string with_call =
+        setup + "for i = 1, " + std::to_string(calls) + " do " + call + " end\n";
+    start = now_seconds();
+    auto r = run_script_text(with_call, "bench.lua", test_lessons, options);
+    const double t_with = now_seconds() - start;
+    if (!r.error.empty() || !empty.error.empty())
+      std::fprintf(stderr, "%s%s\n", r.error.c_str(), empty.error.c_str());
+    report(std::string("Lua ") + call + " -> plugin and back", calls, t_with - t_without, "calls");
+  }
   return 0;
 }

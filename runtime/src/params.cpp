@@ -144,19 +144,21 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 }
 
 Value coerce(const ParamSpec& spec, const Value& v, const std::string& owner) {
-  const std::string what = owner + ": parameter '" + spec.name + "'";
+  // Built only when something is wrong: validation runs on every sys:call.
+  auto what = [&] { return owner + ": parameter '" + spec.name + "'"; };
   auto wrong_type = [&] {
     const std::string wanted = param_type_name(spec.type), got = Value::kind_name(v.kind());
     auto article = [](const std::string& word) {
       return std::string(std::strchr("aeiou", word[0]) ? "an " : "a ") + word;
     };
-    return std::invalid_argument(what + " must be " + article(wanted) + ", not " + article(got));
+    return std::invalid_argument(what() + " must be " + article(wanted) + ", not " + article(got));
   };
-  auto check_range = [&](double x, const std::string& shown) {
+  // `shown` is the value as the user wrote it (a duration as "20ms").
+  auto check_range = [&](double x, const Value& shown) {
     if (!std::isfinite(x) || x < spec.min || x > spec.max) {
       std::ostringstream range;
-      range << what << " = " << shown << " is out of range [" << spec.min << ", " << spec.max
-            << "]";
+      range << what() << " = " << format_param_value(spec, shown) << " is out of range ["
+            << spec.min << ", " << spec.max << "]";
       throw std::invalid_argument(range.str());
     }
   };
@@ -164,22 +166,22 @@ Value coerce(const ParamSpec& spec, const Value& v, const std::string& owner) {
     case ParamType::integer: {
       if (!v.is_number()) throw wrong_type();
       if (v.kind() == Value::Kind::integer) {
-        check_range(static_cast<double>(v.as_int()), format_param_value(spec, v));
+        check_range(static_cast<double>(v.as_int()), v);
         return v;
       }
       const double d = v.as_double();
       if (!std::isfinite(d) || d != std::floor(d))
-        throw std::invalid_argument(what + " must be a whole number, not " +
+        throw std::invalid_argument(what() + " must be a whole number, not " +
                                     format_param_value(spec, v));
-      check_range(d, format_param_value(spec, v));
+      check_range(d, v);
       if (std::abs(d) >= 9.2e18)
-        throw std::invalid_argument(what + " = " + format_param_value(spec, v) +
+        throw std::invalid_argument(what() + " = " + format_param_value(spec, v) +
                                     " does not fit a 64-bit integer");
       return Value(static_cast<std::int64_t>(d));
     }
     case ParamType::real: {
       if (!v.is_number()) throw wrong_type();
-      check_range(v.as_double(), format_param_value(spec, v));
+      check_range(v.as_double(), v);
       return Value(v.as_double());
     }
     case ParamType::boolean:
@@ -191,13 +193,13 @@ Value coerce(const ParamSpec& spec, const Value& v, const std::string& owner) {
                                              v.as_string()) == spec.choices.end()) {
         std::string list;
         for (const auto& c : spec.choices) list += (list.empty() ? "" : ", ") + c;
-        throw std::invalid_argument(what + " = \"" + v.as_string() + "\" is not one of: " + list +
+        throw std::invalid_argument(what() + " = \"" + v.as_string() + "\" is not one of: " + list +
                                     did_you_mean(v.as_string(), spec.choices));
       }
       return v;
     case ParamType::duration: {
-      const Time t = duration_from(v, what);
-      check_range(static_cast<double>(t) / 1e9, format_duration(t));
+      const Time t = duration_from(v, what());
+      check_range(static_cast<double>(t) / 1e9, Value(static_cast<std::int64_t>(t)));
       return Value(static_cast<std::int64_t>(t));
     }
     case ParamType::number_list: {
@@ -205,8 +207,8 @@ Value coerce(const ParamSpec& spec, const Value& v, const std::string& owner) {
       if (v.kind() != Value::Kind::list) throw wrong_type();
       List out;
       for (const Value& item : v.as_list()) {
-        if (!item.is_number()) throw std::invalid_argument(what + " must hold only numbers");
-        check_range(item.as_double(), format_param_value(spec, item));
+        if (!item.is_number()) throw std::invalid_argument(what() + " must hold only numbers");
+        check_range(item.as_double(), item);
         out.push_back(Value(item.as_double()));
       }
       return Value(std::move(out));
@@ -235,17 +237,20 @@ std::string did_you_mean(const std::string& name, const std::vector<std::string>
 
 Params validate_params(const std::vector<ParamSpec>& specs, const Map& given,
                        const std::string& owner) {
-  std::vector<std::string> names;
-  for (const auto& s : specs) names.push_back(s.name);
   for (const auto& [name, value] : given) {
     (void)value;
-    if (std::find(names.begin(), names.end(), name) == names.end()) {
-      std::string known;
-      for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
-      throw std::invalid_argument(owner + ": unknown parameter '" + name + "'" +
-                                  did_you_mean(name, names) +
-                                  (known.empty() ? "; it takes none" : "; known: " + known));
+    const bool known = std::any_of(specs.begin(), specs.end(),
+                                   [&, &name = name](const ParamSpec& s) { return s.name == name; });
+    if (known) continue;
+    std::vector<std::string> names;
+    std::string list;
+    for (const auto& s : specs) {
+      names.push_back(s.name);
+      list += (list.empty() ? "" : ", ") + s.name;
     }
+    throw std::invalid_argument(owner + ": unknown parameter '" + name + "'" +
+                                did_you_mean(name, names) +
+                                (list.empty() ? "; it takes none" : "; known: " + list));
   }
   Map out;
   for (const auto& spec : specs) {
@@ -256,7 +261,7 @@ Params validate_params(const std::vector<ParamSpec>& specs, const Map& given,
       throw std::invalid_argument(owner + ": parameter '" + spec.name + "' is required (" +
                                   spec.doc + ")");
     } else {
-      out[spec.name] = coerce(spec, spec.default_value, owner + " (default)");
+      out[spec.name] = coerce(spec, spec.default_value, owner);
     }
   }
   return Params(std::move(out));

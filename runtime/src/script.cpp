@@ -524,20 +524,14 @@ int sys_at(lua_State* L) {
   });
 }
 
+// Methods come from a table (an upvalue) without building any C++ string; fields otherwise.
 int sys_index(lua_State* L) {
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
   return guarded(L, [&] {
     auto& box = box_arg<SystemBox>(L, 1, kSystemMeta, "system");
     const std::string key = string_arg(L, 2, "system field");
-    static const luaL_Reg methods[] = {{"inject", sys_inject},
-                                       {"clear", sys_clear},
-                                       {"call", sys_call},
-                                       {"at", sys_at},
-                                       {nullptr, nullptr}};
-    for (const luaL_Reg* m = methods; m->name; ++m)
-      if (key == m->name) {
-        lua_pushcfunction(L, m->func);
-        return 1;
-      }
     if (key == "label")
       lua_pushstring(L, box.slot->label().c_str());
     else if (key == "variant")
@@ -876,7 +870,13 @@ void open_sandbox(lua_State* L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newmetatable(L, kSystemMeta);
-  lua_pushcfunction(L, sys_index);
+  static const luaL_Reg system_methods[] = {{"inject", sys_inject},
+                                            {"clear", sys_clear},
+                                            {"call", sys_call},
+                                            {"at", sys_at},
+                                            {nullptr, nullptr}};
+  luaL_newlib(L, system_methods);
+  lua_pushcclosure(L, sys_index, 1);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, box_gc<SystemBox>);
   lua_setfield(L, -2, "__gc");

@@ -21,6 +21,7 @@ class PassThrough final : public System {
   }
   Value call(const std::string& op, const Value& args) override {
     if (op == "echo") return args;
+    if (op == "ping") return seen_;
     if (op == "background") {  // hold: done `after` later unless held = false
       const Time after = args["after"].as_int();
       const bool held = args["held"].as_bool();
@@ -68,6 +69,7 @@ class PassThroughLesson final : public Lesson {
          {"count", ParamType::integer, 0, "an integer parameter", 0, 1e19}},
         {{"noop", "does nothing", {}}},
         {{"echo", "returns its arguments", {{"text", ParamType::string, "", "anything"}}},
+         {"ping", "returns the number of requests seen (no arguments)", {}},
          {"background",
           "work done `after` from now, held (Context::hold) unless held = false",
           {{"after", ParamType::duration, "1s", "when", 0, 3600},
