@@ -69,12 +69,11 @@ class Store final : public System {
         replicas_(static_cast<std::size_t>(p.integer("replicas"))),
         delay_(p.duration("replication_delay")),
         discards_metric_(ctx.metric("unseen_discards")),
-        conflicts_metric_(ctx.metric("conflicts_detected")) {
-    data_.resize(replicas_);
-    behind_.assign(replicas_, 0);
-    isolated_.assign(replicas_, false);
-    counter_.assign(replicas_, 0);
-  }
+        conflicts_metric_(ctx.metric("conflicts_detected")),
+        data_(replicas_),
+        behind_(replicas_, 0),
+        isolated_(replicas_, false),
+        counter_(replicas_, 0) {}
 
   void handle(const Request& r) override {
     const std::uint32_t replica = r.client % static_cast<std::uint32_t>(replicas_);
@@ -108,21 +107,16 @@ class Store final : public System {
   Value call(const std::string& op, const Value& args) override {
     if (op == "divergent_keys") {
       // Keys whose replicas do not hold the same set of values (0 once everything arrived).
-      std::int64_t divergent = 0;
-      for (std::size_t r = 0; r < replicas_; ++r)
-        for (const auto& [key, versions] : data_[r]) {
-          bool first_holder = true;  // count each key once: at the first replica that has it
-          for (std::size_t q = 0; q < r && first_holder; ++q)
-            first_holder = data_[q].find(key) == data_[q].end();
-          if (!first_holder) continue;
-          const std::vector<std::uint64_t> ids = updates(r, key);
-          for (std::size_t q = 0; q < replicas_; ++q)
-            if (q != r && updates(q, key) != ids) {
-              ++divergent;
-              break;
-            }
-        }
-      return divergent;
+      std::vector<std::uint64_t> keys;
+      for (const auto& replica : data_)
+        for (const auto& entry : replica) keys.push_back(entry.first);
+      std::sort(keys.begin(), keys.end());
+      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+      return static_cast<std::int64_t>(std::count_if(keys.begin(), keys.end(), [&](auto key) {
+        for (std::size_t q = 1; q < replicas_; ++q)
+          if (updates(q, key) != updates(0, key)) return true;
+        return false;
+      }));
     }
     const std::size_t replica = replica_at(args["replica"].as_int());
     const auto key = static_cast<std::uint64_t>(args["key"].as_int());
