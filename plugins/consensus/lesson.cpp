@@ -4,9 +4,10 @@
 //              for itself, RequestVote(term, log length) to all; a node grants one vote per
 //              term, and only to a candidate whose log is at least as long as its own; a
 //              majority makes a leader, which broadcasts heartbeats every `heartbeat`
-//   problem:   fixed timeout (150-150 ms): after the crash the followers' timers expire within
-//              a network delay of each other, several become candidates in the same term and
-//              split the votes; they all retry after the same 150 ms and split again
+//   problem:   fixed timeout (150-150 ms): the followers heard the last heartbeat together, so
+//              their timers expire within a fraction of a millisecond, before any RequestVote
+//              arrives; several become candidates in the same term and split the votes; they
+//              all retry after the same 150 ms and split again
 //   fix:       randomized timeout in [min, max] (Raft: 150-300 ms): usually one node times out
 //              first and collects a majority before anyone else wakes up; the wider the range,
 //              the fewer split votes (Ongaro and Ousterhout 2014, figure 16)
@@ -388,10 +389,11 @@ LessonInfo info() {
   return {
       "consensus",
       "Consensus: Raft leader election with fixed vs randomized timeouts",
-      "With the same election timeout everywhere, the followers of a crashed leader time out "
-      "within a network delay of each other, several stand in the same term and split the "
-      "votes; they retry after the same timeout and split again. The cluster can stay without "
-      "a leader, unable to take commands, for many rounds.",
+      "With the same election timeout everywhere, the followers of a crashed leader (who heard "
+      "its last heartbeat together) time out within a fraction of a millisecond, before any "
+      "RequestVote reaches them: several stand in the same term and split the votes; they retry "
+      "after the same timeout and split again. The cluster can stay without a leader, unable to "
+      "take commands, for seconds.",
       "Randomize each election timeout in a range (Raft: 150-300 ms). One follower usually "
       "times out well before the others and wins the majority before anyone else stands. Even "
       "5 ms of randomness helps; a range wider than the network delay removes almost all split "
@@ -425,8 +427,9 @@ LessonInfo info() {
         {{"restart_after", ParamType::duration, "5s", "downtime of the crashed node", 0, 3600}}}},
       {{"elections",
         "start `trials` crash/elect cycles on this cluster (the experiment runs until they "
-        "end): `settle` after each election the leader crashes at a random point of its "
-        "heartbeat interval; the time to the next leader fills the elect_* figures",
+        "end, within its drain): `settle` after each election the leader crashes at a random "
+        "point of its heartbeat interval; the time to the next leader fills the elect_* "
+        "figures",
         {{"trials", ParamType::integer, 1000, "crash/elect cycles", 1, 1e6},
          {"settle", ParamType::duration, "1s",
           "stable time between a new leader and the next crash", 0.05, 60},
@@ -441,8 +444,8 @@ LessonInfo info() {
        {"elections", MetricSpec::Kind::counter, "elections measured by the elections operation"}},
       {{"elections", Unit::count, "crash/elect trials measured"},
        {"no_leader", Unit::count,
-        "trials that elected no leader within give_up (they end the "
-        "series; the elect_* figures are then not reported)"},
+        "trials that elected no leader within give_up (one ends the series, and the elect_* "
+        "figures are then not reported)"},
        {"split_votes", Unit::count,
         "terms in which two or more candidates stood, between crashes and the next leaders"},
        {"elect_p50", Unit::seconds, "median time from a crash to the next leader"},
