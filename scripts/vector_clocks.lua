@@ -12,8 +12,9 @@ local lab = require "hldlab"
 
 local exp = lab.experiment{ name = "vector_clocks", seed = 42, duration = "60s" }
 -- No traffic in the last second, so replication has finished when the run ends.
-exp:workload{ arrivals = lab.poisson{ rps = 200, ramp = { to = 0, start = "59s", finish = "59s" } }, keys = lab.uniform{ n = 50 }, writes = 0.5,
-              service = "1ms" }
+-- Replicas answer at once (the lesson ignores the service time).
+exp:workload{ arrivals = lab.poisson{ rps = 200, ramp = { to = 0, start = "59s", finish = "59s" } },
+              keys = lab.uniform{ n = 50 }, writes = 0.5 }
 local lww_sys = exp:add{ lesson = "vector_clocks", variant = "last_write_wins",
                         params = { replication_delay = "20ms" } }
 local vc_sys = exp:add{ lesson = "vector_clocks", variant = "vector_clocks",
@@ -25,7 +26,7 @@ local r = exp:run()
 lab.report(r)
 
 local lww, vc = r.last_write_wins, r.vector_clocks
-lab.expect(lww.writes == vc.writes, "both variants took the same writes")
+lab.check(lww.writes == vc.writes, "both variants took the same writes")
 lab.expect(lww.lost_updates > lww.writes / 20, "last write wins silently lost over 5% of the writes",
            { headline = true })
 lab.expect(vc.lost_updates == 0, "vector clocks lost none")

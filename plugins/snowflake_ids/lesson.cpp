@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "hldlab/fifo.hpp"
 #include "hldlab/plugin.hpp"
 
 namespace {
@@ -24,6 +25,8 @@ using namespace hldlab;
 
 enum class Scheme { auto_increment, snowflake, sonyflake };
 enum class Backwards { wait, refuse, ignore };
+constexpr std::pair<const char*, Backwards> kBackwards[] = {
+    {"wait", Backwards::wait}, {"refuse", Backwards::refuse}, {"ignore", Backwards::ignore}};
 
 /// Virtual wall clocks start this far after the id epoch, so a clock set back stays positive.
 constexpr Time kEpochOffset = seconds(3600);
@@ -33,18 +36,17 @@ struct Layout {
   int sequence_bits;      // ids per tick per worker = 2^sequence_bits
   int worker_bits;        // workers supported = 2^worker_bits
   bool worker_below_seq;  // sonyflake puts the machine id in the low bits
+  int time_shift() const { return sequence_bits + worker_bits; }
+  int sequence_shift() const { return worker_below_seq ? worker_bits : 0; }
+  int worker_shift() const { return worker_below_seq ? 0 : sequence_bits; }
 };
 
 struct Worker {
   Time skew = 0;  // this worker's clock minus true time
   std::int64_t last_tick = -1;
   std::int64_t sequence = 0;
-  std::uint64_t counter = 0;  // auto_increment
-  // Requests waiting behind a waiting generator: queue[head..]. A vector (not a deque) so that
-  // thousands of idle workers cost no allocation.
-  std::vector<Request> queue;
-  std::size_t head = 0;
-  bool queue_empty() const { return head == queue.size(); }
+  std::uint64_t counter = 0;           // auto_increment
+  Fifo<Request> queue;                 // requests waiting behind a waiting generator
   std::int64_t pending_synthetic = 0;  // burst fault: ids to generate that are not requests
   bool waiting = false;
   std::int64_t ms_now = -1, in_this_ms = 0;  // ids per true millisecond
@@ -62,15 +64,12 @@ class Generator final : public System {
       : scheme_(scheme),
         ctx_(ctx),
         workers_(static_cast<std::size_t>(p.integer("workers"))),
+        layout_(scheme == Scheme::sonyflake ? Layout{milliseconds(10), 8, 16, true}
+                                            : Layout{milliseconds(1), 12, 10, false}),
+        backwards_(variant_value(p.string("on_backwards"), kBackwards)),
         max_wait_(p.duration("max_wait")),
         tolerance_(p.duration("order_tolerance")),
         waits_metric_(ctx.metric("waits")) {
-    const std::string& b = p.string("on_backwards");
-    backwards_ = b == "wait"     ? Backwards::wait
-                 : b == "refuse" ? Backwards::refuse
-                                 : Backwards::ignore;
-    layout_ = scheme == Scheme::sonyflake ? Layout{milliseconds(10), 8, 16, true}
-                                          : Layout{milliseconds(1), 12, 10, false};
     if (scheme != Scheme::auto_increment && workers_.size() > (1u << layout_.worker_bits))
       throw std::invalid_argument("workers must be at most " +
                                   std::to_string(1u << layout_.worker_bits) + " for this layout");
@@ -80,11 +79,7 @@ class Generator final : public System {
   void handle(const Request& r) override {
     const std::size_t w = r.client % workers_.size();
     Worker& worker = workers_[w];
-    if (worker.waiting || !worker.queue_empty()) {
-      worker.queue.push_back(r);
-      return;
-    }
-    if (!serve(w, &r)) worker.queue.push_back(r);
+    if (worker.waiting || !worker.queue.empty() || !serve(w, &r)) worker.queue.push_back(r);
   }
 
   void inject(const std::string& fault, const Value& p) override {
@@ -107,21 +102,19 @@ class Generator final : public System {
     if (op == "decode") {
       const auto id = static_cast<std::uint64_t>(args["id"].as_int());
       if (scheme_ == Scheme::auto_increment) return Map{{"counter", id}};
-      const std::uint64_t seq_mask = (1ull << layout_.sequence_bits) - 1;
-      const std::uint64_t worker_mask = (1ull << layout_.worker_bits) - 1;
-      const int low = layout_.sequence_bits + layout_.worker_bits;
-      const std::uint64_t worker =
-          layout_.worker_below_seq ? id & worker_mask : (id >> layout_.sequence_bits) & worker_mask;
-      const std::uint64_t seq =
-          layout_.worker_below_seq ? (id >> layout_.worker_bits) & seq_mask : id & seq_mask;
-      return Map{{"time_ticks", id >> low}, {"worker", worker}, {"sequence", seq}};
+      const auto field = [id](int shift, int bits) {
+        return (id >> shift) & ((std::uint64_t{1} << bits) - 1);
+      };
+      return Map{{"time_ticks", id >> layout_.time_shift()},
+                 {"worker", field(layout_.worker_shift(), layout_.worker_bits)},
+                 {"sequence", field(layout_.sequence_shift(), layout_.sequence_bits)}};
     }
     if (op == "workers") {
       List out;
       for (const Worker& w : workers_)
         out.push_back(Map{{"issued", w.issued},
                           {"skew_ms", to_milliseconds(w.skew)},
-                          {"queued", static_cast<std::int64_t>(w.queue.size() - w.head)}});
+                          {"queued", static_cast<std::int64_t>(w.queue.size())}});
       return out;
     }
     if (op == "ids") {  // the last `n` ids issued, oldest first
@@ -155,6 +148,11 @@ class Generator final : public System {
         {"max_ids_per_ms", max_per_ms_},
         {"waits", waits_},
         {"refused", refused_}};
+  }
+
+  void reset_stats() override {
+    issued_.clear();
+    max_per_ms_ = waits_ = refused_ = 0;
   }
 
  private:
@@ -191,9 +189,8 @@ class Generator final : public System {
       }
       const auto t = static_cast<std::uint64_t>(tick);
       const auto seq = static_cast<std::uint64_t>(worker.sequence);
-      const int tshift = layout_.sequence_bits + layout_.worker_bits;
-      id = layout_.worker_below_seq ? (t << tshift) | (seq << layout_.worker_bits) | w
-                                    : (t << tshift) | (w << layout_.sequence_bits) | seq;
+      id = (t << layout_.time_shift()) | (seq << layout_.sequence_shift()) |
+           (w << layout_.worker_shift());
     }
     record(worker, id);
     if (r) ctx_.complete(*r, Outcome::ok);
@@ -225,91 +222,93 @@ class Generator final : public System {
       if (!serve(w, nullptr)) return;
       --worker.pending_synthetic;
     }
-    while (!worker.queue_empty()) {
-      if (!serve(w, &worker.queue[worker.head])) return;
-      ++worker.head;
+    while (!worker.queue.empty()) {
+      if (!serve(w, &worker.queue.front())) return;
+      worker.queue.pop_front();
     }
-    worker.queue.clear();  // keeps its capacity
-    worker.head = 0;
   }
 
   Scheme scheme_;
   Context& ctx_;
   std::vector<Worker> workers_;
-  Layout layout_{};
-  Backwards backwards_ = Backwards::wait;
+  Layout layout_;
+  Backwards backwards_;
   Time max_wait_, tolerance_;
   Metric& waits_metric_;
   std::vector<Issued> issued_;
   std::int64_t max_per_ms_ = 0, waits_ = 0, refused_ = 0;
 };
 
-class SnowflakeIds final : public Lesson {
- public:
-  const LessonInfo& info() const override {
-    static const LessonInfo info{
-        "snowflake_ids",
-        "Distributed ids: snowflake instead of auto-increment on several masters",
-        "Each master database hands out AUTO_INCREMENT ids from its own counter. With two "
-        "masters accepting inserts, both issue 1, 2, 3, ...: nearly every id exists twice, and "
-        "merging the data or using the id as a key corrupts it.",
-        "Compose the id from the time, the worker id and a per-tick sequence (Twitter "
-        "snowflake: 41-bit milliseconds, 10-bit worker, 12-bit sequence = 4096 ids per ms per "
-        "worker; Sony's sonyflake: 39-bit 10 ms ticks, 8-bit sequence, 16-bit machine). No "
-        "coordination, no duplicates, ids sort by time. A clock that moves backwards must make "
-        "the generator wait or refuse, never reuse a tick; an exhausted sequence waits for the "
-        "next tick.",
-        {"Twitter snowflake", "Sony sonyflake", "Discord and Instagram ids (snowflake-like)",
-         "MongoDB ObjectId (time + machine + counter)"},
-        {{"auto_increment", true, "a counter per master: 1, 2, 3, ... on each"},
-         {"snowflake", false, "41-bit ms | 10-bit worker | 12-bit sequence"},
-         {"sonyflake", false, "39-bit 10 ms ticks | 8-bit sequence | 16-bit machine id"}},
-        {{"workers", ParamType::integer, 2,
-          "id generators (masters); request goes to client % workers", 1, 65536},
-         {"on_backwards",
-          ParamType::string,
-          "wait",
-          "when the clock moved backwards: wait (up to max_wait, then refuse), refuse, or ignore "
-          "(reuse old ticks: the bug that makes duplicates)",
-          -1e300,
-          1e300,
-          {"wait", "refuse", "ignore"}},
-         {"max_wait", ParamType::duration, "50ms",
-          "longest a worker waits for its clock to catch up before refusing", 0, 3600},
-         {"order_tolerance", ParamType::duration, "1ms",
-          "k-sorted check: an id is out of order when an id generated more than this later "
-          "sorts before it",
-          0, 3600}},
-        {{"clock_backwards",
-          "the worker's clock jumps back (NTP step, VM migration)",
-          {{"worker", ParamType::integer, 0, "worker index", 0, 65535},
-           {"by", ParamType::duration, "10ms", "how far back", 0, 3600}}},
-         {"burst",
-          "the worker must generate `count` ids at once (sequence exhaustion)",
-          {{"worker", ParamType::integer, 0, "worker index", 0, 65535},
-           {"count", ParamType::integer, 10000, "ids to generate", 1, 1e8}}}},
-        {{"decode",
-          "split an id into time ticks, worker and sequence",
-          {{"id", ParamType::integer, Value(), "the id", 0, 9.3e18}}},
-         {"workers", "per worker: ids issued, clock skew (ms), requests queued", {}},
-         {"ids",
-          "the last n ids issued, oldest first",
-          {{"n", ParamType::integer, 10, "how many", 1, 100000}}}},
-        {{"waits", MetricSpec::Kind::counter,
-          "times a worker waited (clock backwards or sequence exhausted)"}}};
-    return info;
-  }
+LessonInfo info() {
+  return {
+      "snowflake_ids",
+      "Distributed ids: snowflake instead of auto-increment on several masters",
+      "Each master database hands out AUTO_INCREMENT ids from its own counter. With two "
+      "masters accepting inserts, both issue 1, 2, 3, ...: nearly every id exists twice, and "
+      "merging the data or using the id as a key corrupts it.",
+      "Compose the id from the time, the worker id and a per-tick sequence (Twitter "
+      "snowflake: 41-bit milliseconds, 10-bit worker, 12-bit sequence = 4096 ids per ms per "
+      "worker; Sony's sonyflake: 39-bit 10 ms ticks, 8-bit sequence, 16-bit machine). No "
+      "coordination, no duplicates, ids sort by time. A clock that moves backwards must make "
+      "the generator wait or refuse, never reuse a tick; an exhausted sequence waits for the "
+      "next tick.",
+      {"Twitter snowflake", "Sony sonyflake", "Discord and Instagram ids (snowflake-like)",
+       "MongoDB ObjectId (time + machine + counter)"},
+      {{"auto_increment", true, "a counter per master: 1, 2, 3, ... on each"},
+       {"snowflake", false, "41-bit ms | 10-bit worker | 12-bit sequence"},
+       {"sonyflake", false, "39-bit 10 ms ticks | 8-bit sequence | 16-bit machine id"}},
+      {{"workers", ParamType::integer, 2,
+        "id generators (masters); request goes to client % workers", 1, 65536},
+       {"on_backwards",
+        ParamType::string,
+        "wait",
+        "when the clock moved backwards: wait (up to max_wait, then refuse), refuse, or ignore "
+        "(reuse old ticks: the bug that makes duplicates)",
+        -1e300,
+        1e300,
+        {"wait", "refuse", "ignore"}},
+       {"max_wait", ParamType::duration, "50ms",
+        "longest a worker waits for its clock to catch up before refusing", 0, 3600},
+       {"order_tolerance", ParamType::duration, "1ms",
+        "k-sorted check: an id is out of order when an id generated more than this later "
+        "sorts before it",
+        0, 3600}},
+      {{"clock_backwards",
+        "the worker's clock jumps back (NTP step, VM migration)",
+        {{"worker", ParamType::integer, 0, "worker index", 0, 65535},
+         {"by", ParamType::duration, "10ms", "how far back", 0, 3600}}},
+       {"burst",
+        "the worker must generate `count` ids at once (sequence exhaustion)",
+        {{"worker", ParamType::integer, 0, "worker index", 0, 65535},
+         {"count", ParamType::integer, 10000, "ids to generate", 1, 1e8}}}},
+      {{"decode",
+        "split an id into time ticks, worker and sequence",
+        {{"id", ParamType::integer, Value(), "the id", 0, 9.3e18}}},
+       {"workers", "per worker: ids issued, clock skew (ms), requests queued", {}},
+       {"ids",
+        "the last n ids issued, oldest first",
+        {{"n", ParamType::integer, 10, "how many", 1, 100000}}}},
+      {{"waits", MetricSpec::Kind::counter,
+        "times a worker waited (clock backwards or sequence exhausted)"}},
+      {{"ids", Unit::count, "ids issued"},
+       {"duplicates", Unit::count, "ids issued more than once"},
+       {"out_of_order", Unit::fraction,
+        "ids that sort before an id generated more than order_tolerance earlier"},
+       {"max_ids_per_ms", Unit::count, "most ids one worker issued in one millisecond"},
+       {"waits", Unit::count, "times a worker waited (clock backwards or sequence exhausted)"},
+       {"refused", Unit::count, "requests refused because the clock went backwards"}},
+      /*uses_service_time=*/false,  // an id is generated at once (or after a wait for the clock)
+      /*generic_faults=*/{"latency", "errors", "blackhole"}};
+}
 
-  std::unique_ptr<System> build(const std::string& variant, const Params& params,
-                                Context& ctx) const override {
-    if (variant == "auto_increment")
-      return std::make_unique<Generator>(Scheme::auto_increment, params, ctx);
-    if (variant == "snowflake") return std::make_unique<Generator>(Scheme::snowflake, params, ctx);
-    if (variant == "sonyflake") return std::make_unique<Generator>(Scheme::sonyflake, params, ctx);
-    throw std::invalid_argument("unknown variant " + variant);
-  }
-};
+std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {
+  static const std::pair<const char*, Scheme> schemes[] = {
+      {"auto_increment", Scheme::auto_increment},
+      {"snowflake", Scheme::snowflake},
+      {"sonyflake", Scheme::sonyflake}};
+  return std::make_unique<Generator>(variant_value(variant, schemes), params, ctx);
+}
 
 }  // namespace
 
-HLDLAB_PLUGIN(SnowflakeIds)
+HLDLAB_LESSON(info, build)

@@ -3,21 +3,24 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
+using hldlab::testing::constant_workload;
+using hldlab::testing::figure;
 using hldlab::testing::registry;
 using hldlab::testing::row;
+using hldlab::testing::run_experiment;
 
 namespace {
 
-std::int64_t figure(const ExperimentResult& r, const std::string& label, const char* name) {
-  return row(r, label).figures.at(name).as_int();
-}
-
-Workload constant(double rps) {
-  Workload w;
-  w.arrivals.kind = Arrivals::Kind::constant;
-  w.arrivals.rps = rps;
-  w.service = Distribution::constant(0);
-  return w;
+/// `systems` taking one id per ms (at whole milliseconds) for 1 s, each hit by `fault` at
+/// 500.5 ms.
+ExperimentResult one_id_per_ms(const std::vector<hldlab::testing::SystemSpec>& systems,
+                               const std::string& fault, const Map& args) {
+  return run_experiment(constant_workload(1000, 0), seconds(1), systems, 1,
+                        [&fault, &args](Experiment& e) {
+                          e.at(microseconds(500'500), [&e, fault, args] {
+                            for (const auto& s : e.systems()) s->inject(fault, args);
+                          });
+                        });
 }
 
 }  // namespace
@@ -36,7 +39,7 @@ TEST_CASE("two auto-increment masters duplicate every id the smaller one hands o
   const auto r = e.run();
   const List workers = naive.call("workers", {}).as_list();
   const std::int64_t a = workers[0]["issued"].as_int(), b = workers[1]["issued"].as_int();
-  const std::int64_t ids = figure(r, "auto_increment", "ids");
+  const double ids = figure(r, "auto_increment", "ids");
   REQUIRE(a + b == ids);
   REQUIRE(ids == row(r, "auto_increment").requests);
   // Both counters run 1, 2, 3, ...: the ids of the shorter run all exist twice.
@@ -49,17 +52,11 @@ TEST_CASE("two auto-increment masters duplicate every id the smaller one hands o
 TEST_CASE(
     "snowflake and sonyflake issue two million ids across workers with no duplicate, "
     "k-sorted within one tick") {
-  ExperimentConfig config;
-  config.seed = 3;
-  config.duration = seconds(2);
-  Experiment e(config);
-  Workload w;
-  w.arrivals.rps = 1e6;
-  w.service = Distribution::constant(0);
-  e.set_workload(w);
-  e.add(registry(), "snowflake_ids", "snowflake", {{"workers", 8}, {"order_tolerance", "1ms"}});
-  e.add(registry(), "snowflake_ids", "sonyflake", {{"workers", 100}, {"order_tolerance", "10ms"}});
-  const auto r = e.run();
+  const auto r = run_experiment(
+      hldlab::testing::poisson_workload(1e6, 0), seconds(2),
+      {{"snowflake_ids", "snowflake", {{"workers", 8}, {"order_tolerance", "1ms"}}},
+       {"snowflake_ids", "sonyflake", {{"workers", 100}, {"order_tolerance", "10ms"}}}},
+      3);
   for (const char* v : {"snowflake", "sonyflake"}) {
     INFO(v);
     const auto& s = row(r, v);
@@ -74,15 +71,10 @@ TEST_CASE(
 TEST_CASE(
     "snowflake gives a worker at most 4096 ids per millisecond; a burst waits exactly "
     "for the ticks it needs") {
-  ExperimentConfig config;
-  config.duration = seconds(1);
-  Experiment e(config);
-  e.set_workload(constant(1000));  // one id per ms, at whole milliseconds
-  SystemSlot& s = e.add(registry(), "snowflake_ids", "snowflake", {{"workers", 1}});
   // At 500.5 ms tick 500 has used sequence 0: the burst takes the other 4095, all 4096 of tick
   // 501 and 1809 of tick 502, so it waits twice.
-  e.at(microseconds(500'500), [&s] { s.inject("burst", {{"worker", 0}, {"count", 10000}}); });
-  const auto r = e.run();
+  const auto r = one_id_per_ms({{"snowflake_ids", "snowflake", {{"workers", 1}}}}, "burst",
+                               {{"worker", 0}, {"count", 10000}});
   REQUIRE(figure(r, "snowflake", "max_ids_per_ms") == 4096);
   REQUIRE(figure(r, "snowflake", "waits") == 2);
   REQUIRE(figure(r, "snowflake", "ids") == row(r, "snowflake").requests + 10000);
@@ -90,12 +82,8 @@ TEST_CASE(
 }
 
 TEST_CASE("sonyflake gives a machine at most 256 ids per 10 ms tick") {
-  ExperimentConfig config;
-  config.duration = milliseconds(100);
-  Experiment e(config);
-  e.set_workload(constant(100'000));
-  e.add(registry(), "snowflake_ids", "sonyflake", {{"workers", 1}});
-  const auto r = e.run();
+  const auto r = run_experiment(constant_workload(100'000, 0), milliseconds(100),
+                                {{"snowflake_ids", "sonyflake", {{"workers", 1}}}});
   const auto& s = row(r, "sonyflake");
   REQUIRE(s.requests == 9999);
   REQUIRE(s.completed == s.requests);
@@ -108,18 +96,13 @@ TEST_CASE("sonyflake gives a machine at most 256 ids per 10 ms tick") {
 TEST_CASE(
     "a clock set back 10 ms makes snowflake wait or refuse; ignoring it duplicates "
     "exactly the 10 reused milliseconds") {
-  ExperimentConfig config;
-  config.duration = seconds(1);
-  Experiment e(config);
-  e.set_workload(constant(1000));
-  std::vector<SystemSlot*> slots;
+  std::vector<hldlab::testing::SystemSpec> systems;
   for (const char* mode : {"wait", "refuse", "ignore"})
-    slots.push_back(&e.add(registry(), "snowflake_ids", "snowflake",
-                           {{"workers", 1}, {"on_backwards", mode}, {"max_wait", "50ms"}}, mode));
-  e.at(microseconds(500'500), [&slots] {
-    for (SystemSlot* s : slots) s->inject("clock_backwards", {{"worker", 0}, {"by", "10ms"}});
-  });
-  const auto r = e.run();
+    systems.push_back({"snowflake_ids",
+                       "snowflake",
+                       {{"workers", 1}, {"on_backwards", mode}, {"max_wait", "50ms"}},
+                       mode});
+  const auto r = one_id_per_ms(systems, "clock_backwards", {{"worker", 0}, {"by", "10ms"}});
   // Last id before the jump: tick 500. Arrivals at 501..509 ms read ticks 491..499.
   CHECK(figure(r, "wait", "duplicates") == 0);
   CHECK(figure(r, "wait", "waits") == 1);  // the first one waits 9 ms, the others queue behind
@@ -133,27 +116,31 @@ TEST_CASE(
 }
 
 TEST_CASE("a clock set back further than max_wait is refused instead of waited for") {
-  ExperimentConfig config;
-  config.duration = seconds(1);
-  Experiment e(config);
-  e.set_workload(constant(1000));
-  SystemSlot& s =
-      e.add(registry(), "snowflake_ids", "snowflake", {{"workers", 1}, {"max_wait", "5ms"}});
-  e.at(microseconds(500'500), [&s] {
-    s.inject("clock_backwards", {{"worker", 0}, {"by", "10ms"}});
-  });
-  const auto r = e.run();
+  const auto r =
+      one_id_per_ms({{"snowflake_ids", "snowflake", {{"workers", 1}, {"max_wait", "5ms"}}}},
+                    "clock_backwards", {{"worker", 0}, {"by", "10ms"}});
   // Waits of 9, 8, 7, 6 ms (arrivals 501..504) are refused; 5, 4, ... 1 ms are waited for.
   CHECK(figure(r, "snowflake", "refused") == 4);
   CHECK(figure(r, "snowflake", "waits") == 1);
   CHECK(figure(r, "snowflake", "duplicates") == 0);
 }
 
+TEST_CASE("a warm-up forgets the ids issued before it") {
+  ExperimentConfig config;
+  config.duration = seconds(1);
+  config.warmup = milliseconds(500);
+  Experiment e(config);
+  e.set_workload(constant_workload(1000, 0));
+  e.add(registry(), "snowflake_ids", "auto_increment");
+  const auto r = e.run();
+  CHECK(figure(r, "auto_increment", "ids") == 500);  // the arrivals at 500..999 ms
+}
+
 TEST_CASE("an id decodes back into its tick, worker and sequence") {
   ExperimentConfig config;
   config.duration = milliseconds(3);
   Experiment e(config);
-  e.set_workload(constant(1000));
+  e.set_workload(constant_workload(1000, 0));
   SystemSlot& s = e.add(registry(), "snowflake_ids", "snowflake", {{"workers", 1}});
   e.run();
   const auto ids = s.call("ids", {{"n", 1}}).as_list();

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "hldlab/plugin.hpp"
+#include "hldlab/slot_pool.hpp"
 
 namespace {
 using namespace hldlab;
@@ -53,11 +54,11 @@ bool newer(const Version& a, const Version& b) {
   return a.update > b.update;
 }
 
+/// Replication of a write to one replica, in flight or held by a partition.
 struct Message {
   Version version;
   std::uint64_t key = 0;
   std::uint32_t from = 0, to = 0;
-  bool active = false;  // in flight or held by a partition
 };
 
 class Store final : public System {
@@ -68,12 +69,11 @@ class Store final : public System {
         replicas_(static_cast<std::size_t>(p.integer("replicas"))),
         delay_(p.duration("replication_delay")),
         discards_metric_(ctx.metric("unseen_discards")),
-        conflicts_metric_(ctx.metric("conflicts_detected")) {
-    data_.resize(replicas_);
-    behind_.assign(replicas_, 0);
-    isolated_.assign(replicas_, false);
-    counter_.assign(replicas_, 0);
-  }
+        conflicts_metric_(ctx.metric("conflicts_detected")),
+        data_(replicas_),
+        behind_(replicas_, 0),
+        isolated_(replicas_, false),
+        counter_(replicas_, 0) {}
 
   void handle(const Request& r) override {
     const std::uint32_t replica = r.client % static_cast<std::uint32_t>(replicas_);
@@ -89,10 +89,10 @@ class Store final : public System {
   void inject(const std::string& fault, const Value& p) override {
     if (fault == "heal") {
       std::fill(isolated_.begin(), isolated_.end(), false);
-      std::vector<std::uint32_t> held;
+      std::vector<SlotHandle> held;
       held.swap(held_);
       ctx_.log("partition healed: delivering " + std::to_string(held.size()) + " held messages");
-      for (std::uint32_t slot : held) deliver(slot);
+      for (const SlotHandle h : held) deliver(h);
       return;
     }
     const std::size_t replica = replica_at(p["replica"].as_int());
@@ -107,21 +107,16 @@ class Store final : public System {
   Value call(const std::string& op, const Value& args) override {
     if (op == "divergent_keys") {
       // Keys whose replicas do not hold the same set of values (0 once everything arrived).
-      std::int64_t divergent = 0;
-      for (std::size_t r = 0; r < replicas_; ++r)
-        for (const auto& [key, versions] : data_[r]) {
-          bool first_holder = true;  // count each key once: at the first replica that has it
-          for (std::size_t q = 0; q < r && first_holder; ++q)
-            first_holder = data_[q].find(key) == data_[q].end();
-          if (!first_holder) continue;
-          const std::vector<std::uint64_t> ids = updates(r, key);
-          for (std::size_t q = 0; q < replicas_; ++q)
-            if (q != r && updates(q, key) != ids) {
-              ++divergent;
-              break;
-            }
-        }
-      return divergent;
+      std::vector<std::uint64_t> keys;
+      for (const auto& replica : data_)
+        for (const auto& entry : replica) keys.push_back(entry.first);
+      std::sort(keys.begin(), keys.end());
+      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+      return static_cast<std::int64_t>(std::count_if(keys.begin(), keys.end(), [&](auto key) {
+        for (std::size_t q = 1; q < replicas_; ++q)
+          if (updates(q, key) != updates(0, key)) return true;
+        return false;
+      }));
     }
     const std::size_t replica = replica_at(args["replica"].as_int());
     const auto key = static_cast<std::uint64_t>(args["key"].as_int());
@@ -136,7 +131,7 @@ class Store final : public System {
   }
 
   Map figures() const override {
-    return {{"writes", static_cast<std::int64_t>(flags_.size())},
+    return {{"writes", static_cast<std::int64_t>(flags_.size() - first_counted_)},
             {"lost_updates", lost_updates()},
             {"conflicts_detected", conflicts_},
             {"sibling_reads", sibling_reads_},
@@ -144,28 +139,33 @@ class Store final : public System {
             {"max_siblings", max_siblings_}};
   }
 
+  void reset_stats() override {
+    first_counted_ = flags_.size();
+    conflicts_ = sibling_reads_ = merges_ = 0;
+    max_siblings_ = 1;
+  }
+
  private:
-  /// Writes whose effect survives nowhere: not reachable through the parent links from any
-  /// value a replica holds or a message carries.
+  /// Writes (since the warm-up) whose effect survives nowhere: not reachable through the parent
+  /// links from any value a replica holds or a message carries.
   std::int64_t lost_updates() const {
     std::vector<std::uint8_t> alive(flags_.size(), 0);
     std::vector<std::uint64_t> stack;
     for (const auto& replica : data_)
       for (const auto& entry : replica)
         for (const Version& v : entry.second) stack.push_back(v.update);
-    for (const Message& m : messages_)
-      if (m.active) stack.push_back(m.version.update);
+    messages_.for_each([&](SlotHandle, const Message& m) { stack.push_back(m.version.update); });
     std::int64_t reached = 0;
     while (!stack.empty()) {
       const std::uint64_t u = stack.back();
       stack.pop_back();
       if (alive[u]) continue;
       alive[u] = 1;
-      ++reached;
+      if (u >= first_counted_) ++reached;
       const std::size_t end = u + 1 < parent_begin_.size() ? parent_begin_[u + 1] : parents_.size();
       for (std::size_t i = parent_begin_[u]; i < end; ++i) stack.push_back(parents_[i]);
     }
-    return static_cast<std::int64_t>(flags_.size()) - reached;
+    return static_cast<std::int64_t>(flags_.size() - first_counted_) - reached;
   }
 
   std::size_t replica_at(std::int64_t index) const {
@@ -207,33 +207,22 @@ class Store final : public System {
     }
     for (std::uint32_t to = 0; to < replicas_; ++to) {
       if (to == replica) continue;
-      std::uint32_t slot;
-      if (free_.empty()) {
-        slot = static_cast<std::uint32_t>(messages_.size());
-        messages_.emplace_back();
-      } else {
-        slot = free_.back();
-        free_.pop_back();
-      }
-      messages_[slot] = {v, key, replica, to, true};
-      ctx_.after(delay_, [this, slot] { deliver(slot); });
+      const SlotHandle h = messages_.acquire();
+      messages_[h] = {v, key, replica, to};
+      ctx_.after(delay_, [this, h] { deliver(h); });
     }
     return v.update;
   }
 
-  void deliver(std::uint32_t slot) {
-    const Message& m = messages_[slot];
-    if (isolated_[m.from] || isolated_[m.to]) {  // partitioned: held until heal
-      held_.push_back(slot);
-      return;
-    }
+  void deliver(SlotHandle h) {
+    const Message& m = messages_[h];
+    if (isolated_[m.from] || isolated_[m.to]) return held_.push_back(h);  // until heal
     std::vector<Version>& held = data_[m.to][m.key];
     if (vc_)
       apply_vc(held, m.version);
     else
       apply_lww(held, m.version);
-    messages_[slot].active = false;
-    free_.push_back(slot);
+    messages_.release(h);
   }
 
   void apply_lww(std::vector<Version>& held, const Version& v) {
@@ -289,65 +278,68 @@ class Store final : public System {
   std::vector<std::uint32_t> counter_;
   std::vector<std::uint8_t> flags_;  // per write: 1 once it has been kept as a sibling
   std::vector<std::uint64_t> parent_begin_, parents_;  // per write: the writes it was built on
-  std::vector<Message> messages_;
-  std::vector<std::uint32_t> free_, held_;
+  // Mutable only because SlotPool::for_each is not const (lost_updates reads the messages).
+  mutable SlotPool<Message> messages_;
+  std::vector<SlotHandle> held_;   // messages held by a partition
+  std::size_t first_counted_ = 0;  // writes before it happened during the warm-up
   std::int64_t conflicts_ = 0, sibling_reads_ = 0, merges_ = 0, max_siblings_ = 1;
 };
 
-class VectorClocks final : public Lesson {
- public:
-  const LessonInfo& info() const override {
-    static const LessonInfo info{
-        "vector_clocks",
-        "Vector clocks: detect concurrent writes instead of dropping one",
-        "Replicas that all accept writes resolve conflicts by last write wins: the value with "
-        "the highest physical timestamp survives. Two clients updating the same key on two "
-        "replicas at about the same time (neither saw the other) lose one update silently, and "
-        "a replica whose clock is behind loses even writes that came later.",
-        "Attach a vector clock (a counter per replica) to every value. A replica keeps a value "
-        "unless another value's clock covers it, so concurrent values survive side by side as "
-        "siblings. Reads return all siblings; the client's next write merges them and carries a "
-        "clock that covers them all.",
-        {"Amazon Dynamo (vector clocks, siblings)", "Riak (dotted version vectors)", "Voldemort",
-         "Cassandra (last write wins by timestamp)"},
-        {{"last_write_wins", true, "keep the value with the highest physical timestamp"},
-         {"vector_clocks", false, "keep concurrent values as siblings; writes merge them"}},
-        {{"replicas", ParamType::integer, 2, "replicas accepting writes (client % replicas)", 2,
-          static_cast<double>(kMaxReplicas)},
-         {"replication_delay", ParamType::duration, "50ms",
-          "time for a write to reach the other replicas", 0, 3600}},
-        {{"clock_skew",
-          "a replica's physical clock runs behind (last write wins timestamps)",
-          {{"replica", ParamType::integer, 1, "replica index", 0, kMaxReplicas - 1},
-           {"behind", ParamType::duration, "500ms", "how far behind", 0, 3600}}},
-         {"partition",
-          "cut a replica off: replication to and from it is held until heal",
-          {{"replica", ParamType::integer, 0, "replica index", 0, kMaxReplicas - 1}}},
-         {"heal", "end every partition and deliver the held replication messages", {}}},
-        {{"write",
-          "a read-modify-write of `key` at `replica`; returns the update id",
-          {{"replica", ParamType::integer, Value(), "replica index", 0, kMaxReplicas - 1},
-           {"key", ParamType::integer, Value(), "key", 0, 9e18}}},
-         {"read",
-          "the update ids `replica` holds for `key` (more than one: siblings)",
-          {{"replica", ParamType::integer, Value(), "replica index", 0, kMaxReplicas - 1},
-           {"key", ParamType::integer, Value(), "key", 0, 9e18}}},
-         {"divergent_keys", "keys whose replicas hold different values", {}}},
-        {{"unseen_discards", MetricSpec::Kind::counter,
-          "values discarded in favour of a value whose clock does not cover them"},
-         {"conflicts_detected", MetricSpec::Kind::counter,
-          "writes kept as a sibling of a concurrent write"}}};
-    return info;
-  }
+LessonInfo info() {
+  return {"vector_clocks",
+          "Vector clocks: detect concurrent writes instead of dropping one",
+          "Replicas that all accept writes resolve conflicts by last write wins: the value with "
+          "the highest physical timestamp survives. Two clients updating the same key on two "
+          "replicas at about the same time (neither saw the other) lose one update silently, and "
+          "a replica whose clock is behind loses even writes that came later.",
+          "Attach a vector clock (a counter per replica) to every value. A replica keeps a value "
+          "unless another value's clock covers it, so concurrent values survive side by side as "
+          "siblings. Reads return all siblings; the client's next write merges them and carries a "
+          "clock that covers them all.",
+          {"Amazon Dynamo (vector clocks, siblings)", "Riak (dotted version vectors)", "Voldemort",
+           "Cassandra (last write wins by timestamp)"},
+          {{"last_write_wins", true, "keep the value with the highest physical timestamp"},
+           {"vector_clocks", false, "keep concurrent values as siblings; writes merge them"}},
+          {{"replicas", ParamType::integer, 2, "replicas accepting writes (client % replicas)", 2,
+            static_cast<double>(kMaxReplicas)},
+           {"replication_delay", ParamType::duration, "50ms",
+            "time for a write to reach the other replicas", 0, 3600}},
+          {{"clock_skew",
+            "a replica's physical clock runs behind (last write wins timestamps)",
+            {{"replica", ParamType::integer, 1, "replica index", 0, kMaxReplicas - 1},
+             {"behind", ParamType::duration, "500ms", "how far behind", 0, 3600}}},
+           {"partition",
+            "cut a replica off: replication to and from it is held until heal",
+            {{"replica", ParamType::integer, 0, "replica index", 0, kMaxReplicas - 1}}},
+           {"heal", "end every partition and deliver the held replication messages", {}}},
+          {{"write",
+            "a read-modify-write of `key` at `replica`; returns the update id",
+            {{"replica", ParamType::integer, Value(), "replica index", 0, kMaxReplicas - 1},
+             {"key", ParamType::integer, Value(), "key", 0, 9e18}}},
+           {"read",
+            "the update ids `replica` holds for `key` (more than one: siblings)",
+            {{"replica", ParamType::integer, Value(), "replica index", 0, kMaxReplicas - 1},
+             {"key", ParamType::integer, Value(), "key", 0, 9e18}}},
+           {"divergent_keys", "keys whose replicas hold different values", {}}},
+          {{"unseen_discards", MetricSpec::Kind::counter,
+            "values discarded in favour of a value whose clock does not cover them"},
+           {"conflicts_detected", MetricSpec::Kind::counter,
+            "writes kept as a sibling of a concurrent write"}},
+          {{"writes", Unit::count, "client writes (read-modify-writes)"},
+           {"lost_updates", Unit::count,
+            "writes whose effect survives nowhere (no held or travelling value is built on them)"},
+           {"conflicts_detected", Unit::count, "writes kept as a sibling of a concurrent write"},
+           {"sibling_reads", Unit::count, "reads that returned more than one value"},
+           {"merges", Unit::count, "writes that merged siblings"},
+           {"max_siblings", Unit::count, "most values held side by side for one key"}},
+          /*uses_service_time=*/false,  // a replica answers at once; only replication takes time
+          /*generic_faults=*/{"latency", "errors", "blackhole"}};
+}
 
-  std::unique_ptr<System> build(const std::string& variant, const Params& params,
-                                Context& ctx) const override {
-    if (variant == "last_write_wins") return std::make_unique<Store>(false, params, ctx);
-    if (variant == "vector_clocks") return std::make_unique<Store>(true, params, ctx);
-    throw std::invalid_argument("unknown variant " + variant);
-  }
-};
+std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {
+  return std::make_unique<Store>(variant == "vector_clocks", params, ctx);
+}
 
 }  // namespace
 
-HLDLAB_PLUGIN(VectorClocks)
+HLDLAB_LESSON(info, build)

@@ -1,16 +1,15 @@
 #include <catch2/catch.hpp>
+#include <utility>
+#include <vector>
 
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
+using hldlab::testing::figure;
 using hldlab::testing::registry;
 using hldlab::testing::row;
 
 namespace {
-
-std::int64_t figure(const ExperimentResult& r, const std::string& label, const char* name) {
-  return row(r, label).figures.at(name).as_int();
-}
 
 /// Reads only, on keys far below the key the tests write by hand.
 Workload quiet() {
@@ -30,6 +29,31 @@ Workload busy() {
   w.keys = KeyDistribution::uniform(50);
   w.write_share = 0.5;
   return w;
+}
+
+/// Both variants (50 ms replication delay) for 3 s of quiet traffic, with writes of key 1000
+/// made by hand: (time, replica). `prepare` runs on each system before the run.
+ExperimentResult hand_writes(const std::vector<std::pair<Time, int>>& writes,
+                             void (*prepare)(SystemSlot&) = nullptr, Time warmup = 0) {
+  ExperimentConfig config;
+  config.duration = seconds(3);
+  config.warmup = warmup;
+  Experiment e(config);
+  e.set_workload(quiet());
+  for (const char* v : {"last_write_wins", "vector_clocks"}) {
+    SystemSlot& s = e.add(registry(), "vector_clocks", v, {{"replication_delay", "50ms"}});
+    if (prepare) prepare(s);
+    for (const auto& [at, replica] : writes)
+      e.at(at, [&s, replica = replica] { s.call("write", {{"replica", replica}, {"key", 1000}}); });
+  }
+  return e.run();
+}
+
+/// Replicas 0, 1, 0, 1, ... writing 100 ms apart from 1 s on: each write saw the previous one.
+std::vector<std::pair<Time, int>> alternating(int n) {
+  std::vector<std::pair<Time, int>> writes;
+  for (int i = 0; i < n; ++i) writes.emplace_back(seconds(1) + milliseconds(100 * i), i % 2);
+  return writes;
 }
 
 }  // namespace
@@ -77,22 +101,10 @@ TEST_CASE(
 }
 
 TEST_CASE("a write discarded on one replica is not lost when a surviving write was built on it") {
-  ExperimentConfig config;
-  config.duration = seconds(3);
-  Experiment e(config);
-  e.set_workload(quiet());
-  for (const char* v : {"last_write_wins", "vector_clocks"}) {
-    SystemSlot& s = e.add(registry(), "vector_clocks", v, {{"replication_delay", "50ms"}});
-    // u on replica 1 at 1.000 s, w on replica 0 at 1.010 s (has not seen u), x on replica 1 at
-    // 1.020 s (built on u, has not seen w). Replica 0 discards u when it arrives (w is newer),
-    // but x, newest of all, carries u's effect and wins everywhere: only w is lost.
-    const int replicas[] = {1, 0, 1};
-    for (int i = 0; i < 3; ++i)
-      e.at(seconds(1) + milliseconds(10 * i), [&s, r = replicas[i]] {
-        s.call("write", {{"replica", r}, {"key", 1000}});
-      });
-  }
-  const auto r = e.run();
+  // u on replica 1 at 1.000 s, w on replica 0 at 1.010 s (has not seen u), x on replica 1 at
+  // 1.020 s (built on u, has not seen w). Replica 0 discards u when it arrives (w is newer),
+  // but x, newest of all, carries u's effect and wins everywhere: only w is lost.
+  const auto r = hand_writes({{seconds(1), 1}, {milliseconds(1010), 0}, {milliseconds(1020), 1}});
   CHECK(figure(r, "last_write_wins", "lost_updates") == 1);
   CHECK(figure(r, "vector_clocks", "lost_updates") == 0);
   // Replica 0 keeps u beside w until x (which covers u) replaces it: u, w, x were all siblings.
@@ -100,19 +112,7 @@ TEST_CASE("a write discarded on one replica is not lost when a surviving write w
 }
 
 TEST_CASE("writes that saw each other are never conflicts and never lost, in either variant") {
-  ExperimentConfig config;
-  config.duration = seconds(3);
-  Experiment e(config);
-  e.set_workload(quiet());
-  for (const char* v : {"last_write_wins", "vector_clocks"}) {
-    SystemSlot& s = e.add(registry(), "vector_clocks", v, {{"replication_delay", "50ms"}});
-    // Alternate replicas 100 ms apart: each write has seen the previous one.
-    for (int i = 0; i < 10; ++i)
-      e.at(seconds(1) + milliseconds(100 * i), [&s, i] {
-        s.call("write", {{"replica", i % 2}, {"key", 1000}});
-      });
-  }
-  const auto r = e.run();
+  const auto r = hand_writes(alternating(10));
   for (const char* v : {"last_write_wins", "vector_clocks"}) {
     INFO(v);
     CHECK(figure(r, v, "writes") == 10);
@@ -124,24 +124,26 @@ TEST_CASE("writes that saw each other are never conflicts and never lost, in eit
 TEST_CASE(
     "a replica whose clock is behind makes last write wins drop later sequential writes; "
     "vector clocks see no conflict and lose nothing") {
-  ExperimentConfig config;
-  config.duration = seconds(3);
-  Experiment e(config);
-  e.set_workload(quiet());
-  for (const char* v : {"last_write_wins", "vector_clocks"}) {
-    SystemSlot& s = e.add(registry(), "vector_clocks", v, {{"replication_delay", "50ms"}});
+  // The alternating, causally ordered writes again: replica 1 stamps its writes 1 s early, so
+  // each of its 5 writes loses to the write of replica 0 it was built on.
+  const auto r = hand_writes(alternating(10), [](SystemSlot& s) {
     s.inject("clock_skew", {{"replica", 1}, {"behind", "1s"}});
-    // Same alternating, causally ordered writes as above: replica 1 stamps its writes 1 s
-    // early, so each of its 5 writes loses to the write of replica 0 it was built on.
-    for (int i = 0; i < 10; ++i)
-      e.at(seconds(1) + milliseconds(100 * i), [&s, i] {
-        s.call("write", {{"replica", i % 2}, {"key", 1000}});
-      });
-  }
-  const auto r = e.run();
+  });
   CHECK(figure(r, "last_write_wins", "lost_updates") == 5);
   CHECK(figure(r, "vector_clocks", "lost_updates") == 0);
   CHECK(figure(r, "vector_clocks", "conflicts_detected") == 0);
+}
+
+TEST_CASE("a warm-up forgets the writes before it: only later writes and losses count") {
+  // Two concurrent writes at 1 s (before the 1.5 s warm-up) and two at 2 s: last write wins
+  // loses one of each pair, and counts only the second.
+  const auto r = hand_writes(
+      {{seconds(1), 0}, {milliseconds(1001), 1}, {seconds(2), 0}, {milliseconds(2001), 1}}, nullptr,
+      milliseconds(1500));
+  CHECK(figure(r, "last_write_wins", "writes") == 2);
+  CHECK(figure(r, "last_write_wins", "lost_updates") == 1);
+  CHECK(figure(r, "vector_clocks", "writes") == 2);
+  CHECK(figure(r, "vector_clocks", "conflicts_detected") == 2);
 }
 
 TEST_CASE(
@@ -162,7 +164,7 @@ TEST_CASE(
     }
     const auto r = e.run();
     INFO("seed " << seed);
-    const std::int64_t writes = figure(r, "vector_clocks", "writes");
+    const double writes = figure(r, "vector_clocks", "writes");
     CHECK(figure(r, "last_write_wins", "writes") == writes);
     CHECK(figure(r, "vector_clocks", "lost_updates") == 0);
     CHECK(figure(r, "last_write_wins", "lost_updates") > writes / 20);
