@@ -7,8 +7,9 @@
 //                          read returns an older version: non-monotonic)
 //             crash_leader -> after a detection delay the most up-to-date replica is promoted;
 //                          acked writes it had not applied are gone (lost writes)
-//   fixes:    read_your_writes: a client's reads go to the leader for `ryw_window` after its
-//                          last write
+//   fixes:    read_your_writes: the client's session remembers the log position of its last
+//                          write; a read goes to a replica that has applied it, else to the
+//                          leader (a time window after the write fails when a lag exceeds it)
 //             monotonic_reads: a client always reads from the same replica (hash of client)
 //             semi_sync: ack a write once one replica has applied it (costs the fastest lag)
 //             sync:      ack a write once every replica has applied it (costs the slowest lag)
@@ -61,7 +62,6 @@ class Replicated final : public System {
   Replicated(Mode mode, const Params& p, Context& ctx)
       : mode_(mode),
         ctx_(ctx),
-        ryw_window_(p.duration("ryw_window")),
         failover_after_(p.duration("failover_after")),
         lag_period_(p.duration("lag_period")),
         stale_metric_(ctx.metric("stale_reads")),
@@ -137,7 +137,7 @@ class Replicated final : public System {
     log_.push_back({r.key, ++next_write_id_, false});
     history_[r.key].push_back(position);
     nodes_[leader_].applied = log_.size();
-    last_write_[r.client] = ctx_.now();
+    last_write_[r.client] = log_.size();
     // Ship to every replica: it applies entries in log order, each after its own lag.
     Time fastest = -1, slowest = 0;
     for (std::uint32_t i = 0; i < nodes_.size(); ++i) {
@@ -210,17 +210,17 @@ class Replicated final : public System {
   std::uint32_t pick_node(const Request& r) {
     const auto replicas = static_cast<std::uint32_t>(nodes_.size() - 1);
     if (replicas == 0) return leader_;
-    std::uint32_t index;  // among the replicas, 0..replicas-1
-    if (mode_ == Mode::monotonic_reads) {
-      index = static_cast<std::uint32_t>(Rng::hash(r.client) % replicas);
-    } else {
-      index = static_cast<std::uint32_t>(ctx_.rng().below(replicas));
-      if (mode_ == Mode::read_your_writes) {
-        auto it = last_write_.find(r.client);
-        if (it != last_write_.end() && ctx_.now() - it->second < ryw_window_) return leader_;
-      }
+    const auto index = static_cast<std::uint32_t>(  // among the replicas, 0..replicas-1
+        mode_ == Mode::monotonic_reads ? Rng::hash(r.client) % replicas
+                                       : ctx_.rng().below(replicas));
+    const std::uint32_t node = index >= leader_ ? index + 1 : index;  // skip the leader
+    if (mode_ == Mode::read_your_writes) {
+      // A failover may have cut the log below the client's last write: what is left counts.
+      auto it = last_write_.find(r.client);
+      if (it != last_write_.end() && nodes_[node].applied < std::min(it->second, log_.size()))
+        return leader_;
     }
-    return index >= leader_ ? index + 1 : index;  // skip the leader
+    return node;
   }
 
   void failover() {
@@ -262,7 +262,7 @@ class Replicated final : public System {
 
   Mode mode_;
   Context& ctx_;
-  Time ryw_window_, failover_after_, lag_period_;
+  Time failover_after_, lag_period_;
   Distribution lag_;
   Metric& stale_metric_;
   Metric& lost_metric_;
@@ -272,7 +272,8 @@ class Replicated final : public System {
   std::vector<Entry> log_;
   std::unordered_map<std::uint64_t, std::vector<std::size_t>> history_;  // key -> log positions
   std::unordered_map<SessionKey, Session, SessionHash> sessions_;
-  std::unordered_map<std::uint32_t, Time> last_write_;  // client -> time of its last write
+  std::unordered_map<std::uint32_t, std::size_t> last_write_;  // client -> log length after its
+                                                               // last write
   SlotPool<InFlight> in_flight_;
   std::uint64_t next_write_id_ = 0;
   std::int64_t stale_reads_ = 0, non_monotonic_ = 0, lost_writes_ = 0, leader_reads_ = 0;
@@ -289,7 +290,8 @@ LessonInfo info() {
       "(read-your-writes broken) and can go back in time between two replicas (non-monotonic "
       "reads). When the leader crashes, the promoted replica lacks the writes it had not "
       "applied: acknowledged writes are lost.",
-      "Route a client's reads to the leader for a window after its write (read-your-writes); "
+      "Send a client's read to a replica only once it has applied the client's last write, else to "
+      "the leader (read-your-writes); "
       "pin a client to one replica (monotonic reads); or wait for replicas before acking: "
       "semi-synchronous (one replica) loses no acked write at failover, synchronous (all) "
       "also gives read-your-writes on every replica; both pay replica lag on every write.",
@@ -298,7 +300,8 @@ LessonInfo info() {
        "MongoDB read preference and causal consistency sessions",
        "Amazon Aurora / RDS read replicas, ProxySQL read/write split"},
       {{"async_replica_reads", true, "async replication, reads from any replica"},
-       {"read_your_writes", false, "a client reads from the leader for ryw_window after it writes"},
+       {"read_your_writes", false,
+        "a read goes to the leader unless its replica applied the client's last write"},
        {"monotonic_reads", false, "a client always reads from the same replica"},
        {"semi_sync", false, "ack a write once one replica applied it"},
        {"sync", false, "ack a write once every replica applied it"}},
@@ -307,8 +310,6 @@ LessonInfo info() {
        {"lag_p99", ParamType::duration, "500ms", "99th percentile of the replication lag", 0, 3600},
        {"lag_period", ParamType::duration, "1s",
         "a replica keeps one lag draw this long, then draws again", 1e-6, 3600},
-       {"ryw_window", ParamType::duration, "2s",
-        "read_your_writes: how long after a write the client reads from the leader", 0, 3600},
        {"failover_after", ParamType::duration, "2s",
         "time to detect a dead leader and promote a replica (writes fail meanwhile)", 0, 3600}},
       {{"crash_leader",

@@ -54,8 +54,12 @@ TEST_CASE(
     // Semi-sync waits for one replica only: reads from the other can still be stale, less often.
     CHECK(figure(r, "semi_sync", "stale_reads") > 0);
     CHECK(figure(r, "semi_sync", "stale_reads") < figure(r, "async_replica_reads", "stale_reads"));
-    // Leader routing pays with leader load: every read within 2 s of the client's last write.
-    CHECK(figure(r, "read_your_writes", "leader_reads") > 1000);
+    // Leader routing pays with leader load: a read goes to the leader when its replica has not
+    // applied the client's last write. Both variants draw the same replicas and lags (common
+    // random numbers), so every read async served stale went to the leader here, and more
+    // (a write of another key, or not acked yet, also sends the read to the leader).
+    CHECK(figure(r, "read_your_writes", "leader_reads") >=
+          figure(r, "async_replica_reads", "stale_reads"));
     CHECK(figure(r, "async_replica_reads", "leader_reads") == 0);
     CHECK(row(r, "sync").requests == row(r, "async_replica_reads").requests);
   }
