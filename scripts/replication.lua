@@ -4,7 +4,8 @@
 --         replicas lag the leader (lognormal, median 50 ms, P99 500 ms), so a client often
 --         reads a version older than its own acknowledged write (stale read) and, bouncing
 --         between replicas, sees versions go back in time (non-monotonic). Reading from the
---         leader for 2 s after a write removes stale reads; pinning a client to one replica
+--         leader while the chosen replica lacks the client's last write (its log position)
+--         removes stale reads; pinning a client to one replica
 --         removes non-monotonic reads; synchronous replication removes stale reads too, but
 --         every write waits for the slowest replica.
 -- Part 2: the leader crashes three times; a replica is promoted 2 s later. Async replication

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "hldlab/plugin.hpp"
+#include "hldlab/slot_pool.hpp"
 
 namespace {
 using namespace hldlab;
@@ -33,29 +34,24 @@ using namespace hldlab;
 /// A client operation at its coordinator.
 struct Operation {
   Request request;
-  std::uint32_t generation = 0;
+  EventId timeout;
   std::uint32_t key = 0;           // key index
   std::uint64_t version = 0;       // write: the version written; read: the highest seen so far
   std::uint64_t acked_before = 0;  // read: the newest version acked to anyone when it started
   std::uint32_t coordinator = 0;
   int needed = 0, replies = 0;
-  bool active = false;
   bool after_heal = false;  // read: started after a heal, with no partition
 };
 
 enum class Kind : std::uint8_t { write, write_ack, read, read_reply };
 
-/// `Message::op` of a message that belongs to no client operation (a hint being replayed).
-constexpr std::uint32_t kNoOp = UINT32_MAX;
-
 /// A message in flight between two replicas.
 struct Message {
-  std::uint32_t op = 0, op_generation = 0;
+  SlotHandle op;  // the client operation it serves; none for a hint being replayed
   std::uint32_t from = 0, to = 0;
   std::uint32_t key = 0;  // key index
   std::uint64_t version = 0;
   Kind kind = Kind::write;
-  bool in_flight = false;
 };
 
 /// A write the coordinator could not deliver, to replay when the partition heals.
@@ -104,7 +100,7 @@ class QuorumStore final : public System {
       }
       needed = reachable;  // sloppy: whatever this side has
     }
-    const std::uint32_t slot = acquire();
+    const SlotHandle slot = ops_.acquire();
     Operation& op = ops_[slot];
     op.request = r;
     op.key = key_index(r.key);
@@ -120,10 +116,9 @@ class QuorumStore final : public System {
     }
     for (std::uint32_t j = 0; j < n_; ++j)
       send(r.op == Op::write ? Kind::write : Kind::read, slot, coordinator, j, op.version);
-    ctx_.after(timeout_, [this, slot, generation = op.generation] {
-      if (!ops_[slot].active || ops_[slot].generation != generation) return;
+    ops_[slot].timeout = ctx_.after(timeout_, [this, slot] {
       ctx_.complete(ops_[slot].request, Outcome::timeout);
-      release(slot);
+      ops_.release(slot);
     });
   }
 
@@ -138,26 +133,23 @@ class QuorumStore final : public System {
         side_[static_cast<std::size_t>(node)] = 1;
       }
       partitioned_ = true;
-      ++epoch_;  // cancels a pending anti-entropy or divergence check
+      // A pending anti-entropy or divergence check belongs to the last heal: not any more.
+      ctx_.cancel(anti_entropy_event_);
+      ctx_.cancel(divergence_check_);
       std::fill(side_writes_.begin(), side_writes_.end(), Tally{});
     } else if (fault == "heal") {
       if (!partitioned_) return;
       partitioned_ = false;
       healed_ = true;
-      ++epoch_;
       std::fill(side_.begin(), side_.end(), 0);
       divergent_at_heal_ += divergent_keys();
       settle_conflicts();
-      ctx_.after(seconds(1), [this, epoch = epoch_] {
-        if (epoch == epoch_) divergent_1s_after_heal_ += divergent_keys(true);
-      });
-      if (anti_entropy_delay_ == 0) {
+      divergence_check_ =
+          ctx_.after(seconds(1), [this] { divergent_1s_after_heal_ += divergent_keys(true); });
+      if (anti_entropy_delay_ == 0)
         anti_entropy();
-      } else {
-        ctx_.after(anti_entropy_delay_, [this, epoch = epoch_] {
-          if (epoch == epoch_) anti_entropy();
-        });
-      }
+      else
+        anti_entropy_event_ = ctx_.after(anti_entropy_delay_, [this] { anti_entropy(); });
       replay_hints();
     }
   }
@@ -170,6 +162,11 @@ class QuorumStore final : public System {
             {"divergent_at_heal", divergent_at_heal_},
             {"divergent_1s_after_heal", divergent_1s_after_heal_},
             {"hints_replayed", hints_replayed_}};
+  }
+
+  void reset_stats() override {
+    stale_reads_ = stale_after_heal_ = conflict_keys_ = lww_dropped_ = 0;
+    divergent_at_heal_ = divergent_1s_after_heal_ = hints_replayed_ = 0;
   }
 
  private:
@@ -196,22 +193,13 @@ class QuorumStore final : public System {
                      : 0);
   }
 
-  void send(Kind kind, std::uint32_t slot, std::uint32_t from, std::uint32_t to,
-            std::uint64_t version) {
-    const Operation& op = ops_[slot];
-    post(Message{slot, op.generation, from, to, op.key, version, kind, true});
+  void send(Kind kind, SlotHandle op, std::uint32_t from, std::uint32_t to, std::uint64_t version) {
+    post(Message{op, from, to, ops_[op].key, version, kind});
   }
 
   void post(const Message& msg) {
     if (side_[msg.from] != side_[msg.to]) return lost(msg);  // dropped by the partition
-    std::uint32_t m;
-    if (free_messages_.empty()) {
-      m = static_cast<std::uint32_t>(messages_.size());
-      messages_.emplace_back();
-    } else {
-      m = free_messages_.back();
-      free_messages_.pop_back();
-    }
+    const SlotHandle m = messages_.acquire();
     messages_[m] = msg;
     ctx_.after(msg.from == msg.to ? 0 : delay(), [this, m] { deliver(m); });
   }
@@ -229,13 +217,11 @@ class QuorumStore final : public System {
     hints.push_back(Hint{msg.key, msg.to, msg.version});
   }
 
-  void deliver(std::uint32_t m) {
+  void deliver(SlotHandle m) {
     const Message msg = messages_[m];
-    messages_[m].in_flight = false;
-    free_messages_.push_back(m);
+    messages_.release(m);
     if (side_[msg.from] != side_[msg.to]) return lost(msg);  // a partition started in flight
-    const bool current =
-        msg.op != kNoOp && ops_[msg.op].active && ops_[msg.op].generation == msg.op_generation;
+    const bool current = ops_.live(msg.op);                  // its operation still waits
     switch (msg.kind) {
       case Kind::write: {  // replica applies (last write wins), acks
         std::uint64_t& v = versions_[msg.key * n_ + msg.to];
@@ -264,13 +250,13 @@ class QuorumStore final : public System {
     for (std::uint32_t c = 0; c < n_; ++c) {
       for (const Hint& h : hints_[c]) {
         ++hints_replayed_;
-        post(Message{kNoOp, 0, c, h.target, h.key, h.version, Kind::write, true});
+        post(Message{SlotHandle{}, c, h.target, h.key, h.version, Kind::write});
       }
       hints_[c].clear();
     }
   }
 
-  void finish(std::uint32_t slot) {
+  void finish(SlotHandle slot) {
     Operation& op = ops_[slot];
     if (op.request.op == Op::write) {
       acked_[op.key] = std::max(acked_[op.key], op.version);
@@ -284,8 +270,9 @@ class QuorumStore final : public System {
       stale_after_heal_ += op.after_heal;
       stale_metric_.add(1);
     }
+    ctx_.cancel(op.timeout);
     ctx_.complete(op.request, Outcome::ok);
-    release(slot);
+    ops_.release(slot);
   }
 
   /// At heal: keys acked on both sides of the partition are conflicts. Last write wins keeps
@@ -316,37 +303,19 @@ class QuorumStore final : public System {
   /// Keys whose replicas disagree; with `landed`, as if the clients' writes in flight had
   /// arrived (a write is always in flight somewhere under load). Hints in flight count as not
   /// arrived: a replica that waits for one is behind.
-  std::int64_t divergent_keys(bool landed = false) const {
+  std::int64_t divergent_keys(bool landed = false) {
     std::vector<std::uint64_t> v = versions_;
     if (landed)
-      for (const Message& m : messages_)
-        if (m.in_flight && m.kind == Kind::write && m.op != kNoOp && side_[m.from] == side_[m.to])
+      messages_.for_each([&](SlotHandle, const Message& m) {
+        if (m.kind == Kind::write && m.op && side_[m.from] == side_[m.to])
           v[m.key * n_ + m.to] = std::max(v[m.key * n_ + m.to], m.version);
+      });
     std::int64_t count = 0;
     for (std::uint32_t k = 0; k < acked_.size(); ++k) {
       const auto first = v.begin() + static_cast<std::ptrdiff_t>(k * n_);
       count += std::adjacent_find(first, first + n_, std::not_equal_to<>()) != first + n_;
     }
     return count;
-  }
-
-  std::uint32_t acquire() {
-    std::uint32_t slot;
-    if (free_ops_.empty()) {
-      slot = static_cast<std::uint32_t>(ops_.size());
-      ops_.emplace_back();
-    } else {
-      slot = free_ops_.back();
-      free_ops_.pop_back();
-    }
-    ops_[slot].active = true;
-    return slot;
-  }
-
-  void release(std::uint32_t slot) {
-    ops_[slot].active = false;
-    ++ops_[slot].generation;
-    free_ops_.push_back(slot);
   }
 
   Mode mode_;
@@ -361,15 +330,13 @@ class QuorumStore final : public System {
   std::vector<std::uint8_t> side_;  // partition side of each replica
   bool partitioned_ = false;
   bool healed_ = false;                                    // at least one heal so far
-  std::uint64_t epoch_ = 0;                                // partitions and heals so far
+  EventId anti_entropy_event_, divergence_check_;          // after the last heal
   std::unordered_map<std::uint64_t, std::uint32_t> keys_;  // key -> index
   std::vector<std::uint64_t> versions_;                    // [key index * n + replica]
   std::vector<std::uint64_t> acked_;  // newest version acked to a client, per key
   std::vector<Tally> side_writes_;    // [key index * 2 + side], during the partition
-  std::vector<Operation> ops_;
-  std::vector<std::uint32_t> free_ops_;
-  std::vector<Message> messages_;
-  std::vector<std::uint32_t> free_messages_;
+  SlotPool<Operation> ops_;
+  SlotPool<Message> messages_;            // in flight
   std::vector<std::vector<Hint>> hints_;  // per coordinator, in the order stored
   std::uint64_t clock_ = 0;               // version stamps (a perfectly synchronized clock)
   std::int64_t stale_reads_ = 0, stale_after_heal_ = 0, conflict_keys_ = 0, lww_dropped_ = 0;
@@ -377,72 +344,78 @@ class QuorumStore final : public System {
   std::int64_t hints_replayed_ = 0;
 };
 
-class QuorumCap final : public Lesson {
- public:
-  const LessonInfo& info() const override {
-    static const LessonInfo info{
-        "quorum_cap",
-        "Quorums and CAP: consistency or availability when the network splits",
-        "Under a partition an AP store keeps accepting reads and writes on both sides with the "
-        "replicas it can reach. Reads miss writes acknowledged on the other side (stale reads), "
-        "replicas diverge, and at heal last-write-wins silently discards one side's "
-        "acknowledged writes. Quorums with R + W <= N are stale even without a partition.",
-        "Strict quorums with R + W > N: every read quorum overlaps the quorum of every acked "
-        "write, so no read is stale. A CP store rejects an operation whose side of the "
-        "partition cannot gather its quorum: the minority side is unavailable, the data stays "
-        "consistent and nothing needs reconciling. Hinted handoff (an AP fix for the heal): the "
-        "coordinator keeps a hint for every replica a write could not reach and replays them "
-        "when the partition heals, so replicas agree again within a network delay instead of "
-        "waiting for anti-entropy (it does not prevent stale reads during the partition nor "
-        "last-write-wins losses).",
-        {"Cassandra / ScyllaDB consistency levels (ONE, QUORUM, ALL)",
-         "Amazon Dynamo (sloppy "
-         "quorums, hinted handoff)",
-         "Riak (n_val, r, w)", "etcd / ZooKeeper (majority quorum: CP)"},
-        {{"ap", true, "accept with the replicas this side can reach; last write wins at heal"},
-         {"cp", false, "reject an operation when this side has fewer than W (or R) replicas"},
-         {"hinted_handoff", false,
-          "like ap, and the coordinator keeps a hint per unreachable replica of a write; hints "
-          "are replayed as writes at heal"}},
-        {{"replicas", ParamType::integer, 3, "N: replicas of every key", 1, 63},
-         {"read_quorum", ParamType::integer, 2, "R: replies a read waits for", 1, 63},
-         {"write_quorum", ParamType::integer, 2, "W: acks a write waits for", 1, 63},
-         {"delay_min", ParamType::duration, "1ms", "one-way delay between replicas, lower end", 0,
-          10},
-         {"delay_max", ParamType::duration, "10ms", "one-way delay, upper end (uniform)", 0, 10},
-         {"request_timeout", ParamType::duration, "1s",
-          "an operation without enough replies by then times out", 1e-3, 3600},
-         {"anti_entropy_delay", ParamType::duration, "0s",
-          "full last-write-wins reconciliation this long after a heal (0: at the heal; skipped "
-          "if a new partition began meanwhile)",
-          0, 86400},
-         {"max_hints", ParamType::integer, 100000,
-          "hinted_handoff: hints a coordinator keeps; more are dropped (metric hints_dropped)", 0,
-          1e9}},
-        {{"partition",
-          "split the replicas: `nodes` on one side, the rest on the other",
-          {{"nodes", ParamType::number_list, List{0}, "replicas cut off from the rest", 0, 62}}},
-         {"heal",
-          "end the partition; coordinators replay their hints (hinted_handoff); anti-entropy "
-          "reconciles the replicas (last write wins) anti_entropy_delay later",
-          {}}},
-        {},
-        {{"stale_reads", MetricSpec::Kind::counter,
-          "reads older than a write acknowledged before they started"},
-         {"rejected_no_quorum", MetricSpec::Kind::counter, "operations rejected without a quorum"},
-         {"hints_dropped", MetricSpec::Kind::counter,
-          "hints not kept because the coordinator already held max_hints"}}};
-    return info;
-  }
+LessonInfo info() {
+  return {
+      "quorum_cap",
+      "Quorums and CAP: consistency or availability when the network splits",
+      "Under a partition an AP store keeps accepting reads and writes on both sides with the "
+      "replicas it can reach. Reads miss writes acknowledged on the other side (stale reads), "
+      "replicas diverge, and at heal last-write-wins silently discards one side's "
+      "acknowledged writes. Quorums with R + W <= N are stale even without a partition.",
+      "Strict quorums with R + W > N: every read quorum overlaps the quorum of every acked "
+      "write, so no read is stale. A CP store rejects an operation whose side of the "
+      "partition cannot gather its quorum: the minority side is unavailable, the data stays "
+      "consistent and nothing needs reconciling. Hinted handoff (an AP fix for the heal): the "
+      "coordinator keeps a hint for every replica a write could not reach and replays them "
+      "when the partition heals, so replicas agree again within a network delay instead of "
+      "waiting for anti-entropy (it does not prevent stale reads during the partition nor "
+      "last-write-wins losses).",
+      {"Cassandra / ScyllaDB consistency levels (ONE, QUORUM, ALL)",
+       "Amazon Dynamo (sloppy "
+       "quorums, hinted handoff)",
+       "Riak (n_val, r, w)", "etcd / ZooKeeper (majority quorum: CP)"},
+      {{"ap", true, "accept with the replicas this side can reach; last write wins at heal"},
+       {"cp", false, "reject an operation when this side has fewer than W (or R) replicas"},
+       {"hinted_handoff", false,
+        "like ap, and the coordinator keeps a hint per unreachable replica of a write; hints "
+        "are replayed as writes at heal"}},
+      {{"replicas", ParamType::integer, 3, "N: replicas of every key", 1, 63},
+       {"read_quorum", ParamType::integer, 2, "R: replies a read waits for", 1, 63},
+       {"write_quorum", ParamType::integer, 2, "W: acks a write waits for", 1, 63},
+       {"delay_min", ParamType::duration, "1ms", "one-way delay between replicas, lower end", 0,
+        10},
+       {"delay_max", ParamType::duration, "10ms", "one-way delay, upper end (uniform)", 0, 10},
+       {"request_timeout", ParamType::duration, "1s",
+        "an operation without enough replies by then times out", 1e-3, 3600},
+       {"anti_entropy_delay", ParamType::duration, "0s",
+        "full last-write-wins reconciliation this long after a heal (0: at the heal; skipped "
+        "if a new partition began meanwhile)",
+        0, 86400},
+       {"max_hints", ParamType::integer, 100000,
+        "hinted_handoff: hints a coordinator keeps; more are dropped (metric hints_dropped)", 0,
+        1e9}},
+      {{"partition",
+        "split the replicas: `nodes` on one side, the rest on the other",
+        {{"nodes", ParamType::number_list, List{0}, "replicas cut off from the rest", 0, 62}}},
+       {"heal",
+        "end the partition; coordinators replay their hints (hinted_handoff); anti-entropy "
+        "reconciles the replicas (last write wins) anti_entropy_delay later",
+        {}}},
+      {},
+      {{"stale_reads", MetricSpec::Kind::counter,
+        "reads older than a write acknowledged before they started"},
+       {"rejected_no_quorum", MetricSpec::Kind::counter, "operations rejected without a quorum"},
+       {"hints_dropped", MetricSpec::Kind::counter,
+        "hints not kept because the coordinator already held max_hints"}},
+      {{"stale_reads", Unit::count, "reads older than a write acknowledged before they started"},
+       {"stale_after_heal", Unit::count, "stale reads that started after a heal"},
+       {"conflict_keys", Unit::count, "keys acknowledged on both sides of a partition"},
+       {"lww_dropped", Unit::count, "acknowledged writes last-write-wins dropped at heal"},
+       {"divergent_at_heal", Unit::count, "keys whose replicas disagreed at the heal"},
+       {"divergent_1s_after_heal", Unit::count, "keys whose replicas still disagreed 1 s later"},
+       {"hints_replayed", Unit::count, "hints sent to their replicas at heal"}},
+      // Replicas only exchange messages: the workload's service time plays no part, so the
+      // generic `slow` fault does not apply.
+      false,
+      {"latency", "errors", "blackhole"}};
+}
 
-  std::unique_ptr<System> build(const std::string& variant, const Params& params,
-                                Context& ctx) const override {
-    static const std::pair<const char*, Mode> modes[] = {
-        {"ap", Mode::ap}, {"cp", Mode::cp}, {"hinted_handoff", Mode::hinted_handoff}};
-    return std::make_unique<QuorumStore>(variant_value(variant, modes), params, ctx);
-  }
-};
+std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {
+  static const std::pair<const char*, Mode> modes[] = {
+      {"ap", Mode::ap}, {"cp", Mode::cp}, {"hinted_handoff", Mode::hinted_handoff}};
+  return std::make_unique<QuorumStore>(variant_value(variant, modes), params, ctx);
+}
 
 }  // namespace
 
-HLDLAB_PLUGIN(QuorumCap)
+HLDLAB_LESSON(info, build)

@@ -7,18 +7,21 @@
 //                          read returns an older version: non-monotonic)
 //             crash_leader -> after a detection delay the most up-to-date replica is promoted;
 //                          acked writes it had not applied are gone (lost writes)
-//   fixes:    read_your_writes: a client's reads go to the leader for `ryw_window` after its
-//                          last write
+//   fixes:    read_your_writes: the client's session remembers the log position of its last
+//                          write; a read goes to a replica that has applied it, else to the
+//                          leader (a time window after the write fails when a lag exceeds it)
 //             monotonic_reads: a client always reads from the same replica (hash of client)
 //             semi_sync: ack a write once one replica has applied it (costs the fastest lag)
 //             sync:      ack a write once every replica has applied it (costs the slowest lag)
 #include <algorithm>
-#include <cmath>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "hldlab/distribution.hpp"
+#include "hldlab/fifo.hpp"
 #include "hldlab/plugin.hpp"
+#include "hldlab/slot_pool.hpp"
 
 namespace {
 using namespace hldlab;
@@ -34,11 +37,11 @@ struct Entry {
 
 /// A node: the leader has applied the whole log; a replica a prefix of it.
 struct Node {
-  std::size_t applied = 0;       // log entries applied
-  Time last_apply = 0;           // time the last scheduled entry is applied (in-order apply)
-  Time lag = 0;                  // current replication lag
-  Time lag_until = 0;            // when the lag is drawn again
-  std::uint32_t generation = 0;  // bumped to cancel in-flight replication to this node
+  std::size_t applied = 0;  // log entries applied
+  Time last_apply = 0;      // time the last scheduled entry is applied (in-order apply)
+  Time lag = 0;             // current replication lag
+  Time lag_until = 0;       // when the lag is drawn again
+  Fifo<EventId> applying;   // entries shipped, not applied yet, in log order
 };
 
 /// What we remember per (client, key): the client's last acked write, the last version seen.
@@ -47,13 +50,11 @@ struct Session {
   std::uint64_t seen = 0;
 };
 
-/// A request being served: a write waiting for its ack, or a read in service. Events refer to
-/// it by (slot, generation), so that the ack of a write failed by a crash is ignored.
+/// A write waiting for its ack, or a read in service.
 struct InFlight {
   Request request;
   std::size_t position = 0;  // write: its log position
-  std::uint32_t generation = 0;
-  bool active = false;
+  EventId done;
 };
 
 class Replicated final : public System {
@@ -61,17 +62,16 @@ class Replicated final : public System {
   Replicated(Mode mode, const Params& p, Context& ctx)
       : mode_(mode),
         ctx_(ctx),
-        ryw_window_(p.duration("ryw_window")),
         failover_after_(p.duration("failover_after")),
         lag_period_(p.duration("lag_period")),
-        lag_median_(static_cast<double>(p.duration("lag_median"))),
         stale_metric_(ctx.metric("stale_reads")),
         lost_metric_(ctx.metric("lost_writes")) {
-    const double p99 = static_cast<double>(p.duration("lag_p99"));
-    if (p99 < lag_median_) throw std::invalid_argument("lag_p99 must be at least lag_median");
-    if (lag_median_ == 0 && p99 > 0)
+    const auto median = static_cast<double>(p.duration("lag_median"));
+    const auto p99 = static_cast<double>(p.duration("lag_p99"));
+    if (p99 < median) throw std::invalid_argument("lag_p99 must be at least lag_median");
+    if (median == 0 && p99 > 0)
       throw std::invalid_argument("lag_median must be positive when lag_p99 is (lognormal lag)");
-    lag_sigma_ = lag_median_ > 0 ? std::log(p99 / lag_median_) / 2.3263478740408408 : 0;
+    lag_ = median > 0 ? Distribution::lognormal(median, p99) : Distribution::constant(0);
     nodes_.resize(static_cast<std::size_t>(p.integer("replicas")) + 1);
   }
 
@@ -85,13 +85,14 @@ class Replicated final : public System {
     if (leader_down_) return;  // already failing over
     leader_down_ = true;
     // Replication in flight dies with the leader: replicas keep what they applied.
-    for (Node& n : nodes_) ++n.generation, n.last_apply = ctx_.now();
+    for (Node& n : nodes_) stop_applying(n);
     // Writes waiting for replica acks fail: the client never got an ack, so they are not lost.
-    for (std::uint32_t s = 0; s < pending_.size(); ++s)
-      if (pending_[s].active && pending_[s].request.op == Op::write) {
-        ctx_.complete(pending_[s].request, Outcome::error);
-        release(s);
-      }
+    in_flight_.for_each([this](SlotHandle h, InFlight& w) {
+      if (w.request.op != Op::write) return;
+      ctx_.cancel(w.done);
+      ctx_.complete(w.request, Outcome::error);
+      in_flight_.release(h);
+    });
     ctx_.log("leader crashed; failover in " + std::to_string(to_seconds(failover_after_)) + "s");
     ctx_.after(failover_after_, [this] { failover(); });
   }
@@ -104,15 +105,18 @@ class Replicated final : public System {
             {"leader_reads", leader_reads_}};
   }
 
+  void reset_stats() override {
+    stale_reads_ = non_monotonic_ = lost_writes_ = leader_reads_ = writes_acked_ = 0;
+    write_latency_sum_ = 0;
+  }
+
  private:
   /// The replica's current lag: a lognormal draw, held for lag_period (lag moves with load on
   /// the replica, it is not independent per write).
   Time lag(Node& n) {
     if (ctx_.now() >= n.lag_until) {
       n.lag_until = ctx_.now() + lag_period_;
-      n.lag = lag_sigma_ == 0
-                  ? static_cast<Time>(lag_median_)
-                  : static_cast<Time>(lag_median_ * std::exp(lag_sigma_ * ctx_.rng().normal()));
+      n.lag = lag_.sample_time(ctx_.rng());
     }
     return n.lag;
   }
@@ -133,42 +137,48 @@ class Replicated final : public System {
     log_.push_back({r.key, ++next_write_id_, false});
     history_[r.key].push_back(position);
     nodes_[leader_].applied = log_.size();
+    last_write_[r.client] = log_.size();
     // Ship to every replica: it applies entries in log order, each after its own lag.
-    std::vector<Time>& delays = delays_;
-    delays.clear();
+    Time fastest = -1, slowest = 0;
     for (std::uint32_t i = 0; i < nodes_.size(); ++i) {
       if (i == leader_) continue;
-      delays.push_back(ship(i) - ctx_.now());
+      const Time delay = ship(i) - ctx_.now();
+      fastest = fastest < 0 ? delay : std::min(fastest, delay);
+      slowest = std::max(slowest, delay);
     }
-    std::sort(delays.begin(), delays.end());
     Time wait = r.service;  // the leader's own commit
-    if (!delays.empty() && mode_ == Mode::semi_sync) wait = std::max(wait, delays.front());
-    if (!delays.empty() && mode_ == Mode::sync) wait = std::max(wait, delays.back());
-    const std::uint32_t slot = acquire(r, position);
-    ctx_.after(wait,
-               [this, slot, generation = pending_[slot].generation] { ack(slot, generation); });
+    if (mode_ == Mode::semi_sync) wait = std::max(wait, fastest);
+    if (mode_ == Mode::sync) wait = std::max(wait, slowest);
+    const SlotHandle h = in_flight_.acquire();
+    in_flight_[h] = {r, position, ctx_.after(wait, [this, h] { ack(h); })};
   }
 
   /// Schedule the next log entry on replica `i`; returns the time it will be applied.
   Time ship(std::uint32_t i) {
     Node& n = nodes_[i];
     n.last_apply = std::max(n.last_apply, ctx_.now() + lag(n));
-    ctx_.after(n.last_apply - ctx_.now(), [this, i, generation = n.generation] {
-      if (nodes_[i].generation == generation) ++nodes_[i].applied;
-    });
+    n.applying.push_back(ctx_.after(n.last_apply - ctx_.now(), [this, i] {
+      ++nodes_[i].applied;
+      nodes_[i].applying.pop_front();
+    }));
     return n.last_apply;
   }
 
-  void ack(std::uint32_t slot, std::uint32_t generation) {
-    InFlight& w = pending_[slot];
-    if (!w.active || w.generation != generation) return;  // failed by a crash meanwhile
+  /// Cancel the entries shipped to `n` and not applied yet.
+  void stop_applying(Node& n) {
+    while (!n.applying.empty()) ctx_.cancel(n.applying.pop_front());
+    n.last_apply = ctx_.now();
+  }
+
+  void ack(SlotHandle h) {
+    const InFlight& w = in_flight_[h];
     log_[w.position].acked = true;
     Session& s = sessions_[session_key(w.request.client, w.request.key)];
     s.own_write = std::max(s.own_write, log_[w.position].write_id);
     ++writes_acked_;
     write_latency_sum_ += ctx_.now() - w.request.arrival;
     ctx_.complete(w.request, Outcome::ok);
-    release(slot);
+    in_flight_.release(h);
   }
 
   void read(const Request& r) {
@@ -190,28 +200,27 @@ class Replicated final : public System {
     } else if (version > 0) {
       sessions_[session_key(r.client, r.key)].seen = version;
     }
-    ctx_.after(r.service, [this, slot = acquire(r, 0)] { finish_read(slot); });
-  }
-
-  void finish_read(std::uint32_t slot) {
-    ctx_.complete(pending_[slot].request, Outcome::ok);
-    release(slot);
+    const SlotHandle h = in_flight_.acquire();
+    in_flight_[h] = {r, 0, ctx_.after(r.service, [this, h] {
+                       ctx_.complete(in_flight_[h].request, Outcome::ok);
+                       in_flight_.release(h);
+                     })};
   }
 
   std::uint32_t pick_node(const Request& r) {
     const auto replicas = static_cast<std::uint32_t>(nodes_.size() - 1);
     if (replicas == 0) return leader_;
-    std::uint32_t index;  // among the replicas, 0..replicas-1
-    if (mode_ == Mode::monotonic_reads) {
-      index = static_cast<std::uint32_t>(Rng::hash(r.client) % replicas);
-    } else {
-      index = static_cast<std::uint32_t>(ctx_.rng().below(replicas));
-      if (mode_ == Mode::read_your_writes) {
-        auto it = last_write_.find(r.client);
-        if (it != last_write_.end() && ctx_.now() - it->second < ryw_window_) return leader_;
-      }
+    const auto index = static_cast<std::uint32_t>(  // among the replicas, 0..replicas-1
+        mode_ == Mode::monotonic_reads ? Rng::hash(r.client) % replicas
+                                       : ctx_.rng().below(replicas));
+    const std::uint32_t node = index >= leader_ ? index + 1 : index;  // skip the leader
+    if (mode_ == Mode::read_your_writes) {
+      // A failover may have cut the log below the client's last write: what is left counts.
+      auto it = last_write_.find(r.client);
+      if (it != last_write_.end() && nodes_[node].applied < std::min(it->second, log_.size()))
+        return leader_;
     }
-    return index >= leader_ ? index + 1 : index;  // skip the leader
+    return node;
   }
 
   void failover() {
@@ -236,36 +245,11 @@ class Replicated final : public System {
     // Other replicas catch up from where they are (none is ahead of the new leader).
     for (std::uint32_t i = 0; i < nodes_.size(); ++i) {
       if (i == leader_) continue;
-      Node& n = nodes_[i];
-      ++n.generation;
-      n.last_apply = ctx_.now();
-      for (std::size_t k = n.applied; k < log_.size(); ++k) ship(i);
+      stop_applying(nodes_[i]);
+      for (std::size_t k = nodes_[i].applied; k < log_.size(); ++k) ship(i);
     }
     ctx_.log("replica " + std::to_string(best) + " promoted to leader; " + std::to_string(lost) +
              " acknowledged writes lost");
-  }
-
-  std::uint32_t acquire(const Request& r, std::size_t position) {
-    std::uint32_t slot;
-    if (free_.empty()) {
-      slot = static_cast<std::uint32_t>(pending_.size());
-      pending_.emplace_back();
-    } else {
-      slot = free_.back();
-      free_.pop_back();
-    }
-    InFlight& w = pending_[slot];
-    w.request = r;
-    w.position = position;
-    w.active = true;
-    if (r.op == Op::write) last_write_[r.client] = ctx_.now();
-    return slot;
-  }
-
-  void release(std::uint32_t slot) {
-    pending_[slot].active = false;
-    ++pending_[slot].generation;
-    free_.push_back(slot);
   }
 
   using SessionKey = std::pair<std::uint32_t, std::uint64_t>;  // (client, key)
@@ -278,8 +262,8 @@ class Replicated final : public System {
 
   Mode mode_;
   Context& ctx_;
-  Time ryw_window_, failover_after_, lag_period_;
-  double lag_median_, lag_sigma_ = 0;
+  Time failover_after_, lag_period_;
+  Distribution lag_;
   Metric& stale_metric_;
   Metric& lost_metric_;
   std::vector<Node> nodes_;
@@ -288,76 +272,70 @@ class Replicated final : public System {
   std::vector<Entry> log_;
   std::unordered_map<std::uint64_t, std::vector<std::size_t>> history_;  // key -> log positions
   std::unordered_map<SessionKey, Session, SessionHash> sessions_;
-  std::unordered_map<std::uint32_t, Time> last_write_;  // client -> time of its last write
-  std::vector<InFlight> pending_;
-  std::vector<std::uint32_t> free_;
-  std::vector<Time> delays_;
+  std::unordered_map<std::uint32_t, std::size_t> last_write_;  // client -> log length after its
+                                                               // last write
+  SlotPool<InFlight> in_flight_;
   std::uint64_t next_write_id_ = 0;
   std::int64_t stale_reads_ = 0, non_monotonic_ = 0, lost_writes_ = 0, leader_reads_ = 0;
   std::int64_t writes_acked_ = 0;
   Time write_latency_sum_ = 0;
 };
 
-class Replication final : public Lesson {
- public:
-  const LessonInfo& info() const override {
-    static const LessonInfo info{
-        "replication",
-        "Replication: a leader, async replicas, and what reading from them costs",
-        "A single leader acks writes at once and ships them to replicas asynchronously. Reads "
-        "spread over the replicas return versions older than the client's own acked write "
-        "(read-your-writes broken) and can go back in time between two replicas (non-monotonic "
-        "reads). When the leader crashes, the promoted replica lacks the writes it had not "
-        "applied: acknowledged writes are lost.",
-        "Route a client's reads to the leader for a window after its write (read-your-writes); "
-        "pin a client to one replica (monotonic reads); or wait for replicas before acking: "
-        "semi-synchronous (one replica) loses no acked write at failover, synchronous (all) "
-        "also gives read-your-writes on every replica; both pay replica lag on every write.",
-        {"MySQL async / semi-sync replication (rpl_semi_sync_source_wait_for_replica_count)",
-         "PostgreSQL streaming replication (synchronous_commit, synchronous_standby_names)",
-         "MongoDB read preference and causal consistency sessions",
-         "Amazon Aurora / RDS read replicas, ProxySQL read/write split"},
-        {{"async_replica_reads", true, "async replication, reads from any replica"},
-         {"read_your_writes", false,
-          "a client reads from the leader for ryw_window after it writes"},
-         {"monotonic_reads", false, "a client always reads from the same replica"},
-         {"semi_sync", false, "ack a write once one replica applied it"},
-         {"sync", false, "ack a write once every replica applied it"}},
-        {{"replicas", ParamType::integer, 2, "replicas besides the leader", 1, 64},
-         {"lag_median", ParamType::duration, "50ms", "median replication lag (lognormal)", 0, 3600},
-         {"lag_p99", ParamType::duration, "500ms", "99th percentile of the replication lag", 0,
-          3600},
-         {"lag_period", ParamType::duration, "1s",
-          "a replica keeps one lag draw this long, then draws again", 1e-6, 3600},
-         {"ryw_window", ParamType::duration, "2s",
-          "read_your_writes: how long after a write the client reads from the leader", 0, 3600},
-         {"failover_after", ParamType::duration, "2s",
-          "time to detect a dead leader and promote a replica (writes fail meanwhile)", 0, 3600}},
-        {{"crash_leader",
-          "the leader dies: in-flight replication is lost, writes fail until the most up-to-date "
-          "replica is promoted after failover_after; acked writes it lacks are lost",
-          {}}},
-        {},
-        {{"stale_reads", MetricSpec::Kind::counter,
-          "reads older than the client's own acked write"},
-         {"lost_writes", MetricSpec::Kind::counter, "acknowledged writes lost at failover"}}};
-    return info;
-  }
+LessonInfo info() {
+  return {
+      "replication",
+      "Replication: a leader, async replicas, and what reading from them costs",
+      "A single leader acks writes at once and ships them to replicas asynchronously. Reads "
+      "spread over the replicas return versions older than the client's own acked write "
+      "(read-your-writes broken) and can go back in time between two replicas (non-monotonic "
+      "reads). When the leader crashes, the promoted replica lacks the writes it had not "
+      "applied: acknowledged writes are lost.",
+      "Send a client's read to a replica only once it has applied the client's last write, else to "
+      "the leader (read-your-writes); "
+      "pin a client to one replica (monotonic reads); or wait for replicas before acking: "
+      "semi-synchronous (one replica) loses no acked write at failover, synchronous (all) "
+      "also gives read-your-writes on every replica; both pay replica lag on every write.",
+      {"MySQL async / semi-sync replication (rpl_semi_sync_source_wait_for_replica_count)",
+       "PostgreSQL streaming replication (synchronous_commit, synchronous_standby_names)",
+       "MongoDB read preference and causal consistency sessions",
+       "Amazon Aurora / RDS read replicas, ProxySQL read/write split"},
+      {{"async_replica_reads", true, "async replication, reads from any replica"},
+       {"read_your_writes", false,
+        "a read goes to the leader unless its replica applied the client's last write"},
+       {"monotonic_reads", false, "a client always reads from the same replica"},
+       {"semi_sync", false, "ack a write once one replica applied it"},
+       {"sync", false, "ack a write once every replica applied it"}},
+      {{"replicas", ParamType::integer, 2, "replicas besides the leader", 1, 64},
+       {"lag_median", ParamType::duration, "50ms", "median replication lag (lognormal)", 0, 3600},
+       {"lag_p99", ParamType::duration, "500ms", "99th percentile of the replication lag", 0, 3600},
+       {"lag_period", ParamType::duration, "1s",
+        "a replica keeps one lag draw this long, then draws again", 1e-6, 3600},
+       {"failover_after", ParamType::duration, "2s",
+        "time to detect a dead leader and promote a replica (writes fail meanwhile)", 0, 3600}},
+      {{"crash_leader",
+        "the leader dies: in-flight replication is lost, writes fail until the most up-to-date "
+        "replica is promoted after failover_after; acked writes it lacks are lost",
+        {}}},
+      {},
+      {{"stale_reads", MetricSpec::Kind::counter, "reads older than the client's own acked write"},
+       {"lost_writes", MetricSpec::Kind::counter, "acknowledged writes lost at failover"}},
+      {{"stale_reads", Unit::count, "reads older than the client's own acked write"},
+       {"non_monotonic", Unit::count, "reads older than a version the client already read"},
+       {"lost_writes", Unit::count, "acknowledged writes lost at failover"},
+       {"write_ms", Unit::number, "mean time to acknowledge a write, in milliseconds"},
+       {"leader_reads", Unit::count, "reads served by the leader"}}};
+}
 
-  std::unique_ptr<System> build(const std::string& variant, const Params& params,
-                                Context& ctx) const override {
-    static const std::pair<const char*, Mode> modes[] = {
-        {"async_replica_reads", Mode::async_replica_reads},
-        {"read_your_writes", Mode::read_your_writes},
-        {"monotonic_reads", Mode::monotonic_reads},
-        {"semi_sync", Mode::semi_sync},
-        {"sync", Mode::sync}};
-    for (const auto& [name, mode] : modes)
-      if (variant == name) return std::make_unique<Replicated>(mode, params, ctx);
-    throw std::invalid_argument("unknown variant " + variant);
-  }
-};
+std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {
+  static const std::pair<const char*, Mode> modes[] = {
+      {"async_replica_reads", Mode::async_replica_reads},
+      {"read_your_writes", Mode::read_your_writes},
+      {"monotonic_reads", Mode::monotonic_reads},
+      {"semi_sync", Mode::semi_sync},
+      {"sync", Mode::sync}};
+  return std::make_unique<Replicated>(variant_value(variant, modes), params, ctx);
+}
 
 }  // namespace
 
-HLDLAB_PLUGIN(Replication)
+HLDLAB_LESSON(info, build)

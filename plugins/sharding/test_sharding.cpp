@@ -4,18 +4,23 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
+using hldlab::testing::figure;
 using hldlab::testing::registry;
 using hldlab::testing::row;
+using hldlab::testing::run_experiment;
 
 namespace {
 
-Workload write_heavy() {
-  Workload w;
-  w.arrivals.rps = 700;  // 8 shards of 200 rps each
-  w.keys = KeyDistribution::uniform(1000000);
-  w.service = Distribution::exponential(static_cast<double>(milliseconds(5)));
-  w.write_share = 0.3;
+/// Poisson arrivals on a million keys, exponential service of mean `service`.
+Workload traffic(double rps, Time service, double write_share = 0) {
+  Workload w = hldlab::testing::poisson_workload(rps, service, 1000000);
+  w.service = Distribution::exponential(static_cast<double>(service));
+  w.write_share = write_share;
   return w;
+}
+
+Workload write_heavy() {
+  return traffic(700, milliseconds(5), 0.3);  // 8 shards of 200 rps each
 }
 
 std::int64_t total(const Value& shards, const char* field) {
@@ -43,40 +48,35 @@ TEST_CASE("range sharding on a monotonic key sends every write to the last shard
   // Per shard: the last one's parts wait far longer than any other shard's.
   for (int i = 0; i < 7; ++i)
     CHECK(shards.as_list()[7]["p99"].as_double() > 20 * shards.as_list()[i]["p99"].as_double());
-  CHECK(row(r, "range").figures.at("write_max_share").as_double() == 1.0);
-  CHECK(row(r, "range").figures.at("same_shard_writes").as_double() == 1.0);
+  CHECK(figure(r, "range", "write_max_share") == 1.0);
+  CHECK(figure(r, "range", "same_shard_writes") == 1.0);
   // Hash: ~1/8 each; the chance that two consecutive writes share a shard is ~1/8.
-  CHECK(row(r, "hash").figures.at("write_max_share").as_double() < 0.14);
-  CHECK(std::abs(row(r, "hash").figures.at("same_shard_writes").as_double() - 0.125) < 0.02);
+  CHECK(figure(r, "hash", "write_max_share") < 0.14);
+  CHECK(std::abs(figure(r, "hash", "same_shard_writes") - 0.125) < 0.02);
   CHECK(total(hash.call("shards", {}), "writes") == writes);  // same traffic
   // The last shard gets 210 writes/s + its reads > 200/s: its queue grows without bound.
   INFO("P99 range " << row(r, "range").p99 << " hash " << row(r, "hash").p99);
   CHECK(row(r, "range").p99 > 20 * row(r, "hash").p99);
-  CHECK(row(r, "range").figures.at("load_max_mean").as_double() > 1.8);
+  CHECK(figure(r, "range", "load_max_mean") > 1.8);
   CHECK(row(r, "consistent").p99 < 2 * row(r, "hash").p99);
 }
 
 TEST_CASE("a range scan hits one shard under range sharding and every shard under hashing") {
-  ExperimentConfig config;
-  config.duration = seconds(20);
-  Experiment e(config);
-  Workload w;
-  w.arrivals.rps = 200;
-  w.keys = KeyDistribution::uniform(1000000);
-  w.service = Distribution::exponential(static_cast<double>(milliseconds(2)));
-  e.set_workload(w);
-  for (const char* v : {"range", "hash", "consistent"})
-    e.add(registry(), "sharding", v, {{"scan_share", 0.5}, {"scan_length", 100}});
-  e.add(registry(), "sharding", "hash", {{"scan_share", 0.5}, {"scan_length", 1}}, "hash_point");
-  const auto r = e.run();
+  const Map scans{{"scan_share", 0.5}, {"scan_length", 100}};
+  const auto r = run_experiment(
+      traffic(200, milliseconds(2)), seconds(20),
+      {{"sharding", "range", scans},
+       {"sharding", "hash", scans},
+       {"sharding", "consistent", scans},
+       {"sharding", "hash", {{"scan_share", 0.5}, {"scan_length", 1}}, "hash_point"}});
   // 12 500 records per range: a 100-key scan crosses a boundary with probability 99/12 500.
-  CHECK(row(r, "range").figures.at("fanout").as_double() < 1.03);
-  CHECK(row(r, "range").figures.at("fanout").as_double() > 1.0);
+  CHECK(figure(r, "range", "fanout") < 1.03);
+  CHECK(figure(r, "range", "fanout") > 1.0);
   // 100 hashed keys miss a given shard of 8 with probability (7/8)^100 ~ 2e-6.
   // (Scans that start near the last key read fewer keys.)
-  CHECK(row(r, "hash").figures.at("fanout").as_double() > 7.99);
-  CHECK(row(r, "consistent").figures.at("fanout").as_double() > 7.9);
-  CHECK(row(r, "hash_point").figures.at("fanout").as_double() == 1.0);
+  CHECK(figure(r, "hash", "fanout") > 7.99);
+  CHECK(figure(r, "consistent", "fanout") > 7.9);
+  CHECK(figure(r, "hash_point", "fanout") == 1.0);
   // A scan waits for the slowest of 8 parts: E[max of 8 exponentials] = H(8) ~ 2.7 means, so
   // half the requests take ~2.7x longer on average.
   CHECK(row(r, "hash").mean > 1.5 * row(r, "range").mean);
@@ -106,19 +106,17 @@ TEST_CASE("adding a shard moves 8/9 of the data with hash, 1/9 with consistent, 
 }
 
 TEST_CASE("a slow shard delays every fanned-out scan but only its own range scans") {
-  ExperimentConfig config;
-  config.duration = seconds(60);
-  Experiment e(config);
-  Workload w;
-  w.arrivals.rps = 200;
-  w.keys = KeyDistribution::uniform(1000000);
-  w.service = Distribution::exponential(static_cast<double>(milliseconds(5)));
-  e.set_workload(w);
-  for (const char* v : {"range", "hash"}) {
-    SystemSlot& s = e.add(registry(), "sharding", v, {{"scan_share", 0.3}});
-    e.at(seconds(10), [&s] { s.inject("slow_shard", {{"shard", 0}, {"factor", 2.0}}); });
-  }
-  const auto r = e.run();
+  const auto r = run_experiment(
+      traffic(200, milliseconds(5)), seconds(60),
+      {{"sharding", "range", {{"scan_share", 0.3}}}, {"sharding", "hash", {{"scan_share", 0.3}}}},
+      1, [](Experiment& e) {
+        for (const auto& s : e.systems()) {
+          SystemSlot* slot = s.get();
+          e.at(seconds(10), [slot] {
+            slot->inject("slow_shard", {{"shard", 0}, {"factor", 2.0}});
+          });
+        }
+      });
   INFO("P99 range " << row(r, "range").p99 << " hash " << row(r, "hash").p99);
   CHECK(row(r, "hash").p99 > 2 * row(r, "range").p99);
   CHECK(row(r, "hash").completed == row(r, "hash").requests);
