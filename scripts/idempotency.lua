@@ -52,5 +52,5 @@ lab.expect(before.key_after_charge.double_charges < before.retry.double_charges 
 lab.expect(r.key_ttl_500ms.double_charges > 0,
            "keys that expire before the retry arrives charge again")
 for _, v in ipairs{ "no_retry", "retry", "key_after_charge", "idempotency_key", "key_ttl_500ms" } do
-  lab.expect(r[v].completed == r[v].requests, v .. ": every purchase ends, exactly once")
+  lab.check(r[v].completed == r[v].requests, v .. ": every purchase ends, exactly once")
 end

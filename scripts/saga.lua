@@ -7,6 +7,10 @@
 -- Part 2: the coordinator crashes at 20 s for 10 s. 2PC participants that voted yes stay
 --         blocked, holding their locks, until it restarts; the orchestrator resumes its sagas
 --         from its log with nobody locked; choreography has no coordinator at all.
+--         The transactions caught in doubt are those preparing at the crash: Poisson with mean
+--         rps x E[hop + service + hop] = rps x 34.6 ms (the lognormal's mean is 32.6 ms). At
+--         100 orders/s that is 3.5, and none at all 3% of the time (e^-3.5); at 1000 orders/s
+--         it is 35, none with probability e^-35 = 6e-16, so this part runs at 1000 orders/s.
 local lab = require "hldlab"
 
 local variants = { "no_compensation", "two_phase_commit", "orchestration", "choreography" }
@@ -21,8 +25,8 @@ for k = 0, 3 do
   local r = exp:run()
   lab.report(r)
   local failed = r.orchestration.failed
-  lab.expect(r.no_compensation.failed == failed and r.choreography.failed == failed
-             and r.two_phase_commit.failed == failed, "step " .. k .. ": the same orders fail everywhere")
+  lab.check(r.no_compensation.failed == failed and r.choreography.failed == failed
+            and r.two_phase_commit.failed == failed, "step " .. k .. ": the same orders fail everywhere")
   if k == 0 then
     lab.expect(r.no_compensation.inconsistent == 0, "a failure at the first step leaves nothing behind")
   else
@@ -37,7 +41,7 @@ for k = 0, 3 do
 end
 
 local crash = lab.experiment{ name = "saga: coordinator crash at 20s for 10s", seed = 42, duration = "60s" }
-crash:workload{ arrivals = lab.poisson{ rps = 100 },
+crash:workload{ arrivals = lab.poisson{ rps = 1000 },
                 service = lab.lognormal{ median = "20ms", p99 = "200ms" } }
 for _, v in ipairs(variants) do
   crash:add{ lesson = "saga", variant = v, params = { fail_step = 2, fail_rate = 0.05 } }

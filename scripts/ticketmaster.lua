@@ -61,5 +61,5 @@ lab.expect(atomic.p99 < occ.p99 and atomic.p99 < lock.p99,
            "and answers fastest: the lock queues, the CAS retries")
 for _, v in ipairs{ "read_check_write", "optimistic_locking", "atomic_decrement",
                     "pessimistic_lock" } do
-  lab.expect(r[v].completed == r[v].requests, v .. ": every purchase ends, exactly once")
+  lab.check(r[v].completed == r[v].requests, v .. ": every purchase ends, exactly once")
 end

@@ -21,17 +21,18 @@
 // Model: `clients` worker processes; request i goes to worker i % clients (round robin; a dead
 // worker's share goes to the next live one) and locks resource key % resources. Every message
 // (client <-> lock service, client <-> storage) takes a network delay; the lock service answers
-// a busy lock with "busy" and the client asks again after `retry`. A paused worker does
-// nothing until it resumes: messages wait for it, its work stops. A crashed worker loses its
-// jobs (errors) and the messages it had in flight; the lock it held stays held.
-// Jobs live in slots with a generation; events carry (slot, generation) and a client-side event
-// dispatches on the job's phase, so an event outliving its job is recognised and ignored.
+// a busy lock with "busy" and the client asks again after `retry`, giving up `lock_timeout`
+// after it first asked. A paused worker does nothing until it resumes: messages wait for it,
+// its work stops. A crashed worker loses its jobs (errors) and the messages it had in flight;
+// the lock it held stays held. A job has one pending event at a time (a message or a client
+// timer), dispatched on the job's phase; a crash cancels it.
 #include <algorithm>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "hldlab/plugin.hpp"
+#include "hldlab/slot_pool.hpp"
 
 namespace {
 using namespace hldlab;
@@ -60,9 +61,11 @@ enum class Phase : std::uint8_t {
 
 struct Job {
   Request request;
-  std::uint32_t worker = 0, resource = 0, generation = 0;
+  std::uint32_t worker = 0, resource = 0;
+  Time started = 0;  // when its worker got it: lock_timeout counts from here
   Phase phase = Phase::start;
-  bool active = false;
+  EventId event{};             // its one pending event
+  std::uint32_t messages = 0;  // messages sent so far (each one's delay is a hash of its number)
   std::uint64_t token = 0;
   std::int64_t value = 0;  // value read from storage
   Time asked_at = 0;       // when it last sent an acquire: its lease ends before asked_at + lease
@@ -84,8 +87,8 @@ struct Resource {
   std::uint64_t token = 0;  // last token granted (the current holder's when held)
   Time expires = kForever;
   Time granted_at = 0;
-  std::uint32_t holder = 0;                              // worker of the last grant
-  std::uint32_t holder_slot = 0, holder_generation = 0;  // its job (for the `locks` operation)
+  std::uint32_t holder = 0;  // worker of the last grant
+  SlotHandle holder_job;     // its job (for the `locks` operation)
   // storage
   std::int64_t counter = 0;
   std::uint64_t max_token = 0;  // highest token seen by the storage (reads and writes)
@@ -106,6 +109,8 @@ class Locking final : public System {
         net_max_(p.duration("net_max")),
         pause_rate_(p.real("pause_rate")),
         pause_mean_(p.duration("pause_mean")),
+        // The lesson's stream is the same in every variant: so are the network and the pauses.
+        net_salt_(ctx.rng().next()),
         unsafe_metric_(ctx.metric("unsafe_writes")),
         rejected_metric_(ctx.metric("rejected_stale")),
         expired_metric_(ctx.metric("leases_expired")),
@@ -121,22 +126,9 @@ class Locking final : public System {
     std::uint32_t w = static_cast<std::uint32_t>(r.id % n);
     for (std::uint32_t k = 0; k < n && !workers_[w].alive; ++k) w = (w + 1) % n;
     if (!workers_[w].alive) return ctx_.complete(r, Outcome::error);
-    std::uint32_t slot;
-    if (free_.empty()) {
-      slot = static_cast<std::uint32_t>(jobs_.size());
-      jobs_.emplace_back();
-    } else {
-      slot = free_.back();
-      free_.pop_back();
-    }
-    Job& job = jobs_[slot];
-    job.request = r;
-    job.worker = w;
-    job.resource = static_cast<std::uint32_t>(r.key % resources_.size());
-    job.phase = Phase::start;
-    job.active = true;
-    job.token = 0;
-    client(slot, job.generation);
+    const SlotHandle h = jobs_.acquire();
+    jobs_[h] = Job{r, w, static_cast<std::uint32_t>(r.key % resources_.size()), ctx_.now()};
+    client(h);
   }
 
   void inject(const std::string& fault, const Value& p) override {
@@ -145,21 +137,7 @@ class Locking final : public System {
     if (fault == "pause") {
       if (worker.alive) pause(w, p["duration"].as_int());
     } else if (fault == "crash") {
-      if (!worker.alive) return;
-      worker.alive = false;
-      worker.frozen_until = 0;
-      // Its jobs fail and their messages in flight are lost; a job already answered only had
-      // its release left, which is lost too.
-      for (std::uint32_t s = 0; s < jobs_.size(); ++s)
-        if (jobs_[s].active && jobs_[s].worker == w) {
-          if (jobs_[s].phase != Phase::releasing) ctx_.complete(jobs_[s].request, Outcome::error);
-          release_slot(s);
-        }
-      std::string held;
-      for (std::uint32_t i = 0; i < resources_.size(); ++i)
-        if (resources_[i].held && resources_[i].holder == w) held += " " + std::to_string(i);
-      ctx_.log("client " + std::to_string(w) + " crashed" +
-               (held.empty() ? "" : " holding the lock on resource" + held));
+      if (worker.alive) crash(w);
     } else if (fault == "restart") {
       worker.alive = true;
     } else if (fault == "slow_network") {
@@ -168,18 +146,17 @@ class Locking final : public System {
     }
   }
 
-  Value call(const std::string& op, const Value&) override {
-    List out;
-    if (op == "locks")
-      for (const Resource& r : resources_)
-        out.push_back(Map{{"held", r.held && ctx_.now() < r.expires},
-                          {"token", static_cast<std::int64_t>(r.token)},
-                          {"holder", static_cast<std::int64_t>(r.holder)},
-                          {"holder_phase", holder_phase(r)},
-                          {"granted_at_s", to_seconds(r.granted_at)},
-                          {"counter", r.counter},
-                          {"writes", r.writes},
-                          {"max_token", static_cast<std::int64_t>(r.max_token)}});
+  Value call(const std::string&, const Value&) override {
+    List out;  // "locks", the one operation
+    for (const Resource& r : resources_)
+      out.push_back(Map{{"held", r.held && ctx_.now() < r.expires},
+                        {"token", static_cast<std::int64_t>(r.token)},
+                        {"holder", static_cast<std::int64_t>(r.holder)},
+                        {"holder_phase", holder_phase(r)},
+                        {"granted_at_s", to_seconds(r.granted_at)},
+                        {"counter", r.counter},
+                        {"writes", r.writes},
+                        {"max_token", static_cast<std::int64_t>(r.max_token)}});
     return out;
   }
 
@@ -187,6 +164,12 @@ class Locking final : public System {
     return {{"counter", counter_sum_},           {"lost_updates", writes_ - counter_sum_},
             {"max_erased", max_erased_},         {"unsafe_writes", unsafe_writes_},
             {"rejected_stale", rejected_stale_}, {"leases_expired", leases_expired_}};
+  }
+
+  /// The figures count what the lock service and the storage do from now on: `counter` is then
+  /// the counters' increase since.
+  void reset_stats() override {
+    writes_ = counter_sum_ = unsafe_writes_ = rejected_stale_ = leases_expired_ = max_erased_ = 0;
   }
 
  private:
@@ -201,9 +184,9 @@ class Locking final : public System {
   /// What the job of the last grant is doing, as the `locks` operation shows it.
   const char* holder_phase(const Resource& r) const {
     if (r.token == 0) return "none";  // never granted
-    const Job& job = jobs_[r.holder_slot];
-    if (job.generation != r.holder_generation) return "gone";  // done, or died with its client
-    switch (job.phase) {
+    const Job* job = jobs_.get(r.holder_job);
+    if (job == nullptr) return "gone";  // done, or died with its client
+    switch (job->phase) {
       case Phase::granted:
       case Phase::reading:
         return "reading";
@@ -222,21 +205,16 @@ class Locking final : public System {
     }
   }
 
-  Time delay() {
-    if (net_max_ == net_min_) return net_min_;
-    return net_min_ +
-           static_cast<Time>(ctx_.rng().below(static_cast<std::uint64_t>(net_max_ - net_min_) + 1));
+  /// The delay of the job's next message: uniform in [net_min, net_max], a hash of (job,
+  /// message number), so that every variant's network delays the same messages alike.
+  Time delay(Job& job) {
+    const double u = Rng::uniform_at(net_salt_, job.request.id, job.messages++);
+    return net_min_ + round_time(u * static_cast<double>(net_max_ - net_min_));
   }
 
-  void release_slot(std::uint32_t slot) {
-    jobs_[slot].active = false;
-    ++jobs_[slot].generation;
-    free_.push_back(slot);
-  }
-
-  void finish(std::uint32_t slot, Outcome outcome) {
-    ctx_.complete(jobs_[slot].request, outcome);
-    release_slot(slot);
+  void finish(SlotHandle h, Outcome outcome) {
+    ctx_.complete(jobs_[h].request, outcome);
+    jobs_.release(h);
   }
 
   void pause(std::uint32_t w, Time duration) {
@@ -248,40 +226,58 @@ class Locking final : public System {
   }
 
   void schedule_random_pause(std::uint32_t w) {
-    const Time gap = static_cast<Time>(ctx_.rng().exponential(1e9 / pause_rate_));
+    const Time gap = round_time(ctx_.rng().exponential(1e9 / pause_rate_));
     ctx_.after(gap, [this, w] {
       if (workers_[w].alive)
-        pause(w, static_cast<Time>(ctx_.rng().exponential(static_cast<double>(pause_mean_))));
+        pause(w, round_time(ctx_.rng().exponential(static_cast<double>(pause_mean_))));
       schedule_random_pause(w);
     });
   }
 
-  // --- messages -------------------------------------------------------------------------------
-
-  void to_client(std::uint32_t slot, Phase phase, Time after) {
-    jobs_[slot].phase = phase;
-    ctx_.after(after, [this, slot, g = jobs_[slot].generation] { client(slot, g); });
+  /// The worker dies: its jobs fail and their messages in flight are lost; a job already
+  /// answered only had its release left, which is lost too.
+  void crash(std::uint32_t w) {
+    workers_[w].alive = false;
+    workers_[w].frozen_until = 0;
+    jobs_.for_each([&](SlotHandle h, Job& job) {
+      if (job.worker != w) return;
+      ctx_.cancel(job.event);
+      if (job.phase != Phase::releasing) ctx_.complete(job.request, Outcome::error);
+      jobs_.release(h);
+    });
+    std::string held;
+    for (std::uint32_t i = 0; i < resources_.size(); ++i)
+      if (resources_[i].held && resources_[i].holder == w) held += " " + std::to_string(i);
+    ctx_.log("client " + std::to_string(w) + " crashed" +
+             (held.empty() ? "" : " holding the lock on resource" + held));
   }
 
-  void to_server(std::uint32_t slot, Phase phase) {
-    jobs_[slot].phase = phase;
-    const Worker& worker = workers_[jobs_[slot].worker];
+  // --- messages -------------------------------------------------------------------------------
+
+  void to_client(SlotHandle h, Phase phase, Time after) {
+    jobs_[h].phase = phase;
+    jobs_[h].event = ctx_.after(after, [this, h] { client(h); });
+  }
+
+  void to_server(SlotHandle h, Phase phase) {
+    Job& job = jobs_[h];
+    job.phase = phase;
+    const Worker& worker = workers_[job.worker];
     const Time extra = worker.slow_until > ctx_.now() ? worker.slow_extra : 0;
-    ctx_.after(delay() + extra, [this, slot, g = jobs_[slot].generation] { server(slot, g); });
+    job.event = ctx_.after(delay(job) + extra, [this, h] { server(h); });
   }
 
   /// A message arriving at the lock service or the storage.
-  void server(std::uint32_t slot, std::uint32_t generation) {
-    if (jobs_[slot].generation != generation) return;  // lost with its crashed sender
-    switch (jobs_[slot].phase) {
+  void server(SlotHandle h) {
+    switch (jobs_[h].phase) {
       case Phase::acquiring:
-        return acquire(slot);
+        return acquire(h);
       case Phase::reading:
-        return read(slot);
+        return read(h);
       case Phase::writing:
-        return write(slot);
+        return write(h);
       case Phase::releasing:
-        return release(slot);
+        return release(h);
       default:
         return;
     }
@@ -289,34 +285,32 @@ class Locking final : public System {
 
   /// Everything a client process does, one step per event. A paused client does nothing until
   /// it resumes; its work takes as much longer as the pauses that hit it.
-  void client(std::uint32_t slot, std::uint32_t generation) {
-    Job& job = jobs_[slot];
-    if (job.generation != generation) return;  // the job died with its worker
+  void client(SlotHandle h) {
+    Job& job = jobs_[h];
     const Worker& worker = workers_[job.worker];
     const Time now = ctx_.now();
     if (job.phase == Phase::working) {
       const Time frozen = worker.frozen_total - job.frozen_mark;
       if (frozen > 0) {  // paused during the work: the rest of it runs after the pause
         job.frozen_mark = worker.frozen_total;
-        return to_client(slot, Phase::working, frozen);
+        return to_client(h, Phase::working, frozen);
       }
     } else if (worker.frozen_until > now) {
-      return to_client(slot, job.phase, worker.frozen_until - now);
+      return to_client(h, job.phase, worker.frozen_until - now);
     }
     switch (job.phase) {
       case Phase::busy:
-        if (now + retry_ - job.request.arrival > lock_timeout_)
-          return finish(slot, Outcome::timeout);
-        return to_client(slot, Phase::retry, retry_);
+        if (now + retry_ - job.started > lock_timeout_) return finish(h, Outcome::timeout);
+        return to_client(h, Phase::retry, retry_);
       case Phase::start:
       case Phase::retry:
         job.asked_at = now;
-        return to_server(slot, Phase::acquiring);
+        return to_server(h, Phase::acquiring);
       case Phase::granted:
-        return to_server(slot, Phase::reading);
+        return to_server(h, Phase::reading);
       case Phase::read_done:
         job.frozen_mark = worker.frozen_total;
-        return to_client(slot, Phase::working, job.request.service);
+        return to_client(h, Phase::working, job.request.service);
       case Phase::working:
         // lease_check: "is my lease still valid?" right before the write. It catches a pause
         // during the work, not a write that arrives late (nor, in a real process, a pause
@@ -324,14 +318,14 @@ class Locking final : public System {
         if (scheme_ == Scheme::lease_check && now >= job.asked_at + lease_) {
           aborted_metric_.add(1);
           ctx_.complete(job.request, Outcome::error);
-          return to_server(slot, Phase::releasing);
+          return to_server(h, Phase::releasing);
         }
-        return to_server(slot, Phase::writing);
+        return to_server(h, Phase::writing);
       case Phase::write_ok:
         ctx_.complete(job.request, Outcome::ok);
-        return to_server(slot, Phase::releasing);
+        return to_server(h, Phase::releasing);
       case Phase::rejected:
-        return finish(slot, Outcome::error);
+        return finish(h, Outcome::error);
       default:  // a server-side phase: not the client's turn
         return;
     }
@@ -339,11 +333,11 @@ class Locking final : public System {
 
   // --- lock service ---------------------------------------------------------------------------
 
-  void acquire(std::uint32_t slot) {
-    Job& job = jobs_[slot];
+  void acquire(SlotHandle h) {
+    Job& job = jobs_[h];
     Resource& r = resources_[job.resource];
     const Time now = ctx_.now();
-    if (r.held && now < r.expires) return to_client(slot, Phase::busy, delay());
+    if (r.held && now < r.expires) return to_client(h, Phase::busy, delay(job));
     if (r.held) {  // the lease ran out without a release: the lock is free again
       ++leases_expired_;
       expired_metric_.add(1);
@@ -353,16 +347,15 @@ class Locking final : public System {
     r.granted_at = now;
     r.expires = scheme_ == Scheme::no_lease ? kForever : now + lease_;
     r.holder = job.worker;
-    r.holder_slot = slot;
-    r.holder_generation = job.generation;
+    r.holder_job = h;
     job.token = r.token;
-    to_client(slot, Phase::granted, delay());
+    to_client(h, Phase::granted, delay(job));
   }
 
-  void release(std::uint32_t slot) {
-    Resource& r = resources_[jobs_[slot].resource];
-    if (r.held && r.token == jobs_[slot].token) r.held = false;  // not a lock it already lost
-    release_slot(slot);
+  void release(SlotHandle h) {
+    Resource& r = resources_[jobs_[h].resource];
+    if (r.held && r.token == jobs_[h].token) r.held = false;  // not a lock it already lost
+    jobs_.release(h);
   }
 
   // --- storage --------------------------------------------------------------------------------
@@ -375,19 +368,19 @@ class Locking final : public System {
     return true;
   }
 
-  void read(std::uint32_t slot) {
-    Job& job = jobs_[slot];
+  void read(SlotHandle h) {
+    Job& job = jobs_[h];
     Resource& r = resources_[job.resource];
-    if (fenced(job)) return to_client(slot, Phase::rejected, delay());
+    if (fenced(job)) return to_client(h, Phase::rejected, delay(job));
     r.max_token = std::max(r.max_token, job.token);
     job.value = r.counter;
-    to_client(slot, Phase::read_done, delay());
+    to_client(h, Phase::read_done, delay(job));
   }
 
-  void write(std::uint32_t slot) {
-    Job& job = jobs_[slot];
+  void write(SlotHandle h) {
+    Job& job = jobs_[h];
     Resource& r = resources_[job.resource];
-    if (fenced(job)) return to_client(slot, Phase::rejected, delay());
+    if (fenced(job)) return to_client(h, Phase::rejected, delay(job));
     if (job.token < r.max_token) {  // the storage already served a newer lock holder
       ++unsafe_writes_;
       unsafe_metric_.add(1);
@@ -399,7 +392,7 @@ class Locking final : public System {
     ++r.writes;
     ++writes_;
     lost_metric_.set(static_cast<double>(writes_ - counter_sum_));
-    to_client(slot, Phase::write_ok, delay());
+    to_client(h, Phase::write_ok, delay(job));
   }
 
   Scheme scheme_;
@@ -409,107 +402,111 @@ class Locking final : public System {
   Time lease_, lock_timeout_, retry_, net_min_, net_max_;
   double pause_rate_;
   Time pause_mean_;
+  std::uint64_t net_salt_;
   Metric& unsafe_metric_;
   Metric& rejected_metric_;
   Metric& expired_metric_;
   Metric& lost_metric_;
   Metric& aborted_metric_;
-  std::vector<Job> jobs_;
-  std::vector<std::uint32_t> free_;
+  SlotPool<Job> jobs_;
   std::int64_t writes_ = 0, counter_sum_ = 0;  // over all resources
   std::int64_t unsafe_writes_ = 0, rejected_stale_ = 0, leases_expired_ = 0, max_erased_ = 0;
 };
 
-class DistributedLocking final : public Lesson {
- public:
-  const LessonInfo& info() const override {
-    static const LessonInfo info{
-        "distributed_locking",
-        "Distributed locking: leases and fencing tokens",
-        "Clients take a lock from a lock service before a read-modify-write on shared storage. "
-        "A lock held until released is held forever by a client that crashes: everyone else "
-        "blocks. A lease (the lock expires) survives the crash, but a client paused longer than "
-        "the lease (a stop-the-world GC, a VM migration) wakes up still believing it holds the "
-        "lock and writes over the work of the client that got the lock after it: two writers, "
-        "lost updates.",
-        "Fencing tokens: the lock service hands out a number that grows with every grant; the "
-        "client sends it with every storage access; the storage remembers the highest token it "
-        "has seen and refuses older ones. The client that lost its lock is refused instead of "
-        "corrupting the data. The lease alone cannot do it: no client-side check closes the gap "
-        "between the check and the write.",
-        {"Google Chubby (lock sequencers checked by the servers)",
-         "Apache ZooKeeper (zxid / znode czxid as fencing tokens)",
-         "etcd (leases; the key's revision as a token, compare-and-swap on it)",
-         "Kleppmann 2016 vs Redis Redlock (no fencing token)"},
-        {{"no_lease", true, "the lock is held until released (forever if the holder crashed)"},
-         {"lease", true, "the lock expires after `lease`; the storage trusts every client"},
-         {"lease_check", true,
-          "lease + the client checks its lease right before writing (aborts if expired)"},
-         {"fencing", false, "lease + fencing token checked by the storage on reads and writes"}},
-        {{"clients", ParamType::integer, 8,
-          "client processes; request i goes to client i % clients (the next live one if dead)", 1,
-          100000},
-         {"resources", ParamType::integer, 1,
-          "locked storage objects (counters); a request locks resource key % resources", 1, 1e6},
-         {"lease", ParamType::duration, "1s", "lease length (lease and fencing)", 1e-6, 86400},
-         {"lock_timeout", ParamType::duration, "3s",
-          "a job gives up (timeout) when the lock is still busy this long after its arrival", 0,
-          86400},
-         {"retry", ParamType::duration, "5ms", "wait before asking a busy lock service again", 1e-6,
-          3600},
-         {"net_min", ParamType::duration, "0.2ms", "smallest one-way network delay", 0, 60},
-         {"net_max", ParamType::duration, "1ms", "largest one-way network delay (uniform)", 0, 60},
-         {"pause_rate", ParamType::real, 0.0,
-          "random stop-the-world pauses per second per client (Poisson; 0 = none)", 0, 1e6},
-         {"pause_mean", ParamType::duration, "500ms", "mean length of a random pause (exponential)",
-          0, 3600}},
-        {{"pause",
-          "the client stops (GC, VM migration) and resumes later, unaware of the gap",
-          {{"client", ParamType::integer, -1,
-            "client index; -1 = the client of the last grant of resource 0", -1, 1e6},
-           {"duration", ParamType::duration, "2s", "length of the pause", 0, 86400}}},
-         {"crash",
-          "the client dies: its jobs fail, its messages in flight are lost, its locks stay held",
-          {{"client", ParamType::integer, -1,
-            "client index; -1 = the client of the last grant of resource 0", -1, 1e6}}},
-         {"restart",
-          "a crashed client comes back (holding nothing, knowing nothing)",
-          {{"client", ParamType::integer, -1,
-            "client index; -1 = the client of the last grant of resource 0", -1, 1e6}}},
-         {"slow_network",
-          "messages the client sends in the next `duration` are delayed by `extra` (a packet "
-          "stuck in a queue, a retransmission)",
-          {{"client", ParamType::integer, -1,
-            "client index; -1 = the client of the last grant of resource 0", -1, 1e6},
-           {"extra", ParamType::duration, "2s", "added one-way delay", 0, 86400},
-           {"duration", ParamType::duration, "100ms", "window of affected sends", 0, 86400}}}},
-        {{"locks",
-          "per resource: held, token, holder (client), holder_phase (none, reading, working, "
-          "writing, releasing, rejected, gone), granted_at_s, counter, writes, max_token",
-          {}}},
-        {{"unsafe_writes", MetricSpec::Kind::counter,
-          "writes applied after the storage had served a newer lock holder"},
-         {"rejected_stale", MetricSpec::Kind::counter,
-          "storage accesses refused for an old fencing token"},
-         {"leases_expired", MetricSpec::Kind::counter,
-          "locks taken over after their lease ran out without a release"},
-         {"lost_updates", MetricSpec::Kind::gauge,
-          "increments applied then overwritten (writes - counter)"},
-         {"aborted_writes", MetricSpec::Kind::counter,
-          "lease_check: writes given up because the lease had run out"}}};
-    return info;
-  }
+LessonInfo info() {
+  return {
+      "distributed_locking",
+      "Distributed locking: leases and fencing tokens",
+      "Clients take a lock from a lock service before a read-modify-write on shared storage. "
+      "A lock held until released is held forever by a client that crashes: everyone else "
+      "blocks. A lease (the lock expires) survives the crash, but a client paused longer than "
+      "the lease (a stop-the-world GC, a VM migration) wakes up still believing it holds the "
+      "lock and writes over the work of the client that got the lock after it: two writers, "
+      "lost updates.",
+      "Fencing tokens: the lock service hands out a number that grows with every grant; the "
+      "client sends it with every storage access; the storage remembers the highest token it "
+      "has seen and refuses older ones. The client that lost its lock is refused instead of "
+      "corrupting the data. The lease alone cannot do it: no client-side check closes the gap "
+      "between the check and the write.",
+      {"Google Chubby (lock sequencers checked by the servers)",
+       "Apache ZooKeeper (zxid / znode czxid as fencing tokens)",
+       "etcd (leases; the key's revision as a token, compare-and-swap on it)",
+       "Kleppmann 2016 vs Redis Redlock (no fencing token)"},
+      {{"no_lease", true, "the lock is held until released (forever if the holder crashed)"},
+       {"lease", true, "the lock expires after `lease`; the storage trusts every client"},
+       {"lease_check", true,
+        "lease + the client checks its lease right before writing (aborts if expired)"},
+       {"fencing", false, "lease + fencing token checked by the storage on reads and writes"}},
+      {{"clients", ParamType::integer, 8,
+        "client processes; request i goes to client i % clients (the next live one if dead)", 1,
+        100000},
+       {"resources", ParamType::integer, 10,
+        "locked storage objects (counters); a request locks resource key % resources", 1, 1e6},
+       {"lease", ParamType::duration, "1s", "lease length (lease and fencing)", 1e-6, 86400},
+       {"lock_timeout", ParamType::duration, "3s",
+        "a job gives up (timeout) when the lock is still busy this long after its client first "
+        "asked",
+        0, 86400},
+       {"retry", ParamType::duration, "5ms", "wait before asking a busy lock service again", 1e-6,
+        3600},
+       {"net_min", ParamType::duration, "0.2ms", "smallest one-way network delay", 0, 60},
+       {"net_max", ParamType::duration, "1ms", "largest one-way network delay (uniform)", 0, 60},
+       {"pause_rate", ParamType::real, 0.0,
+        "random stop-the-world pauses per second per client (Poisson; 0 = none)", 0, 1e6},
+       {"pause_mean", ParamType::duration, "500ms", "mean length of a random pause (exponential)",
+        0, 3600}},
+      {{"pause",
+        "the client stops (GC, VM migration) and resumes later, unaware of the gap",
+        {{"client", ParamType::integer, -1,
+          "client index; -1 = the client of the last grant of resource 0", -1, 1e6},
+         {"duration", ParamType::duration, "2s", "length of the pause", 0, 86400}}},
+       {"crash",
+        "the client dies: its jobs fail, its messages in flight are lost, its locks stay held",
+        {{"client", ParamType::integer, -1,
+          "client index; -1 = the client of the last grant of resource 0", -1, 1e6}}},
+       {"restart",
+        "a crashed client comes back (holding nothing, knowing nothing)",
+        {{"client", ParamType::integer, -1,
+          "client index; -1 = the client of the last grant of resource 0", -1, 1e6}}},
+       {"slow_network",
+        "messages the client sends in the next `duration` are delayed by `extra` (a packet "
+        "stuck in a queue, a retransmission)",
+        {{"client", ParamType::integer, -1,
+          "client index; -1 = the client of the last grant of resource 0", -1, 1e6},
+         {"extra", ParamType::duration, "2s", "added one-way delay", 0, 86400},
+         {"duration", ParamType::duration, "100ms", "window of affected sends", 0, 86400}}}},
+      {{"locks",
+        "per resource: held, token, holder (client), holder_phase (none, reading, working, "
+        "writing, releasing, rejected, gone), granted_at_s, counter, writes, max_token",
+        {}}},
+      {{"unsafe_writes", MetricSpec::Kind::counter,
+        "writes applied after the storage had served a newer lock holder"},
+       {"rejected_stale", MetricSpec::Kind::counter,
+        "storage accesses refused for an old fencing token"},
+       {"leases_expired", MetricSpec::Kind::counter,
+        "locks taken over after their lease ran out without a release"},
+       {"lost_updates", MetricSpec::Kind::gauge,
+        "increments applied then overwritten (writes - counter)"},
+       {"aborted_writes", MetricSpec::Kind::counter,
+        "lease_check: writes given up because the lease had run out"}},
+      {{"counter", Unit::count, "sum of the counters (their increase since a warm-up)"},
+       {"lost_updates", Unit::count, "increments applied then overwritten (writes - counter)"},
+       {"max_erased", Unit::count, "most increments a single write put back"},
+       {"unsafe_writes", Unit::count,
+        "writes applied after the storage had served a newer lock holder"},
+       {"rejected_stale", Unit::count, "storage accesses refused for an old fencing token"},
+       {"leases_expired", Unit::count,
+        "locks taken over after their lease ran out without a release"}}};
+}
 
-  std::unique_ptr<System> build(const std::string& variant, const Params& params,
-                                Context& ctx) const override {
-    static const std::pair<const char*, Scheme> schemes[] = {{"no_lease", Scheme::no_lease},
-                                                             {"lease", Scheme::lease},
-                                                             {"lease_check", Scheme::lease_check},
-                                                             {"fencing", Scheme::fencing}};
-    return std::make_unique<Locking>(variant_value(variant, schemes), params, ctx);
-  }
-};
+std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {
+  static const std::pair<const char*, Scheme> schemes[] = {{"no_lease", Scheme::no_lease},
+                                                           {"lease", Scheme::lease},
+                                                           {"lease_check", Scheme::lease_check},
+                                                           {"fencing", Scheme::fencing}};
+  return std::make_unique<Locking>(variant_value(variant, schemes), params, ctx);
+}
 
 }  // namespace
 
-HLDLAB_PLUGIN(DistributedLocking)
+HLDLAB_LESSON(info, build)

@@ -3,17 +3,15 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
+using hldlab::testing::figure;
 using hldlab::testing::registry;
 using hldlab::testing::row;
 
 namespace {
 
-std::int64_t figure(const SystemResult& s, const char* name) {
-  return s.figures.at(name).as_int();
-}
-
-/// A clockwork setup: a job every 50 ms for 2 s (39 jobs: job i arrives at 50 (i + 1) ms, on
-/// client i % 8), 10 ms of work, 1 ms per message, 100 ms leases. Uncontended, a job at t runs:
+/// A clockwork setup: one lock, a job every 50 ms for 2 s (39 jobs: job i arrives at 50 (i + 1)
+/// ms, on client i % 8), 10 ms of work, 1 ms per message, 100 ms leases. Uncontended, a job at
+/// t runs:
 ///   t+1 granted at the lock service, t+3 read at the storage, t+4..t+14 work,
 ///   t+15 write at the storage, t+16 acknowledged (ok), t+17 released.
 /// Job 9 (client 1, t = 500 ms) holds the lock (token 10) from 501 ms; at 508 ms, in its work,
@@ -26,13 +24,10 @@ struct Clockwork {
   explicit Clockwork(const std::string& fault, const Map& fault_args = {},
                      Time at = milliseconds(508))
       : config(make_config()), e(config) {
-    Workload w;
-    w.arrivals.kind = Arrivals::Kind::constant;
-    w.arrivals.rps = 20;
-    w.service = Distribution::constant(static_cast<double>(milliseconds(10)));
-    e.set_workload(w);
-    const Map params{{"clients", 8},         {"lease", "100ms"}, {"retry", "5ms"},
-                     {"lock_timeout", "1s"}, {"net_min", "1ms"}, {"net_max", "1ms"}};
+    e.set_workload(hldlab::testing::constant_workload(20, milliseconds(10)));
+    const Map params{{"clients", 8},    {"resources", 1},       {"lease", "100ms"},
+                     {"retry", "5ms"},  {"lock_timeout", "1s"}, {"net_min", "1ms"},
+                     {"net_max", "1ms"}};
     for (const char* v : {"no_lease", "lease", "lease_check", "fencing"}) {
       SystemSlot& s = e.add(registry(), "distributed_locking", v, params);
       slots.push_back(&s);
@@ -196,21 +191,20 @@ TEST_CASE(
 TEST_CASE(
     "under random pauses fencing keeps the counter equal to the ok jobs on every seed, "
     "while the lease alone loses updates") {
-  std::int64_t lease_lost = 0, lease_unsafe = 0;
+  // A holder is paused longer than its lease about 0.16 times a second (lock held ~30% of the
+  // time x 1 pause/s x P(pause > 200 ms) = e^(-2/3)): about 19 stale holders in 120 s, none
+  // with probability e^-19 (6e-9), so every seed sees refusals.
+  double lease_lost = 0, lease_unsafe = 0;
   for (std::uint64_t seed : {1, 2, 3, 4, 5}) {
-    ExperimentConfig config;
-    config.seed = seed;
-    config.duration = seconds(30);
-    Experiment e(config);
-    Workload w;
-    w.arrivals.rps = 40;
+    Workload w = hldlab::testing::poisson_workload(40);
     w.service = Distribution::lognormal(static_cast<double>(milliseconds(5)),
                                         static_cast<double>(milliseconds(50)));
-    e.set_workload(w);
-    const Map params{{"lease", "200ms"}, {"pause_rate", 1.0}, {"pause_mean", "300ms"}};
-    e.add(registry(), "distributed_locking", "lease", params);
-    e.add(registry(), "distributed_locking", "fencing", params);
-    const auto r = e.run();
+    const Map params{
+        {"resources", 1}, {"lease", "200ms"}, {"pause_rate", 1.0}, {"pause_mean", "300ms"}};
+    const auto r = hldlab::testing::run_experiment(
+        w, seconds(120),
+        {{"distributed_locking", "lease", params}, {"distributed_locking", "fencing", params}},
+        seed);
     const auto& fencing = row(r, "fencing");
     const auto& lease = row(r, "lease");
     INFO("seed " << seed << ": fencing rejected " << figure(fencing, "rejected_stale")
@@ -227,6 +221,54 @@ TEST_CASE(
   }
   CHECK(lease_unsafe >= 5);
   CHECK(lease_lost > lease_unsafe);
+}
+
+TEST_CASE(
+    "a delay before the client gets its job adds exactly that delay to every job, and "
+    "lock_timeout counts from when the client got the job") {
+  SECTION("uncontended: every job takes 16 ms + 100 ms") {
+    Clockwork c("restart", {{"client", 0}});  // restarting a live client does nothing
+    for (SystemSlot* s : c.slots) c.e.at(0, [s] { s->inject("latency", {{"delay", "100ms"}}); });
+    const auto r = c.e.run();
+    for (const char* v : {"no_lease", "lease", "lease_check", "fencing"}) {
+      INFO(v);
+      CHECK(row(r, v).count(Outcome::ok) == 39);
+      CHECK(row(r, v).max == Approx(0.116).epsilon(1e-9));
+      CHECK(row(r, v).mean == Approx(0.116).epsilon(1e-9));
+    }
+  }
+  SECTION("behind a dead holder: a job gives up 1 s after its client got it") {
+    // Job 7 (arrives 400 ms, reaches client 7 at 500 ms) holds the lock when client 7 crashes
+    // at 508 ms; the 31 jobs after it time out without a lease. A job asks at s (when its client
+    // gets it), hears "busy" at s + 2 + 7k ms (1 ms each way, 5 ms between tries) and gives up
+    // when the next try would pass s + 1 s: at s + 996 ms, 1.096 s after it arrived.
+    Clockwork c("crash");
+    for (SystemSlot* s : c.slots) c.e.at(0, [s] { s->inject("latency", {{"delay", "100ms"}}); });
+    const auto r = c.e.run();
+    const auto& no_lease = row(r, "no_lease");
+    CHECK(no_lease.count(Outcome::timeout) == 31);
+    CHECK(no_lease.max == Approx(1.096).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("after a warm-up the figures count what the lock service and the storage did since") {
+  // The clockwork pause of the first test, with the warm-up ending at 1 s: the figures count
+  // jobs 19..38 (20 jobs, 1 s .. 1.95 s), none of them disturbed.
+  ExperimentConfig config = Clockwork::make_config();
+  config.warmup = seconds(1);
+  Experiment e(config);
+  e.set_workload(hldlab::testing::constant_workload(20, milliseconds(10)));
+  SystemSlot& s =
+      e.add(registry(), "distributed_locking", "lease",
+            {{"resources", 1}, {"lease", "100ms"}, {"net_min", "1ms"}, {"net_max", "1ms"}});
+  e.at(milliseconds(508), [&s] { s.inject("pause", {{"duration", "270ms"}}); });
+  const auto r = e.run();
+  const auto& lease = row(r, "lease");
+  CHECK(lease.requests == 20);
+  CHECK(figure(lease, "counter") == 20);
+  CHECK(figure(lease, "lost_updates") == 0);
+  CHECK(figure(lease, "unsafe_writes") == 0);
+  CHECK(figure(lease, "leases_expired") == 0);
 }
 
 TEST_CASE("the distributed_locking script passes all its expectations") {
@@ -271,10 +313,7 @@ TEST_CASE("with a lock per resource a dead holder blocks only its own resource")
   ExperimentConfig config;
   config.duration = seconds(20);
   Experiment e(config);
-  Workload w;
-  w.arrivals.rps = 50;
-  w.service = Distribution::constant(static_cast<double>(milliseconds(5)));
-  e.set_workload(w);
+  e.set_workload(hldlab::testing::poisson_workload(50, milliseconds(5)));
   SystemSlot& s = e.add(registry(), "distributed_locking", "no_lease", {{"resources", 2}});
   Value at_crash;
   bool crashed = false;

@@ -24,17 +24,18 @@
 // Model: one workload request = one purchase, keyed by its request id. Each attempt crosses the
 // network (network_delay each way), waits for one of `workers` in a FIFO queue (beyond
 // queue_limit: "busy", not charged) and takes the request's service time: the charge commits
-// when it ends. Which answers the drop_responses fault loses is a function of (purchase, attempt),
-// so every variant loses the same answers: the network is part of the identical traffic.
+// when it ends. Which answers the drop_responses fault loses, and the jitter of each backoff, are
+// functions of (purchase, attempt), so every variant loses the same answers and sleeps the same
+// sleeps: the network and the clients are part of the identical traffic.
 #include <cmath>
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <unordered_map>
 #include <utility>
-#include <vector>
 
+#include "hldlab/fifo.hpp"
 #include "hldlab/plugin.hpp"
+#include "hldlab/server.hpp"
 #include "hldlab/slot_pool.hpp"
 
 namespace {
@@ -49,20 +50,18 @@ enum class Answer : std::uint8_t { charged, busy, in_progress };
 /// every attempt it sent has been answered or lost, so late attempts still find it.
 struct Purchase {
   Request request;
-  std::uint32_t token = 0;        // bumped whenever the awaited attempt is resolved; never reset
+  EventId timeout{};              // the timeout of the attempt awaited; none: none is awaited
   std::uint32_t attempts = 0;     // attempts sent
   std::uint32_t outstanding = 0;  // attempts still at the service or on the network
   std::uint32_t charges = 0;      // charges committed for this purchase
-  bool waiting = false;           // an attempt is awaited (answer or timeout)
   bool done = false;              // the client has completed the request
   bool held = false;              // done with attempts outstanding: Context::hold() taken
 };
 
 /// One attempt of a purchase, from the moment it is sent until its answer arrives or is lost.
 struct Attempt {
-  std::uint32_t purchase = 0;
+  SlotHandle purchase;
   std::uint32_t number = 0;  // 1 for the first attempt
-  std::uint32_t token = 0;   // the purchase's token when it was sent
   Answer answer = Answer::charged;
 };
 
@@ -79,8 +78,6 @@ class PaymentService final : public System {
         ctx_(ctx),
         timeout_(p.duration("timeout")),
         delay_(p.duration("network_delay")),
-        workers_(p.integer("workers")),
-        queue_limit_(static_cast<std::size_t>(p.integer("queue_limit"))),
         max_attempts_(variant == Variant::no_retry
                           ? 1
                           : static_cast<std::uint32_t>(p.integer("max_attempts"))),
@@ -88,11 +85,18 @@ class PaymentService final : public System {
         cap_(p.duration("backoff_cap")),
         jitter_(p.real("jitter")),
         key_ttl_(p.duration("key_ttl")),
+        // The lesson's stream is the same in every variant: so are the lost answers and sleeps.
+        drop_salt_(ctx.rng().next()),
+        jitter_salt_(ctx.rng().next()),
         charges_metric_(ctx.metric("charges")),
         double_metric_(ctx.metric("double_charges")),
         failed_metric_(ctx.metric("charged_but_failed")),
         absorbed_metric_(ctx.metric("duplicates_absorbed")),
-        keys_metric_(ctx.metric("keys_stored")) {
+        keys_metric_(ctx.metric("keys_stored")),
+        service_(ctx,
+                 {.workers = static_cast<int>(p.integer("workers")),
+                  .queue_limit = static_cast<std::size_t>(p.integer("queue_limit"))},
+                 [this](SlotHandle& a) { charged(a); }) {
     if (base_ > cap_)
       throw std::invalid_argument("backoff_base (" + std::to_string(to_milliseconds(base_)) +
                                   " ms) must not exceed backoff_cap (" +
@@ -101,22 +105,20 @@ class PaymentService final : public System {
   }
 
   void handle(const Request& r) override {
-    const std::uint32_t slot = purchases_.acquire().index;
-    Purchase& p = purchases_[slot];
-    p.request = r;
-    p.attempts = p.outstanding = p.charges = 0;
-    p.waiting = p.done = p.held = false;
-    send(slot);
+    const SlotHandle h = purchases_.acquire();
+    purchases_[h] = Purchase{r};
+    send(h);
   }
 
   void inject(const std::string& fault, const Value& p) override {
-    const Time until = ctx_.now() + p["duration"].as_int();
+    const Time duration = p["duration"].as_int();
     if (fault == "drop_responses") {
       drop_share_ = p["share"].as_double();
-      drop_until_ = until;
+      drop_until_ = ctx_.now() + duration;
     } else if (fault == "slow_service") {
-      slow_factor_ = p["factor"].as_double();
-      slow_until_ = until;
+      ctx_.cancel(slow_end_);  // a new slow_service replaces the one running
+      service_.set_slow(duration > 0 ? p["factor"].as_double() : 1);
+      if (duration > 0) slow_end_ = ctx_.after(duration, [this] { service_.set_slow(1); });
     }
   }
 
@@ -131,8 +133,8 @@ class PaymentService final : public System {
     }
     Map stats = figures();  // "stats"
     stats["purchases_in_flight"] = static_cast<std::int64_t>(purchases_.in_use());
-    stats["charging"] = busy_;
-    stats["queued"] = static_cast<std::int64_t>(queue_.size());
+    stats["charging"] = service_.busy();
+    stats["queued"] = static_cast<std::int64_t>(service_.queued());
     stats["lost_answers"] = lost_answers_;
     return stats;
   }
@@ -146,42 +148,54 @@ class PaymentService final : public System {
             {"keys_stored", static_cast<std::int64_t>(store_.size())}};
   }
 
+  /// From now on the figures count the purchases arriving from now on, as the runtime does
+  /// (keys_stored is the store's size: state, not a count).
+  void reset_stats() override {
+    attempts_ = charges_ = double_charges_ = charged_but_failed_ = duplicates_absorbed_ =
+        lost_answers_ = 0;
+    counting_from_ = ctx_.now();
+  }
+
  private:
   bool uses_keys() const {
     return variant_ == Variant::idempotency_key || variant_ == Variant::key_after_charge;
   }
+  bool counted(const Purchase& p) const { return p.request.arrival >= counting_from_; }
+  /// Add one to `figure` (and `metric`) if the purchase counts.
+  void count(const Purchase& p, std::int64_t& figure, Metric* metric = nullptr) {
+    if (!counted(p)) return;
+    ++figure;
+    if (metric != nullptr) metric->add(1);
+  }
 
   // ---- client -------------------------------------------------------------------------------
 
-  void send(std::uint32_t slot) {
-    Purchase& p = purchases_[slot];
-    const std::uint32_t a = attempts_pool_.acquire().index;
-    attempts_pool_[a] = Attempt{slot, ++p.attempts, p.token, Answer::charged};
+  void send(SlotHandle h) {
+    Purchase& p = purchases_[h];
+    const SlotHandle a = attempts_pool_.acquire();
+    attempts_pool_[a] = Attempt{h, ++p.attempts};
     ++p.outstanding;
-    p.waiting = true;
-    ++attempts_;
+    count(p, attempts_);
     ctx_.after(delay_, [this, a] { arrive(a); });
-    ctx_.after(timeout_, [this, slot, token = p.token] { on_timeout(slot, token); });
+    p.timeout = ctx_.after(timeout_, [this, h] { on_timeout(h); });
   }
 
-  void on_timeout(std::uint32_t slot, std::uint32_t token) {
-    Purchase& p = purchases_[slot];
-    if (!p.waiting || p.token != token) return;  // answered meanwhile
-    p.waiting = false;
-    ++p.token;
-    retry_or_give_up(slot, Outcome::timeout);
-    release_if_finished(slot);
+  /// No answer within the timeout (an answer would have cancelled it).
+  void on_timeout(SlotHandle h) {
+    purchases_[h].timeout = {};
+    retry_or_give_up(h, Outcome::timeout);
+    release_if_finished(h);
   }
 
   /// The answer to attempt `a` reaches the client.
-  void on_answer(std::uint32_t a) {
+  void on_answer(SlotHandle a) {
     const Attempt att = attempts_pool_[a];
     attempts_pool_.release(a);
     Purchase& p = purchases_[att.purchase];
     --p.outstanding;
-    if (p.waiting && p.token == att.token) {
-      p.waiting = false;
-      ++p.token;
+    if (p.timeout && att.number == p.attempts) {  // the attempt awaited, in time
+      ctx_.cancel(p.timeout);
+      p.timeout = {};
       if (att.answer == Answer::charged)
         finish(att.purchase, Outcome::ok);
       else
@@ -190,59 +204,58 @@ class PaymentService final : public System {
     release_if_finished(att.purchase);
   }
 
-  void retry_or_give_up(std::uint32_t slot, Outcome outcome) {
-    Purchase& p = purchases_[slot];
-    if (p.attempts >= max_attempts_) return finish(slot, outcome);
-    ctx_.after(backoff(p.attempts), [this, slot] { send(slot); });
+  void retry_or_give_up(SlotHandle h, Outcome outcome) {
+    const Purchase& p = purchases_[h];
+    if (p.attempts >= max_attempts_) return finish(h, outcome);
+    ctx_.after(backoff(p), [this, h] { send(h); });
   }
 
   /// Sleep after the n-th failed attempt: t = min(cap, base * 2^(n-1)), of which the share
   /// `jitter` is random: t * (1 - jitter + jitter * uniform(0, 1)).
-  Time backoff(std::uint32_t failures) {
+  Time backoff(const Purchase& p) const {
+    const int doublings = static_cast<int>(std::min<std::uint32_t>(p.attempts, 63)) - 1;
     const double t =
-        std::min(static_cast<double>(cap_),
-                 std::ldexp(static_cast<double>(base_),
-                            static_cast<int>(std::min<std::uint32_t>(failures, 63)) - 1));
-    return static_cast<Time>(t * (1 - jitter_ + jitter_ * ctx_.rng().uniform()));
+        std::min(static_cast<double>(cap_), std::ldexp(static_cast<double>(base_), doublings));
+    const double u = Rng::uniform_at(jitter_salt_, p.request.id, p.attempts);
+    return round_time(t * (1 - jitter_ + jitter_ * u));
   }
 
-  void finish(std::uint32_t slot, Outcome outcome) {
-    Purchase& p = purchases_[slot];
+  void finish(SlotHandle h, Outcome outcome) {
+    Purchase& p = purchases_[h];
     p.done = true;
     // Attempts still on their way may yet be charged after the client gave up: the run must
     // not end before they are (Context::hold keeps the drain going).
     p.held = p.outstanding > 0;
     if (p.held) ctx_.hold();
-    if (outcome != Outcome::ok && p.charges > 0) count_charged_but_failed();
+    if (outcome != Outcome::ok && p.charges > 0) count(p, charged_but_failed_, &failed_metric_);
     ctx_.complete(p.request, outcome);
   }
 
-  void release_if_finished(std::uint32_t slot) {
-    const Purchase& p = purchases_[slot];
+  void release_if_finished(SlotHandle h) {
+    const Purchase& p = purchases_[h];
     if (!p.done || p.outstanding > 0) return;
     if (p.held) ctx_.release();
-    purchases_.release(slot);
+    purchases_.release(h);
   }
 
   // ---- service ------------------------------------------------------------------------------
 
   /// Attempt `a` reaches the service.
-  void arrive(std::uint32_t a) {
+  void arrive(SlotHandle a) {
     Attempt& att = attempts_pool_[a];
-    const std::uint64_t key = purchases_[att.purchase].request.id;
+    const Purchase& p = purchases_[att.purchase];
+    const std::uint64_t key = p.request.id;
     if (uses_keys()) {
       expire_keys();
       const auto it = store_.find(key);
-      if (it != store_.end()) {  // a duplicate: never charged again while the key lives
-        if (it->second.done || variant_ == Variant::idempotency_key) {
-          ++duplicates_absorbed_;
-          absorbed_metric_.add(1);
-          att.answer = it->second.done ? Answer::charged : Answer::in_progress;
-          return answer(a);
-        }
+      // A duplicate: never charged again while the key lives.
+      if (it != store_.end() && (it->second.done || variant_ == Variant::idempotency_key)) {
+        count(p, duplicates_absorbed_, &absorbed_metric_);
+        att.answer = it->second.done ? Answer::charged : Answer::in_progress;
+        return answer(a);
       }
     }
-    if (busy_ >= workers_ && queue_.size() >= queue_limit_) {
+    if (service_.submit(a, p.request.service) == Admission::rejected) {
       att.answer = Answer::busy;  // 503: refused before charging; the key is not taken
       return answer(a);
     }
@@ -250,59 +263,41 @@ class PaymentService final : public System {
       store_[key] = KeyEntry{false, 0};  // in progress, before charging
       keys_metric_.set(static_cast<double>(store_.size()));
     }
-    if (busy_ < workers_) return start(a);
-    queue_.push_back(a);
-  }
-
-  void start(std::uint32_t a) {
-    ++busy_;
-    const Request& r = purchases_[attempts_pool_[a].purchase].request;
-    const double factor = ctx_.now() < slow_until_ ? slow_factor_ : 1.0;
-    ctx_.after(static_cast<Time>(static_cast<double>(r.service) * factor),
-               [this, a] { charged(a); });
   }
 
   /// The charge of attempt `a` commits.
-  void charged(std::uint32_t a) {
-    --busy_;
-    Attempt& att = attempts_pool_[a];
-    Purchase& p = purchases_[att.purchase];
-    ++charges_;
-    charges_metric_.add(1);
+  void charged(SlotHandle a) {
+    Purchase& p = purchases_[attempts_pool_[a].purchase];
+    count(p, charges_, &charges_metric_);
     if (++p.charges > 1) {
-      ++double_charges_;
-      double_metric_.add(1);
-    } else if (p.done && p.charges == 1) {
+      count(p, double_charges_, &double_metric_);
+    } else if (p.done) {
       // The client gave up before this (first) charge committed. It cannot have succeeded:
       // success needs a committed charge.
-      count_charged_but_failed();
+      count(p, charged_but_failed_, &failed_metric_);
     }
     if (uses_keys()) {
       store_[p.request.id] = KeyEntry{true, ctx_.now() + key_ttl_};
-      expiry_.emplace_back(ctx_.now() + key_ttl_, p.request.id);
+      expiry_.push_back({ctx_.now() + key_ttl_, p.request.id});
       keys_metric_.set(static_cast<double>(store_.size()));
       if (!sweep_pending_) schedule_sweep();
     }
-    att.answer = Answer::charged;
+    attempts_pool_[a].answer = Answer::charged;
     answer(a);
-    if (!queue_.empty()) {
-      const std::uint32_t next = queue_.front();
-      queue_.pop_front();
-      start(next);
-    }
   }
 
   /// The service sends the answer to attempt `a`; the network may lose it.
-  void answer(std::uint32_t a) {
+  void answer(SlotHandle a) {
     if (!lost(attempts_pool_[a])) {
       ctx_.after(delay_, [this, a] { on_answer(a); });
       return;
     }
-    ++lost_answers_;
-    const std::uint32_t slot = attempts_pool_[a].purchase;
+    const SlotHandle h = attempts_pool_[a].purchase;
     attempts_pool_.release(a);
-    --purchases_[slot].outstanding;
-    release_if_finished(slot);
+    Purchase& p = purchases_[h];
+    count(p, lost_answers_);
+    --p.outstanding;
+    release_if_finished(h);
   }
 
   /// Whether the answer to `att` is lost: a hash of (purchase, attempt) below the drop share, so
@@ -310,11 +305,7 @@ class PaymentService final : public System {
   bool lost(const Attempt& att) const {
     if (ctx_.now() >= drop_until_ || drop_share_ <= 0) return false;
     const Request& r = purchases_[att.purchase].request;
-    std::uint64_t h = Rng::hash(r.id);
-    h = Rng::hash(h ^ static_cast<std::uint64_t>(r.arrival));
-    h = Rng::hash(h ^ r.key);
-    h = Rng::hash(h ^ att.number);
-    return static_cast<double>(h >> 11) * 0x1.0p-53 < drop_share_;
+    return Rng::uniform_at(drop_salt_, r.id, att.number) < drop_share_;
   }
 
   /// Forget the keys whose time is up. Entries are written with the same TTL in time order, so
@@ -324,12 +315,11 @@ class PaymentService final : public System {
     const Time now = ctx_.now();
     bool erased = false;
     while (!expiry_.empty() && expiry_.front().first <= now) {
-      const auto it = store_.find(expiry_.front().second);
+      const auto it = store_.find(expiry_.pop_front().second);
       if (it != store_.end() && it->second.done && it->second.expires <= now) {
         store_.erase(it);
         erased = true;
       }
-      expiry_.pop_front();
     }
     if (erased) keys_metric_.set(static_cast<double>(store_.size()));
   }
@@ -345,20 +335,14 @@ class PaymentService final : public System {
     });
   }
 
-  void count_charged_but_failed() {
-    ++charged_but_failed_;
-    failed_metric_.add(1);
-  }
-
   Variant variant_;
   Context& ctx_;
   Time timeout_, delay_;
-  std::int64_t workers_;
-  std::size_t queue_limit_;
   std::uint32_t max_attempts_;
   Time base_, cap_;
   double jitter_;
   Time key_ttl_;
+  std::uint64_t drop_salt_, jitter_salt_;
   Metric& charges_metric_;
   Metric& double_metric_;
   Metric& failed_metric_;
@@ -367,94 +351,97 @@ class PaymentService final : public System {
 
   SlotPool<Purchase> purchases_;
   SlotPool<Attempt> attempts_pool_;
-  std::int64_t busy_ = 0;                              // workers charging
-  std::deque<std::uint32_t> queue_;                    // attempts waiting for a worker
+  Server<SlotHandle> service_;                         // charges (attempts) on `workers`
   std::unordered_map<std::uint64_t, KeyEntry> store_;  // key -> entry (lookups only, no iteration)
-  std::deque<std::pair<Time, std::uint64_t>> expiry_;  // (expires, key), sorted by time
+  Fifo<std::pair<Time, std::uint64_t>> expiry_;        // (expires, key), sorted by time
   bool sweep_pending_ = false;
 
-  double drop_share_ = 0, slow_factor_ = 1;
-  Time drop_until_ = 0, slow_until_ = 0;
+  double drop_share_ = 0;
+  Time drop_until_ = 0;
+  EventId slow_end_;  // the end of a slow_service fault
+  Time counting_from_ = 0;
 
   std::int64_t attempts_ = 0, charges_ = 0, double_charges_ = 0, charged_but_failed_ = 0,
                duplicates_absorbed_ = 0, lost_answers_ = 0;
 };
 
-class Idempotency final : public Lesson {
- public:
-  const LessonInfo& info() const override {
-    static const LessonInfo info{
-        "idempotency",
-        "Idempotency keys: retry a payment on timeout without charging twice",
-        "A client that times out does not know whether its charge went through: the answer may "
-        "have been lost after the charge committed, or the service may still be charging. "
-        "Giving up shows the user a failure for a purchase that was paid; retrying charges "
-        "again every time only the answer was lost: double charges.",
-        "The client sends an idempotency key, the same on every attempt of one purchase. The "
-        "service records the key as in progress before charging and stores the outcome after: "
-        "a duplicate of a completed charge gets the stored answer, a duplicate of a charge in "
-        "progress gets 409 'retry later', neither is charged. Keys are kept for key_ttl: retries "
-        "must come sooner.",
-        {"Stripe API (Idempotency-Key header, keys kept 24 hours, 409 on concurrent requests)",
-         "IETF draft-ietf-httpapi-idempotency-key-header",
-         "Brandur Leach, \"Implementing Stripe-like Idempotency Keys in Postgres\"",
-         "AWS APIs (ClientToken on EC2 RunInstances and others), AWS Lambda Powertools "
-         "idempotency utility"},
-        {{"no_retry", true, "give up on a timeout: charged but failed"},
-         {"retry", true, "retry on a timeout without a key: every retry charges again"},
-         {"key_after_charge", true,
-          "key stored only once the charge is done: retries during a slow charge charge again"},
-         {"idempotency_key", false,
-          "key stored as in progress before charging; duplicates replayed or told to retry"}},
-        {{"timeout", ParamType::duration, "1s", "client timeout per attempt", 1e-6, 3600},
-         {"network_delay", ParamType::duration, "10ms", "one-way network delay", 0, 60},
-         {"workers", ParamType::integer, 500, "charges the service runs at once", 1, 1e7},
-         {"queue_limit", ParamType::integer, 100000,
-          "attempts waiting for a worker before the service answers busy (503)", 0, 1e9},
-         {"max_attempts", ParamType::integer, 4, "attempts per purchase (no_retry: always 1)", 1,
-          1000},
-         {"backoff_base", ParamType::duration, "200ms",
-          "sleep after the first failed attempt; doubles after each failure", 0, 3600},
-         {"backoff_cap", ParamType::duration, "5s", "longest sleep between attempts", 0, 86400},
-         {"jitter", ParamType::real, 0.5,
-          "random share of each sleep (0: none, 0.5: equal jitter, 1: full jitter)", 0, 1},
-         {"key_ttl", ParamType::duration, "24h",
-          "how long a completed key is kept (from the end of its charge)", 0, 1e8}},
-        {{"drop_responses",
-          "the network loses a share of the service's answers (after the charge committed)",
-          {{"share", ParamType::real, 0.2, "share of answers lost", 0, 1},
-           {"duration", ParamType::duration, "10s", "how long (0 ends an earlier one)", 0, 1e7}}},
-         {"slow_service",
-          "charges take `factor` times longer (a slow card network): timeouts while they commit",
-          {{"factor", ParamType::real, 10.0, "service time multiplier", 1e-3, 1e6},
-           {"duration", ParamType::duration, "10s", "how long (0 ends an earlier one)", 0, 1e7}}}},
-        {{"stats",
-          "the figures plus lost_answers, purchases_in_flight, charging and queued right now",
-          {}},
-         {"key",
-          "state of a purchase's key in the store: absent, in_progress or done (expires_in s)",
-          {{"purchase", ParamType::integer, Value(), "purchase (request) id", 0, 1e18}}}},
-        {{"charges", MetricSpec::Kind::counter, "charges committed"},
-         {"double_charges", MetricSpec::Kind::counter, "charges beyond the first of a purchase"},
-         {"charged_but_failed", MetricSpec::Kind::counter,
-          "purchases the user saw fail although they were charged"},
-         {"duplicates_absorbed", MetricSpec::Kind::counter,
-          "retries answered from the key store without charging"},
-         {"keys_stored", MetricSpec::Kind::gauge, "idempotency keys in the store"}}};
-    return info;
-  }
+LessonInfo info() {
+  return {
+      "idempotency",
+      "Idempotency keys: retry a payment on timeout without charging twice",
+      "A client that times out does not know whether its charge went through: the answer may "
+      "have been lost after the charge committed, or the service may still be charging. "
+      "Giving up shows the user a failure for a purchase that was paid; retrying charges "
+      "again every time only the answer was lost: double charges.",
+      "The client sends an idempotency key, the same on every attempt of one purchase. The "
+      "service records the key as in progress before charging and stores the outcome after: "
+      "a duplicate of a completed charge gets the stored answer, a duplicate of a charge in "
+      "progress gets 409 'retry later', neither is charged. Keys are kept for key_ttl: retries "
+      "must come sooner.",
+      {"Stripe API (Idempotency-Key header, keys kept 24 hours, 409 on concurrent requests)",
+       "IETF draft-ietf-httpapi-idempotency-key-header",
+       "Brandur Leach, \"Implementing Stripe-like Idempotency Keys in Postgres\"",
+       "AWS APIs (ClientToken on EC2 RunInstances and others), AWS Lambda Powertools "
+       "idempotency utility"},
+      {{"no_retry", true, "give up on a timeout: charged but failed"},
+       {"retry", true, "retry on a timeout without a key: every retry charges again"},
+       {"key_after_charge", true,
+        "key stored only once the charge is done: retries during a slow charge charge again"},
+       {"idempotency_key", false,
+        "key stored as in progress before charging; duplicates replayed or told to retry"}},
+      {{"timeout", ParamType::duration, "1s", "client timeout per attempt", 1e-6, 3600},
+       {"network_delay", ParamType::duration, "10ms", "one-way network delay", 0, 60},
+       {"workers", ParamType::integer, 500, "charges the service runs at once", 1, 1e7},
+       {"queue_limit", ParamType::integer, 100000,
+        "attempts waiting for a worker before the service answers busy (503)", 0, 1e9},
+       {"max_attempts", ParamType::integer, 4, "attempts per purchase (no_retry: always 1)", 1,
+        1000},
+       {"backoff_base", ParamType::duration, "200ms",
+        "sleep after the first failed attempt; doubles after each failure", 0, 3600},
+       {"backoff_cap", ParamType::duration, "5s", "longest sleep between attempts", 0, 86400},
+       {"jitter", ParamType::real, 0.5,
+        "random share of each sleep (0: none, 0.5: equal jitter, 1: full jitter)", 0, 1},
+       {"key_ttl", ParamType::duration, "24h",
+        "how long a completed key is kept (from the end of its charge)", 0, 1e8}},
+      {{"drop_responses",
+        "the network loses a share of the service's answers (after the charge committed)",
+        {{"share", ParamType::real, 0.2, "share of answers lost", 0, 1},
+         {"duration", ParamType::duration, "10s", "how long (0 ends an earlier one)", 0, 1e7}}},
+       {"slow_service",
+        "charges take `factor` times longer (a slow card network): timeouts while they commit",
+        {{"factor", ParamType::real, 10.0, "service time multiplier", 1e-3, 1e6},
+         {"duration", ParamType::duration, "10s", "how long (0 ends an earlier one)", 0, 1e7}}}},
+      {{"stats",
+        "the figures plus lost_answers, purchases_in_flight, charging and queued right now",
+        {}},
+       {"key",
+        "state of a purchase's key in the store: absent, in_progress or done (expires_in s)",
+        {{"purchase", ParamType::integer, Value(), "purchase (request) id", 0, 1e18}}}},
+      {{"charges", MetricSpec::Kind::counter, "charges committed"},
+       {"double_charges", MetricSpec::Kind::counter, "charges beyond the first of a purchase"},
+       {"charged_but_failed", MetricSpec::Kind::counter,
+        "purchases the user saw fail although they were charged"},
+       {"duplicates_absorbed", MetricSpec::Kind::counter,
+        "retries answered from the key store without charging"},
+       {"keys_stored", MetricSpec::Kind::gauge, "idempotency keys in the store"}},
+      {{"attempts", Unit::count, "attempts sent by the clients (first tries and retries)"},
+       {"charges", Unit::count, "charges committed"},
+       {"double_charges", Unit::count, "charges beyond the first of a purchase"},
+       {"charged_but_failed", Unit::count,
+        "purchases the user saw fail although they were charged"},
+       {"duplicates_absorbed", Unit::count, "retries answered from the key store, not charged"},
+       {"keys_stored", Unit::count, "idempotency keys in the store at the end"}}};
+}
 
-  std::unique_ptr<System> build(const std::string& variant, const Params& params,
-                                Context& ctx) const override {
-    static const std::pair<const char*, Variant> variants[] = {
-        {"no_retry", Variant::no_retry},
-        {"retry", Variant::retry},
-        {"key_after_charge", Variant::key_after_charge},
-        {"idempotency_key", Variant::idempotency_key}};
-    return std::make_unique<PaymentService>(variant_value(variant, variants), params, ctx);
-  }
-};
+std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {
+  static const std::pair<const char*, Variant> variants[] = {
+      {"no_retry", Variant::no_retry},
+      {"retry", Variant::retry},
+      {"key_after_charge", Variant::key_after_charge},
+      {"idempotency_key", Variant::idempotency_key}};
+  return std::make_unique<PaymentService>(variant_value(variant, variants), params, ctx);
+}
 
 }  // namespace
 
-HLDLAB_PLUGIN(Idempotency)
+HLDLAB_LESSON(info, build)

@@ -4,6 +4,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
+using hldlab::testing::figure;
 using hldlab::testing::registry;
 using hldlab::testing::row;
 
@@ -11,29 +12,31 @@ namespace {
 
 const char* const kVariants[] = {"no_retry", "retry", "key_after_charge", "idempotency_key"};
 
-std::int64_t figure(const SystemResult& s, const char* name) {
-  return s.figures.at(name).as_int();
+std::vector<hldlab::testing::SystemSpec> every_variant(const Map& params) {
+  std::vector<hldlab::testing::SystemSpec> systems;
+  for (const char* v : kVariants) systems.push_back({"idempotency", v, params});
+  return systems;
 }
 
-/// Constant arrivals at `rps` (every 1/rps from 1/rps) during `traffic`, with a fixed service
+/// Every system gets `fault` at `t` (nothing when `fault` is empty).
+std::function<void(Experiment&)> inject_at(Time t, const std::string& fault, const Map& params) {
+  return [=](Experiment& e) {
+    if (fault.empty()) return;
+    for (const auto& s : e.systems())
+      e.at(t, [&slot = *s, fault, params] { slot.inject(fault, params); });
+  };
+}
+
+/// Constant arrivals at `rps` (every 1/rps from 1/rps up to `traffic`), with a fixed service
 /// time; every variant with `params`; `fault` (if any) injected at `from`. The drain waits for
 /// the charges still running after their client gave up (the lesson holds the run for them).
 ExperimentResult constant_run(double rps, Time traffic, Time service, const Map& params,
-                              const std::string& fault = "", Map fault_params = {}, Time from = 0) {
-  ExperimentConfig config;
-  config.duration = traffic + seconds(1);  // the spike's last arrival is at exactly `traffic`
-  Experiment e(config);
-  Workload w;
-  w.arrivals.kind = Arrivals::Kind::constant;
-  w.arrivals.rps = 0;
+                              const std::string& fault = "", const Map& fault_params = {},
+                              Time from = 0) {
+  Workload w = hldlab::testing::constant_workload(0, service);
   w.arrivals.spikes.push_back({0, traffic, rps});
-  w.service = Distribution::constant(static_cast<double>(service));
-  e.set_workload(w);
-  for (const char* v : kVariants) {
-    SystemSlot& s = e.add(registry(), "idempotency", v, params);
-    if (!fault.empty()) e.at(from, [&s, fault, fault_params] { s.inject(fault, fault_params); });
-  }
-  return e.run();
+  return hldlab::testing::run_experiment(w, traffic + seconds(1), every_variant(params), 1,
+                                         inject_at(from, fault, fault_params));
 }
 
 }  // namespace
@@ -126,21 +129,13 @@ TEST_CASE(
     "with a random share p of answers lost, retry double charges p + p^2 + p^3 per purchase and "
     "the key none, for the same successes") {
   const double p = 0.3;
-  ExperimentConfig config;
-  config.seed = 11;
-  config.duration = seconds(60);
-  Experiment e(config);
-  Workload w;
-  w.arrivals.rps = 200;
+  Workload w = hldlab::testing::poisson_workload(200);
   // At most 100 ms: with 10 ms each way, every answer that is not lost beats the 1 s timeout.
   w.service = Distribution::uniform(static_cast<double>(milliseconds(10)),
                                     static_cast<double>(milliseconds(100)));
-  e.set_workload(w);
-  for (const char* v : kVariants) {
-    SystemSlot& s = e.add(registry(), "idempotency", v, {{"max_attempts", 4}});
-    e.at(0, [&s, p] { s.inject("drop_responses", {{"share", p}, {"duration", "1h"}}); });
-  }
-  const auto r = e.run();
+  const auto r = hldlab::testing::run_experiment(
+      w, seconds(60), every_variant({{"max_attempts", 4}}), 11,
+      inject_at(0, "drop_responses", {{"share", p}, {"duration", "1h"}}));
   const auto& retry = row(r, "retry");
   const auto& key = row(r, "idempotency_key");
   const auto& naive = row(r, "no_retry");
@@ -243,34 +238,27 @@ TEST_CASE(
 
 TEST_CASE("concurrent duplicates are never charged twice under random loss, slowness and jitter") {
   for (std::uint64_t seed : {1, 2, 3}) {
-    ExperimentConfig config;
-    config.seed = seed;
-    config.duration = seconds(30);
-    Experiment e(config);
-    Workload w;
-    w.arrivals.rps = 300;
+    Workload w = hldlab::testing::poisson_workload(300);
     w.service = Distribution::lognormal(static_cast<double>(milliseconds(100)),
                                         static_cast<double>(milliseconds(2000)));
-    e.set_workload(w);
-    SystemSlot* key_slot = nullptr;
-    for (const char* v : {"retry", "key_after_charge", "idempotency_key"}) {
-      SystemSlot& s = e.add(registry(), "idempotency", v,
-                            {{"max_attempts", 6}, {"timeout", "500ms"}, {"backoff_base", "50ms"}});
-      key_slot = &s;
-      e.at(seconds(5), [&s] {
-        s.inject("drop_responses", {{"share", 0.2}, {"duration", "20s"}});
-        s.inject("slow_service", {{"factor", 3.0}, {"duration", "10s"}});
-      });
-    }
-    const auto r = e.run();
+    const Map params{{"max_attempts", 6}, {"timeout", "500ms"}, {"backoff_base", "50ms"}};
+    const auto r = hldlab::testing::run_experiment(
+        w, seconds(30),
+        {{"idempotency", "retry", params},
+         {"idempotency", "key_after_charge", params},
+         {"idempotency", "idempotency_key", params}},
+        seed, [&](Experiment& e) {
+          inject_at(seconds(5), "drop_responses", {{"share", 0.2}, {"duration", "20s"}})(e);
+          inject_at(seconds(5), "slow_service", {{"factor", 3.0}, {"duration", "10s"}})(e);
+        });
     const auto& key = row(r, "idempotency_key");
     INFO("seed " << seed << ": retry " << figure(row(r, "retry"), "double_charges")
                  << " key_after_charge " << figure(row(r, "key_after_charge"), "double_charges"));
     CHECK(figure(key, "double_charges") == 0);
-    // Each purchase charged once, or still charging when the run stopped (its client gave up).
-    const Value stats = key_slot->call("stats", {});
-    CHECK(figure(key, "charges") + stats["charging"].as_int() + stats["queued"].as_int() ==
-          key.requests);
+    // Each purchase charged exactly once: the run drains until every attempt of a client that
+    // gave up has been charged or refused (Context::hold).
+    CHECK(key.unfinished == 0);
+    CHECK(figure(key, "charges") == key.requests);
     CHECK(figure(key, "duplicates_absorbed") > 1000);
     CHECK(figure(row(r, "key_after_charge"), "double_charges") > 100);
     CHECK(figure(row(r, "retry"), "double_charges") >
@@ -297,20 +285,16 @@ TEST_CASE("a busy service refuses an attempt without charging it and without tak
 }
 
 TEST_CASE("the key operation shows a key in progress, then done until its TTL runs out") {
-  ExperimentConfig config;
-  config.duration = seconds(14);
-  Experiment e(config);
-  Workload w;
-  w.arrivals.kind = Arrivals::Kind::constant;
-  w.arrivals.rps = 2;  // purchase 0 arrives at 500 ms
-  w.service = Distribution::constant(static_cast<double>(seconds(2)));
-  e.set_workload(w);
-  SystemSlot& s =
-      e.add(registry(), "idempotency", "idempotency_key", {{"key_ttl", "10s"}, {"timeout", "5s"}});
   std::vector<Value> seen;
-  for (double t : {0.4, 1.0, 3.0, 12.0, 13.0})
-    e.at(seconds(t), [&s, &seen] { seen.push_back(s.call("key", {{"purchase", 0}})); });
-  e.run();
+  // Purchase 0 arrives at 500 ms.
+  hldlab::testing::run_experiment(
+      hldlab::testing::constant_workload(2, seconds(2)), seconds(14),
+      {{"idempotency", "idempotency_key", {{"key_ttl", "10s"}, {"timeout", "5s"}}}}, 1,
+      [&seen](Experiment& e) {
+        SystemSlot& s = *e.systems()[0];
+        for (double t : {0.4, 1.0, 3.0, 12.0, 13.0})
+          e.at(seconds(t), [&s, &seen] { seen.push_back(s.call("key", {{"purchase", 0}})); });
+      });
   REQUIRE(seen.size() == 5);
   CHECK(seen[0]["state"].as_string() == "absent");
   CHECK(seen[1]["state"].as_string() == "in_progress");  // charging from 510 ms to 2.51 s
@@ -318,6 +302,35 @@ TEST_CASE("the key operation shows a key in progress, then done until its TTL ru
   CHECK(std::abs(seen[2]["expires_in"].as_double() - 9.51) < 1e-6);
   CHECK(seen[3]["state"].as_string() == "done");
   CHECK(seen[4]["state"].as_string() == "absent");  // expired at 12.51 s
+}
+
+TEST_CASE("after a warm-up the figures count only the purchases that arrived after it") {
+  // Every answer lost: each purchase sends 4 attempts and times out. Purchases every 10 ms from
+  // 10 ms to 10 s; the warm-up ends at 5 s, so the 501 purchases from 5.00 s on count, and none
+  // of the attempts of the 499 before, although many are sent after 5 s.
+  ExperimentConfig config;
+  config.duration = seconds(11);
+  config.warmup = seconds(5);
+  Experiment e(config);
+  Workload w = hldlab::testing::constant_workload(0, milliseconds(5));
+  w.arrivals.spikes.push_back({0, seconds(10), 100});
+  e.set_workload(w);
+  for (const char* v : kVariants) {
+    SystemSlot& s = e.add(registry(), "idempotency", v);
+    e.at(0, [&s] { s.inject("drop_responses", {{"share", 1.0}, {"duration", "1h"}}); });
+  }
+  const auto r = e.run();
+  const double n = 501;
+  for (const char* v : kVariants) {
+    INFO(v);
+    REQUIRE(row(r, v).requests == n);
+    CHECK(figure(r, v, "charged_but_failed") == n);
+  }
+  CHECK(figure(r, "retry", "attempts") == 4 * n);
+  CHECK(figure(r, "retry", "double_charges") == 3 * n);
+  CHECK(figure(r, "idempotency_key", "charges") == n);
+  CHECK(figure(r, "idempotency_key", "duplicates_absorbed") == 3 * n);
+  CHECK(figure(r, "idempotency_key", "keys_stored") == 1000);  // the store is state, kept
 }
 
 TEST_CASE("a backoff base longer than the cap is refused") {

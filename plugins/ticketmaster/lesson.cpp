@@ -21,16 +21,17 @@
 //
 // Model: event = request key % events, one row each (remaining, version). A statement crosses
 // the network (db_delay each way), waits for one of db_workers in a FIFO queue and takes
-// statement_time; it reads and writes the row when it ends. A SELECT ... FOR UPDATE waits for
-// the row lock before it takes a worker.
+// statement_time (the workload's service time is not used); it reads and writes the row when
+// it ends. A SELECT ... FOR UPDATE waits for the row lock before it takes a worker.
 #include <algorithm>
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "hldlab/fifo.hpp"
 #include "hldlab/plugin.hpp"
+#include "hldlab/server.hpp"
 #include "hldlab/slot_pool.hpp"
 
 namespace {
@@ -49,16 +50,14 @@ enum class Stmt : std::uint8_t {
   rollback            // ROLLBACK (releases the lock)
 };
 
-constexpr std::uint32_t kNone = 0xffffffffu;
-
 /// One event's row, plus the bookkeeping the lesson needs to judge it.
 struct Row {
   std::int64_t remaining = 0;
   std::uint64_t version = 0;
-  std::int64_t stocked = 0;  // tickets put on sale (stock + restocks)
-  std::int64_t issued = 0;   // tickets issued to buyers
-  std::uint32_t lock_owner = kNone;
-  std::deque<std::uint32_t> lock_waiters;  // purchases waiting for the row lock
+  std::int64_t stocked = 0;  // tickets put on sale (stock + restocks; since a warm-up)
+  std::int64_t issued = 0;   // tickets issued to buyers (since a warm-up)
+  SlotHandle lock_owner;     // the purchase holding the row lock (none: free)
+  Fifo<SlotHandle> lock_waiters;
 };
 
 /// One purchase in the app tier.
@@ -79,40 +78,39 @@ class TicketSale final : public System {
         ctx_(ctx),
         delay_(p.duration("db_delay")),
         statement_time_(p.duration("statement_time")),
-        workers_(p.integer("db_workers")),
         max_retries_(static_cast<std::uint32_t>(p.integer("max_retries"))),
         backoff_(p.duration("backoff")),
         jitter_(p.real("jitter")),
         rows_(static_cast<std::size_t>(p.integer("events"))),
         sold_metric_(ctx.metric("tickets_sold")),
         oversold_metric_(ctx.metric("oversold")),
-        retries_metric_(ctx.metric("retries")) {
+        retries_metric_(ctx.metric("retries")),
+        db_(ctx, {.workers = static_cast<int>(p.integer("db_workers"))},
+            [this](SlotHandle& h) { execute(h); }) {
     const std::int64_t stock = p.integer("stock");
     for (Row& row : rows_) row.remaining = row.stocked = stock;
   }
 
   void handle(const Request& r) override {
-    const std::uint32_t slot = purchases_.acquire().index;
-    Purchase& p = purchases_[slot];
-    p.request = r;
-    p.row = static_cast<std::uint32_t>(r.key % rows_.size());
-    p.conflicts = 0;
-    p.affected = false;
+    const SlotHandle h = purchases_.acquire();
+    purchases_[h] = Purchase{r, static_cast<std::uint32_t>(r.key % rows_.size())};
     switch (variant_) {
       case Variant::read_check_write:
       case Variant::optimistic_locking:
-        return send(slot, Stmt::select);
+        return send(h, Stmt::select);
       case Variant::atomic_decrement:
-        return send(slot, Stmt::decrement);
+        return send(h, Stmt::decrement);
       case Variant::pessimistic_lock:
-        return send(slot, Stmt::select_for_update);
+        return send(h, Stmt::select_for_update);
     }
   }
 
   void inject(const std::string& fault, const Value& p) override {
     if (fault == "slow_db") {
-      slow_factor_ = p["factor"].as_double();
-      slow_until_ = ctx_.now() + p["duration"].as_int();
+      const Time duration = p["duration"].as_int();
+      ctx_.cancel(slow_end_);  // a new slow_db replaces the one running
+      db_.set_slow(duration > 0 ? p["factor"].as_double() : 1);
+      if (duration > 0) slow_end_ = ctx_.after(duration, [this] { db_.set_slow(1); });
     } else if (fault == "restock") {
       const std::int64_t count = p["count"].as_int();
       for (Row& row : rows_) {  // remaining = remaining + count, applied by the DB
@@ -126,10 +124,8 @@ class TicketSale final : public System {
     }
   }
 
-  Value call(const std::string& op, const Value& args) override {
-    (void)args;
-    if (op != "stats") throw std::invalid_argument("unknown operation '" + op + "'");
-    Map stats = figures();
+  Value call(const std::string&, const Value&) override {
+    Map stats = figures();  // "stats", the one operation
     std::int64_t remaining = 0, stocked = 0;
     for (const Row& row : rows_) {
       remaining += row.remaining;
@@ -150,80 +146,81 @@ class TicketSale final : public System {
             {"db_statements", statements_}};
   }
 
+  /// From now on the figures count the purchases arriving from now on, as the runtime does;
+  /// `oversold` counts the tickets issued beyond those on sale from now on.
+  void reset_stats() override {
+    sold_ = oversold_ = lost_decrements_ = retries_ = gave_up_with_stock_ = statements_ = 0;
+    for (Row& row : rows_) {
+      row.stocked = row.remaining;
+      row.issued = 0;
+    }
+    counting_from_ = ctx_.now();
+  }
+
  private:
+  bool counted(const Purchase& p) const { return p.request.arrival >= counting_from_; }
+
   // ---- app tier -----------------------------------------------------------------------------
 
-  void send(std::uint32_t slot, Stmt stmt) {
-    purchases_[slot].stmt = stmt;
-    ++statements_;
-    ctx_.after(delay_, [this, slot] { arrive(slot); });
+  void send(SlotHandle h, Stmt stmt) {
+    purchases_[h].stmt = stmt;
+    if (counted(purchases_[h])) ++statements_;
+    ctx_.after(delay_, [this, h] { arrive(h); });
   }
 
   /// The answer to the purchase's statement reaches the app.
-  void on_reply(std::uint32_t slot) {
-    Purchase& p = purchases_[slot];
+  void on_reply(SlotHandle h) {
+    Purchase& p = purchases_[h];
     switch (p.stmt) {
       case Stmt::select:
-        if (p.seen_remaining <= 0) return finish(slot, Outcome::rejected);
-        return send(slot,
+        if (p.seen_remaining <= 0) return finish(h, Outcome::rejected);
+        return send(h,
                     variant_ == Variant::read_check_write ? Stmt::update_blind : Stmt::update_cas);
       case Stmt::select_for_update:
-        return send(slot, p.seen_remaining > 0 ? Stmt::update_commit : Stmt::rollback);
+        return send(h, p.seen_remaining > 0 ? Stmt::update_commit : Stmt::rollback);
       case Stmt::update_blind:
       case Stmt::update_commit:
-        return finish(slot, Outcome::ok);
+        return finish(h, Outcome::ok);
       case Stmt::rollback:
-        return finish(slot, Outcome::rejected);
+        return finish(h, Outcome::rejected);
       case Stmt::decrement:
-        return finish(slot, p.affected ? Outcome::ok : Outcome::rejected);
+        return finish(h, p.affected ? Outcome::ok : Outcome::rejected);
       case Stmt::update_cas:
-        if (p.affected) return finish(slot, Outcome::ok);
+        if (p.affected) return finish(h, Outcome::ok);
         if (p.conflicts > max_retries_) {  // out of retries: the buyer sees an error
-          if (rows_[p.row].remaining > 0) ++gave_up_with_stock_;
-          return finish(slot, Outcome::error);
+          if (rows_[p.row].remaining > 0 && counted(p)) ++gave_up_with_stock_;
+          return finish(h, Outcome::error);
         }
-        ++retries_;
-        retries_metric_.add(1);
-        ctx_.after(
-            static_cast<Time>(static_cast<double>(backoff_) * (1 + jitter_ * ctx_.rng().uniform())),
-            [this, slot] { send(slot, Stmt::select); });
+        if (counted(p)) {
+          ++retries_;
+          retries_metric_.add(1);
+        }
+        const double sleep = static_cast<double>(backoff_) * (1 + jitter_ * ctx_.rng().uniform());
+        ctx_.after(round_time(sleep), [this, h] { send(h, Stmt::select); });
         return;
     }
   }
 
-  void finish(std::uint32_t slot, Outcome outcome) {
-    ctx_.complete(purchases_[slot].request, outcome);
-    purchases_.release(slot);
+  void finish(SlotHandle h, Outcome outcome) {
+    ctx_.complete(purchases_[h].request, outcome);
+    purchases_.release(h);
   }
 
   // ---- database -----------------------------------------------------------------------------
 
   /// The purchase's statement reaches the DB.
-  void arrive(std::uint32_t slot) {
-    if (purchases_[slot].stmt == Stmt::select_for_update) {
-      Row& row = rows_[purchases_[slot].row];
-      if (row.lock_owner != kNone) return row.lock_waiters.push_back(slot);
-      row.lock_owner = slot;
+  void arrive(SlotHandle h) {
+    if (purchases_[h].stmt == Stmt::select_for_update) {
+      Row& row = rows_[purchases_[h].row];
+      if (row.lock_owner) return row.lock_waiters.push_back(h);
+      row.lock_owner = h;
     }
-    enqueue(slot);
-  }
-
-  void enqueue(std::uint32_t slot) {
-    if (busy_ < workers_) return start(slot);
-    queue_.push_back(slot);
-  }
-
-  void start(std::uint32_t slot) {
-    ++busy_;
-    const double factor = ctx_.now() < slow_until_ ? slow_factor_ : 1.0;
-    ctx_.after(static_cast<Time>(static_cast<double>(statement_time_) * factor),
-               [this, slot] { execute(slot); });
+    db_.submit(h, statement_time_);
   }
 
   /// The statement ends: it reads or writes the row now.
-  void execute(std::uint32_t slot) {
-    --busy_;
-    Purchase& p = purchases_[slot];
+  void execute(SlotHandle h) {
+    Purchase& p = purchases_[h];
     Row& row = rows_[p.row];
     switch (p.stmt) {
       case Stmt::select:
@@ -233,46 +230,43 @@ class TicketSale final : public System {
         break;
       case Stmt::update_blind:
         // Decrements written since our read are overwritten by this one.
-        lost_decrements_ += std::max<std::int64_t>(0, p.seen_remaining - row.remaining);
-        write(row, p.seen_remaining - 1);
+        if (counted(p))
+          lost_decrements_ += std::max<std::int64_t>(0, p.seen_remaining - row.remaining);
+        write(p, row, p.seen_remaining - 1);
         break;
       case Stmt::update_cas:
         p.affected = row.version == p.seen_version;
         if (p.affected)
-          write(row, p.seen_remaining - 1);
+          write(p, row, p.seen_remaining - 1);
         else
           ++p.conflicts;
         break;
       case Stmt::decrement:
         p.affected = row.remaining > 0;
-        if (p.affected) write(row, row.remaining - 1);
+        if (p.affected) write(p, row, row.remaining - 1);
         break;
       case Stmt::update_commit:
         // Under the lock the row still holds what we read, unless a restock (which a real DB
         // would queue behind our lock) added tickets: decrement the current value.
-        write(row, row.remaining - 1);
+        write(p, row, row.remaining - 1);
         unlock(row);
         break;
       case Stmt::rollback:
         unlock(row);
         break;
     }
-    ctx_.after(delay_, [this, slot] { on_reply(slot); });
-    // The freed worker may already run the SELECT ... FOR UPDATE that got the lock.
-    if (!queue_.empty() && busy_ < workers_) {
-      const std::uint32_t next = queue_.front();
-      queue_.pop_front();
-      start(next);
-    }
+    ctx_.after(delay_, [this, h] { on_reply(h); });
   }
 
-  /// A committed UPDATE that issues one ticket.
-  void write(Row& row, std::int64_t remaining) {
+  /// A committed UPDATE that issues one ticket to `p`.
+  void write(const Purchase& p, Row& row, std::int64_t remaining) {
     row.remaining = remaining;
     ++row.version;
     ++row.issued;
-    ++sold_;
-    sold_metric_.add(1);
+    if (counted(p)) {
+      ++sold_;
+      sold_metric_.add(1);
+    }
     if (row.issued > row.stocked) {
       ++oversold_;
       oversold_metric_.set(static_cast<double>(oversold_));
@@ -281,17 +275,15 @@ class TicketSale final : public System {
 
   /// Release the row lock; the first waiter takes it and its SELECT ... FOR UPDATE runs.
   void unlock(Row& row) {
-    row.lock_owner = kNone;
+    row.lock_owner = {};
     if (row.lock_waiters.empty()) return;
-    row.lock_owner = row.lock_waiters.front();
-    row.lock_waiters.pop_front();
-    enqueue(row.lock_owner);
+    row.lock_owner = row.lock_waiters.pop_front();
+    db_.submit(row.lock_owner, statement_time_);
   }
 
   Variant variant_;
   Context& ctx_;
   Time delay_, statement_time_;
-  std::int64_t workers_;
   std::uint32_t max_retries_;
   Time backoff_;
   double jitter_;
@@ -301,84 +293,86 @@ class TicketSale final : public System {
   Metric& retries_metric_;
 
   SlotPool<Purchase> purchases_;
-  std::int64_t busy_ = 0;            // DB workers running a statement
-  std::deque<std::uint32_t> queue_;  // statements waiting for a DB worker
-  double slow_factor_ = 1;
-  Time slow_until_ = 0;
+  Server<SlotHandle> db_;  // statements: db_workers at once, the others wait in FIFO order
+  EventId slow_end_;       // the end of a slow_db fault
+  Time counting_from_ = 0;
 
   std::int64_t sold_ = 0, oversold_ = 0, lost_decrements_ = 0, retries_ = 0,
                gave_up_with_stock_ = 0, statements_ = 0;
 };
 
-class Ticketmaster final : public Lesson {
- public:
-  const LessonInfo& info() const override {
-    static const LessonInfo info{
-        "ticketmaster",
-        "Ticket sale: read-check-write oversells; version CAS or an atomic decrement does not",
-        "A purchase reads the remaining tickets, checks there is one left, and writes back the "
-        "value it read minus one. At the on-sale moment many purchases read the same value "
-        "before any of them writes: each issues a ticket and their writes overwrite each other "
-        "(lost updates). More tickets are sold than exist, roughly ceil(rate x race window) per "
-        "real decrement.",
-        "Make the check and the write one atomic step: an UPDATE ... WHERE version = v that "
-        "fails (0 rows) when somebody else wrote first and is retried (optimistic locking), or "
-        "a single UPDATE ... SET remaining = remaining - 1 WHERE remaining > 0 that the database "
-        "applies to the current value (atomic decrement). A row lock (SELECT ... FOR UPDATE) "
-        "is also correct but serializes the sale at one ticket per lock hold time.",
-        {"Ticketmaster / SeatGeek: virtual waiting rooms in front of inventory, seat holds with "
-         "expiry",
-         "PostgreSQL: UPDATE ... WHERE ... and its row count; SELECT ... FOR UPDATE",
-         "Optimistic concurrency control with version columns (JPA @Version, Rails "
-         "lock_version, DynamoDB conditional writes)",
-         "Redis DECR / a Lua script for inventory counters (flash sales)",
-         "The lost update anomaly (Berenson et al. 1995, \"A Critique of ANSI SQL Isolation "
-         "Levels\")"},
-        {{"read_check_write", true,
-          "SELECT remaining; if > 0: UPDATE SET remaining = read - 1: oversells"},
-         {"optimistic_locking", false,
-          "SELECT remaining, version; UPDATE ... WHERE version = v; retry on 0 rows"},
-         {"atomic_decrement", false,
-          "UPDATE SET remaining = remaining - 1 WHERE remaining > 0: one statement"},
-         {"pessimistic_lock", false,
-          "SELECT ... FOR UPDATE; UPDATE; COMMIT: correct, serialized per event"}},
-        {{"stock", ParamType::integer, 1000, "tickets per event at the start", 0, 1e12},
-         {"events", ParamType::integer, 1, "events (rows); a request buys for key % events", 1,
-          1e6},
-         {"db_delay", ParamType::duration, "1ms", "one-way network delay app <-> DB", 0, 60},
-         {"statement_time", ParamType::duration, "200us", "DB time per statement", 0, 60},
-         {"db_workers", ParamType::integer, 64, "statements the DB runs at once", 1, 1e7},
-         {"max_retries", ParamType::integer, 5,
-          "optimistic_locking: retries after a conflict before giving up", 0, 1e6},
-         {"backoff", ParamType::duration, "2ms", "optimistic_locking: sleep before a retry", 0, 60},
-         {"jitter", ParamType::real, 1.0,
-          "optimistic_locking: the sleep is backoff * (1 + jitter * uniform(0, 1))", 0, 100}},
-        {{"slow_db",
-          "statements take `factor` times longer (a vacuum, a noisy neighbour): a wider race "
-          "window",
-          {{"factor", ParamType::real, 5.0, "statement time multiplier", 1e-3, 1e6},
-           {"duration", ParamType::duration, "10s", "how long (0 ends an earlier one)", 0, 1e7}}},
-         {"restock",
-          "put `count` more tickets on sale for every event (remaining += count in the DB)",
-          {{"count", ParamType::integer, 100, "tickets added per event", 0, 1e12}}}},
-        {{"stats", "the figures plus remaining, stocked and in_flight purchases right now", {}}},
-        {{"tickets_sold", MetricSpec::Kind::counter, "tickets issued to buyers"},
-         {"oversold", MetricSpec::Kind::gauge, "tickets issued beyond the stock"},
-         {"retries", MetricSpec::Kind::counter, "optimistic_locking retries after a conflict"}}};
-    return info;
-  }
+LessonInfo info() {
+  return {
+      "ticketmaster",
+      "Ticket sale: read-check-write oversells; version CAS or an atomic decrement does not",
+      "A purchase reads the remaining tickets, checks there is one left, and writes back the "
+      "value it read minus one. At the on-sale moment many purchases read the same value "
+      "before any of them writes: each issues a ticket and their writes overwrite each other "
+      "(lost updates). More tickets are sold than exist, roughly ceil(rate x race window) per "
+      "real decrement.",
+      "Make the check and the write one atomic step: an UPDATE ... WHERE version = v that "
+      "fails (0 rows) when somebody else wrote first and is retried (optimistic locking), or "
+      "a single UPDATE ... SET remaining = remaining - 1 WHERE remaining > 0 that the database "
+      "applies to the current value (atomic decrement). A row lock (SELECT ... FOR UPDATE) "
+      "is also correct but serializes the sale at one ticket per lock hold time.",
+      {"Ticketmaster / SeatGeek: virtual waiting rooms in front of inventory, seat holds with "
+       "expiry",
+       "PostgreSQL: UPDATE ... WHERE ... and its row count; SELECT ... FOR UPDATE",
+       "Optimistic concurrency control with version columns (JPA @Version, Rails "
+       "lock_version, DynamoDB conditional writes)",
+       "Redis DECR / a Lua script for inventory counters (flash sales)",
+       "The lost update anomaly (Berenson et al. 1995, \"A Critique of ANSI SQL Isolation "
+       "Levels\")"},
+      {{"read_check_write", true,
+        "SELECT remaining; if > 0: UPDATE SET remaining = read - 1: oversells"},
+       {"optimistic_locking", false,
+        "SELECT remaining, version; UPDATE ... WHERE version = v; retry on 0 rows"},
+       {"atomic_decrement", false,
+        "UPDATE SET remaining = remaining - 1 WHERE remaining > 0: one statement"},
+       {"pessimistic_lock", false,
+        "SELECT ... FOR UPDATE; UPDATE; COMMIT: correct, serialized per event"}},
+      {{"stock", ParamType::integer, 1000, "tickets per event at the start", 0, 1e12},
+       {"events", ParamType::integer, 1, "events (rows); a request buys for key % events", 1, 1e6},
+       {"db_delay", ParamType::duration, "1ms", "one-way network delay app <-> DB", 0, 60},
+       {"statement_time", ParamType::duration, "200us", "DB time per statement", 0, 60},
+       {"db_workers", ParamType::integer, 64, "statements the DB runs at once", 1, 1e7},
+       {"max_retries", ParamType::integer, 5,
+        "optimistic_locking: retries after a conflict before giving up", 0, 1e6},
+       {"backoff", ParamType::duration, "2ms", "optimistic_locking: sleep before a retry", 0, 60},
+       {"jitter", ParamType::real, 1.0,
+        "optimistic_locking: the sleep is backoff * (1 + jitter * uniform(0, 1))", 0, 100}},
+      {{"slow_db",
+        "statements take `factor` times longer (a vacuum, a noisy neighbour): a wider race "
+        "window",
+        {{"factor", ParamType::real, 5.0, "statement time multiplier", 1e-3, 1e6},
+         {"duration", ParamType::duration, "10s", "how long (0 ends an earlier one)", 0, 1e7}}},
+       {"restock",
+        "put `count` more tickets on sale for every event (remaining += count in the DB)",
+        {{"count", ParamType::integer, 100, "tickets added per event", 0, 1e12}}}},
+      {{"stats", "the figures plus remaining, stocked and in_flight purchases right now", {}}},
+      {{"tickets_sold", MetricSpec::Kind::counter, "tickets issued to buyers"},
+       {"oversold", MetricSpec::Kind::gauge, "tickets issued beyond the stock"},
+       {"retries", MetricSpec::Kind::counter, "optimistic_locking retries after a conflict"}},
+      {{"sold", Unit::count, "tickets issued to buyers"},
+       {"oversold", Unit::count, "tickets issued beyond those put on sale, per event"},
+       {"lost_decrements", Unit::count, "decrements overwritten by a stale write"},
+       {"retries", Unit::count, "optimistic_locking retries after a conflict"},
+       {"gave_up_with_stock", Unit::count,
+        "optimistic_locking buyers out of retries while tickets remained"},
+       {"db_statements", Unit::count, "statements sent to the database"}},
+      /*uses_service_time=*/false,  // statements take statement_time
+      {"latency", "errors", "blackhole"}};
+}
 
-  std::unique_ptr<System> build(const std::string& variant, const Params& params,
-                                Context& ctx) const override {
-    static const std::pair<const char*, Variant> variants[] = {
-        {"read_check_write", Variant::read_check_write},
-        {"optimistic_locking", Variant::optimistic_locking},
-        {"atomic_decrement", Variant::atomic_decrement},
-        {"pessimistic_lock", Variant::pessimistic_lock}};
-    return std::make_unique<TicketSale>(variant_value(variant, variants), params, ctx);
-  }
-};
+std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {
+  static const std::pair<const char*, Variant> variants[] = {
+      {"read_check_write", Variant::read_check_write},
+      {"optimistic_locking", Variant::optimistic_locking},
+      {"atomic_decrement", Variant::atomic_decrement},
+      {"pessimistic_lock", Variant::pessimistic_lock}};
+  return std::make_unique<TicketSale>(variant_value(variant, variants), params, ctx);
+}
 
 }  // namespace
 
-HLDLAB_PLUGIN(Ticketmaster)
+HLDLAB_LESSON(info, build)

@@ -4,6 +4,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
+using hldlab::testing::figure;
 using hldlab::testing::registry;
 using hldlab::testing::row;
 
@@ -13,29 +14,42 @@ const char* const kVariants[] = {"read_check_write", "optimistic_locking", "atom
                                  "pessimistic_lock"};
 const char* const kFixes[] = {"optimistic_locking", "atomic_decrement", "pessimistic_lock"};
 
-std::int64_t figure(const SystemResult& s, const char* name) {
-  return s.figures.at(name).as_int();
+/// Constant arrivals at `rps` (every 1/rps from 1/rps up to `traffic`), every variant with
+/// `params`; `fault` (if any) injected at `fault_at`.
+ExperimentResult constant_run(double rps, Time traffic, const Map& params,
+                              const std::string& fault = "", const Map& fault_params = {},
+                              Time fault_at = 0) {
+  Workload w = hldlab::testing::constant_workload(0);
+  w.arrivals.spikes.push_back({0, traffic, rps});
+  std::vector<hldlab::testing::SystemSpec> systems;
+  for (const char* v : kVariants) systems.push_back({"ticketmaster", v, params});
+  return hldlab::testing::run_experiment(w, traffic + seconds(1), systems, 1, [&](Experiment& e) {
+    if (fault.empty()) return;
+    for (const auto& s : e.systems())
+      e.at(fault_at, [&slot = *s, fault, fault_params] { slot.inject(fault, fault_params); });
+  });
 }
 
-/// Constant arrivals at `rps` (every 1/rps from 1/rps up to `traffic`), every variant with
-/// `params`; `fault` (if any) injected at time 0.
-ExperimentResult constant_run(double rps, Time traffic, const Map& params,
-                              const std::string& fault = "", Map fault_params = {},
-                              Time fault_at = 0) {
-  ExperimentConfig config;
-  config.duration = traffic + seconds(1);
-  Experiment e(config);
-  Workload w;
-  w.arrivals.kind = Arrivals::Kind::constant;
-  w.arrivals.rps = 0;
-  w.arrivals.spikes.push_back({0, traffic, rps});
-  e.set_workload(w);
+/// Purchases that never overlap: every variant sells `sold` tickets and rejects the other
+/// purchases, without a conflict. Sold out, the read-first variants stop after the SELECT and
+/// the lock still needs a ROLLBACK, so the statements are known exactly.
+void check_sells_then_rejects(const ExperimentResult& r, double requests, double sold) {
+  const double rejected = requests - sold;
+  const double statements[] = {2 * sold + rejected, 2 * sold + rejected, requests, 2 * requests};
+  int i = 0;
   for (const char* v : kVariants) {
-    SystemSlot& s = e.add(registry(), "ticketmaster", v, params);
-    if (!fault.empty())
-      e.at(fault_at, [&s, fault, fault_params] { s.inject(fault, fault_params); });
+    const auto& s = row(r, v);
+    INFO(v);
+    REQUIRE(s.requests == requests);
+    CHECK(s.completed == requests);
+    CHECK(figure(s, "sold") == sold);
+    CHECK(s.count(Outcome::ok) == sold);
+    CHECK(s.count(Outcome::rejected) == rejected);
+    CHECK(figure(s, "oversold") == 0);
+    CHECK(figure(s, "lost_decrements") == 0);
+    CHECK(figure(s, "retries") == 0);
+    CHECK(figure(s, "db_statements") == statements[i++]);
   }
-  return e.run();
 }
 
 }  // namespace
@@ -43,23 +57,7 @@ ExperimentResult constant_run(double rps, Time traffic, const Map& params,
 TEST_CASE(
     "purchases that never overlap sell exactly the stock in every variant, then are rejected") {
   // 50 rps: a purchase takes at most 2 round trips of 2.2 ms, far less than the 20 ms gap.
-  const auto r = constant_run(50, seconds(6), {{"stock", 100}});
-  // Sold out, the read-first variants stop after the SELECT, the lock still needs a ROLLBACK.
-  const std::int64_t statements[] = {2 * 100 + 200, 2 * 100 + 200, 300, 2 * 300};
-  int i = 0;
-  for (const char* v : kVariants) {
-    const auto& s = row(r, v);
-    INFO(v);
-    REQUIRE(s.requests == 300);
-    CHECK(s.completed == 300);
-    CHECK(figure(s, "sold") == 100);
-    CHECK(s.count(Outcome::ok) == 100);
-    CHECK(s.count(Outcome::rejected) == 200);
-    CHECK(figure(s, "oversold") == 0);
-    CHECK(figure(s, "lost_decrements") == 0);
-    CHECK(figure(s, "retries") == 0);
-    CHECK(figure(s, "db_statements") == statements[i++]);
-  }
+  check_sells_then_rejects(constant_run(50, seconds(6), {{"stock", 100}}), 300, 100);
 }
 
 TEST_CASE(
@@ -170,17 +168,12 @@ TEST_CASE(
 
 TEST_CASE("on random traffic over several events the fixes never oversell and the naive one does") {
   for (std::uint64_t seed : {1, 2, 3}) {
-    ExperimentConfig config;
-    config.seed = seed;
-    config.duration = seconds(2);
-    Experiment e(config);
-    Workload w;
-    w.arrivals.rps = 3000;
+    Workload w = hldlab::testing::poisson_workload(3000);
     w.keys = KeyDistribution::zipf(1000, 1.0);
-    e.set_workload(w);
     const Map params{{"stock", 300}, {"events", 3}, {"max_retries", 3}};
-    for (const char* v : kVariants) e.add(registry(), "ticketmaster", v, params);
-    const auto r = e.run();
+    std::vector<hldlab::testing::SystemSpec> systems;
+    for (const char* v : kVariants) systems.push_back({"ticketmaster", v, params});
+    const auto r = hldlab::testing::run_experiment(w, seconds(2), systems, seed);
     INFO("seed " << seed);
     const auto& naive = row(r, "read_check_write");
     CHECK(figure(naive, "oversold") > 100);
@@ -240,6 +233,20 @@ TEST_CASE("a restock puts exactly count more tickets on sale") {
       CHECK(figure(row(r, v), "oversold") == 0);
     }
   }
+}
+
+TEST_CASE("after a warm-up the figures count the purchases that arrived after it") {
+  // 50 purchases/s that never overlap, 200 tickets; the warm-up ends at 3 s. The 149 purchases
+  // before it (0.02 .. 2.98 s) buy 149 tickets; the 151 from 3 s on (3.00 .. 6.00 s) find 51.
+  ExperimentConfig config;
+  config.duration = seconds(7);
+  config.warmup = seconds(3);
+  Experiment e(config);
+  Workload w = hldlab::testing::constant_workload(0);
+  w.arrivals.spikes.push_back({0, seconds(6), 50});
+  e.set_workload(w);
+  for (const char* v : kVariants) e.add(registry(), "ticketmaster", v, {{"stock", 200}});
+  check_sells_then_rejects(e.run(), 151, 51);
 }
 
 TEST_CASE("the ticketmaster script passes all its expectations") {
