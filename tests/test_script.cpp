@@ -274,7 +274,7 @@ local lab = require "hldlab"
 local exp = lab.experiment{}
 exp:add{ lesson = "passthrough", variant = "instant", params = { delay = 2^63 } }
 )");
-  CHECK_THAT(r.error, Catch::Contains("out of range"));
+  CHECK_THAT(r.error, Catch::Contains("between 0 and 31 years"));
   CHECK_THAT(run_lua(R"(
 local lab = require "hldlab"
 local exp = lab.experiment{}

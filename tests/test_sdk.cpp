@@ -85,6 +85,9 @@ struct KernelContext final : SimContext {
   EventId after(Time d, Action a) override { return kernel.after(d, std::move(a)); }
   bool cancel(EventId id) override { return kernel.cancel(id); }
   Rng& rng() override { return random; }
+  std::uint64_t salt(const std::string& purpose) const override {
+    return Rng::hash_name(purpose.c_str());
+  }
   const std::string& name() const override { return label; }
 };
 }  // namespace
@@ -115,6 +118,19 @@ TEST_CASE("a slowed server multiplies the work of jobs that start later, a fast 
   s.submit(1, 100);
   ctx.kernel.run_before(1000);
   CHECK(done == std::vector<Time>{50, 550});
+}
+
+TEST_CASE("a server slowed for a while is back to normal speed afterwards") {
+  KernelContext ctx;
+  std::vector<Time> done;
+  Server<int> s(ctx, {.workers = 1}, [&](int&) { done.push_back(ctx.now()); });
+  s.set_slow_for(10, 50);
+  s.submit(0, 10);  // starts slowed: 100
+  ctx.kernel.run_before(60);
+  s.submit(1, 10);  // queued behind it; starts at 100, after the slow-down: 10
+  ctx.kernel.run_before(1000);
+  CHECK(done == std::vector<Time>{100, 110});
+  CHECK(s.slow_factor() == 1);
 }
 
 TEST_CASE("a killed server hands back every running then queued job and refuses until restart") {

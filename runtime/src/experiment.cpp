@@ -149,6 +149,11 @@ void SystemSlot::issue(std::uint32_t client) {
   deliver(d.request);
 }
 
+std::uint64_t SystemSlot::salt(const std::string& purpose) const {
+  return Rng::derive(Rng::derive(experiment_.config().seed, Rng::hash_name(info().name.c_str())),
+                     Rng::hash_name(purpose.c_str()));
+}
+
 Metric& SystemSlot::metric(const std::string& name) {
   for (auto& m : recorder_.metrics())
     if (m.spec.name == name) {

@@ -54,7 +54,7 @@ Time duration_from(const Value& v, const std::string& what) {
   if (v.is_number()) {
     const double s = v.as_double();
     if (!std::isfinite(s) || s < 0 || s > 1e9)
-      throw std::invalid_argument(what + " must be a non-negative duration");
+      throw std::invalid_argument(what + " must be a duration between 0 and 31 years");
     return round_time(s * 1e9);
   }
   throw std::invalid_argument(what +

@@ -80,7 +80,9 @@ std::string format_seconds(double s) {
   char buf[32];
   const double a = std::abs(s);
   if (a == 0) return "0";
-  if (a >= 1)
+  if (a >= 100)
+    std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else if (a >= 1)
     std::snprintf(buf, sizeof buf, "%.3gs", s);
   else if (a >= 1e-3)
     std::snprintf(buf, sizeof buf, "%.3gms", s * 1e3);

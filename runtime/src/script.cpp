@@ -232,8 +232,11 @@ std::string stop_message() {
 int error_message(lua_State* L) {
   if (lua_type(L, 1) == LUA_TSTRING) {
     std::string message = lua_tostring(L, 1);
-    if (message.find("attempt to yield") != std::string::npos)
-      message += " (exp:at and sys:at callbacks run to completion: they cannot yield)";
+    const char* explanation = " (exp:at and sys:at callbacks run to completion: they cannot yield)";
+    if (message.rfind("attempt to yield", 0) == 0) {  // raised inside coroutine.yield: no place
+      luaL_where(L, 2);
+      message = lua_tostring(L, -1) + message + explanation;
+    }
     lua_pushstring(L, message.c_str());
     return 1;
   }

@@ -66,11 +66,23 @@ ExperimentResult run_experiment(const Workload& workload, Time duration,
   ExperimentConfig config;
   config.seed = seed;
   config.duration = duration;
+  return run_experiment(workload, config, systems, setup);
+}
+
+ExperimentResult run_experiment(const Workload& workload, const ExperimentConfig& config,
+                                const std::vector<SystemSpec>& systems,
+                                const std::function<void(Experiment&)>& setup) {
   Experiment e(config);
   e.set_workload(workload);
   for (const auto& s : systems) e.add(registry(), s.lesson, s.variant, s.params, s.label);
   if (setup) setup(e);
   return e.run();
+}
+
+void inject_everywhere(Experiment& e, Time at, const std::string& fault, const Map& params) {
+  e.at(at, [&e, fault, params] {
+    for (const auto& s : e.systems()) s->inject(fault, params);
+  });
 }
 
 ScriptResult run_script_file(const std::string& path, std::uint64_t seed) {

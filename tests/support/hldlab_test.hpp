@@ -42,6 +42,13 @@ struct SystemSpec {
 ExperimentResult run_experiment(const Workload& workload, Time duration,
                                 const std::vector<SystemSpec>& systems, std::uint64_t seed = 1,
                                 const std::function<void(Experiment&)>& setup = {});
+/// The same with a whole configuration (seed, duration, drain, warm-up, ...).
+ExperimentResult run_experiment(const Workload& workload, const ExperimentConfig& config,
+                                const std::vector<SystemSpec>& systems,
+                                const std::function<void(Experiment&)>& setup = {});
+
+/// Inject `fault` with `params` into every system of `e` at virtual time `at`.
+void inject_everywhere(Experiment& e, Time at, const std::string& fault, const Map& params = {});
 
 /// Run a script from the source tree's scripts/ (or a path) with the built lessons.
 ScriptResult run_script_file(const std::string& path, std::uint64_t seed = 1);

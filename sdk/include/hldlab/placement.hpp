@@ -69,16 +69,18 @@ inline NodeId rendezvous(std::uint64_t h, const std::vector<NodeId>& nodes,
   return best;
 }
 
-/// The hash ring: `vnodes` points per node, a key belongs to the first point clockwise.
+/// The hash ring: `vnodes` points per node, a key belongs to the first point clockwise. The
+/// `salt` places the points (another salt, another placement: draw it from ctx.rng() so that
+/// placements vary with the seed).
 class Ring {
  public:
-  void build(const std::vector<NodeId>& nodes, std::uint32_t vnodes) {
+  void build(const std::vector<NodeId>& nodes, std::uint32_t vnodes,
+             std::uint64_t salt = 0x52494e47ULL) {
     points_.clear();
     points_.reserve(nodes.size() * vnodes);
     for (NodeId n : nodes)
       for (std::uint32_t v = 0; v < vnodes; ++v)
-        points_.push_back(
-            {Rng::hash((static_cast<std::uint64_t>(n) << 32 | v) ^ 0x52494e47ULL), n});
+        points_.push_back({Rng::hash((static_cast<std::uint64_t>(n) << 32 | v) ^ salt), n});
     std::sort(points_.begin(), points_.end());
   }
   /// Index of the first point at or after h (wrapping), by binary search.
@@ -113,10 +115,11 @@ inline bool is_prime(std::uint64_t n) {
 
 /// Maglev: a lookup table of prime size M. Each node has its own permutation of the slots
 /// (offset + j * skip mod M); nodes take turns claiming their next free preferred slot until
-/// the table is full, so every node owns M/n slots, give or take one.
+/// the table is full, so every node owns M/n slots, give or take one. The `salt` changes the
+/// permutations (another placement).
 class Maglev {
  public:
-  void build(const std::vector<NodeId>& nodes, std::uint64_t size) {
+  void build(const std::vector<NodeId>& nodes, std::uint64_t size, std::uint64_t salt = 0) {
     if (!is_prime(size))
       throw std::invalid_argument("maglev table size " + std::to_string(size) + " is not prime");
     if (nodes.size() > size)
@@ -124,8 +127,8 @@ class Maglev {
     const std::size_t n = nodes.size();
     std::vector<std::uint64_t> offset(n), skip(n), next(n, 0);
     for (std::size_t i = 0; i < n; ++i) {
-      offset[i] = node_hash(nodes[i], 0x4f4646534554ULL) % size;
-      skip[i] = node_hash(nodes[i], 0x534b4950ULL) % (size - 1) + 1;
+      offset[i] = node_hash(nodes[i], 0x4f4646534554ULL ^ salt) % size;
+      skip[i] = node_hash(nodes[i], 0x534b4950ULL ^ salt) % (size - 1) + 1;
     }
     table_.assign(size, kEmpty);
     std::uint64_t filled = 0;

@@ -91,12 +91,19 @@ class Server {
   /// The server is back, idle (and no longer slowed).
   void restart() {
     alive_ = true;
-    slow_ = 1;
+    set_slow(1);
   }
   /// Multiply the work of jobs starting from now on (1: normal).
   void set_slow(double factor) {
     if (!(factor > 0)) throw std::invalid_argument("a slow factor must be positive");
+    ctx_.cancel(slow_end_);
     slow_ = factor;
+  }
+  /// Slow down for `duration`, then back to normal (a later set_slow or set_slow_for replaces
+  /// it).
+  void set_slow_for(double factor, Time duration) {
+    set_slow(factor);
+    slow_end_ = ctx_.after(duration, [this] { slow_ = 1; });
   }
   /// Change the number of workers; new ones take queued jobs at once, removed ones finish
   /// their current job first.
@@ -171,6 +178,7 @@ class Server {
   Fifo<Waiting> queue_;
   bool alive_ = true;
   double slow_ = 1;
+  EventId slow_end_;
   std::int64_t served_ = 0;
   Time busy_ns_ = 0, last_change_ = 0;
 };

@@ -249,6 +249,10 @@ class SimContext {
   /// This System's own random stream, derived from the experiment seed and the lesson name
   /// (not the label): identical systems draw identical numbers.
   virtual Rng& rng() = 0;
+  /// A number derived from the experiment seed, the lesson and `purpose`: the same in every
+  /// variant of the lesson, another with another seed. Salt per-request draws with it, so that
+  /// every variant sees the same ones: `Rng::hash(r.id ^ ctx.salt("lost answers"))`.
+  virtual std::uint64_t salt(const std::string& purpose) const = 0;
   /// The System's name as shown in results ("lesson/variant" or the experiment label).
   virtual const std::string& name() const = 0;
 };

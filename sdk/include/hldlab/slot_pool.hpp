@@ -86,6 +86,12 @@ class SlotPool {
     for (std::uint32_t i = 0; i < slots_.size(); ++i)
       if (slots_[i].used) f(SlotHandle{i, slots_[i].generation}, slots_[i].value);
   }
+  /// f(SlotHandle, const T&) for every slot in use, by index (reading only).
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::uint32_t i = 0; i < slots_.size(); ++i)
+      if (slots_[i].used) f(SlotHandle{i, slots_[i].generation}, slots_[i].value);
+  }
 
  private:
   struct Slot {

@@ -62,6 +62,7 @@ class SystemSlot final : public Context {
   EventId after(Time delay, Action action) override { return kernel_.after(delay, std::move(action)); }
   bool cancel(EventId id) override { return kernel_.cancel(id); }
   Rng& rng() override { return rng_; }
+  std::uint64_t salt(const std::string& purpose) const override;
   const std::string& name() const override { return label_; }
   void complete(const Request& request, Outcome outcome) override;
   Metric& metric(const std::string& name) override;
