@@ -17,8 +17,8 @@
 //             breaker_bulkhead -> both: contain the damage at once, then fail fast, then recover.
 #include <algorithm>
 #include <array>
-#include <deque>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hldlab/plugin.hpp"
@@ -69,6 +69,14 @@ struct Protection {
   bool breaker, bulkhead;
 };
 
+/// Connections of pool `i`: a bulkhead splits them between the two downstreams' pools; without
+/// one, pool 0 holds them all and pool 1 none.
+int pool_size(const Params& p, bool bulkhead, int i) {
+  const auto pool = static_cast<int>(p.integer("pool"));
+  if (!bulkhead) return i == 0 ? pool : 0;
+  return i == 0 ? pool / 2 : pool - pool / 2;
+}
+
 class Caller final : public System {
  public:
   Caller(Protection protection, const Params& p, Context& ctx)
@@ -85,24 +93,19 @@ class Caller final : public System {
         state_metric_{&ctx.metric("state", "0"), &ctx.metric("state", "1")},
         transitions_metric_(ctx.metric("transitions")),
         in_use_metric_(ctx.metric("connections_in_use")),
-        short_circuit_metric_(ctx.metric("short_circuited")) {
-    const auto pool = static_cast<int>(p.integer("pool"));
-    if (bulkhead_ && pool < kDownstreams)
+        short_circuit_metric_(ctx.metric("short_circuited")),
+        // A connection pool is a server without a queue: a call holds a connection (a worker)
+        // for its duration, or finds none free and is refused.
+        pools_{
+            {Server<Call>(ctx, {pool_size(p, bulkhead_, 0), 0}, [this](Call& c) { finish(c); }),
+             Server<Call>(ctx, {pool_size(p, bulkhead_, 1), 0}, [this](Call& c) { finish(c); })}} {
+    if (bulkhead_ && pool_size(p, true, 0) == 0)
       throw std::invalid_argument(
           "a bulkhead needs a pool of at least 2 connections, one per downstream (pool = " +
-          std::to_string(pool) + ")");
+          std::to_string(p.integer("pool")) + ")");
     if (min_calls_ > window_)
       throw std::invalid_argument("min_calls (" + std::to_string(min_calls_) +
                                   ") cannot exceed the window (" + std::to_string(window_) + ")");
-    // A connection pool is a server without a queue: a call holds a connection (a worker) for
-    // its duration, and finds one free or is refused.
-    const auto done = [this](Call& c) { finish(c); };
-    if (bulkhead_) {
-      pools_.emplace_back(ctx, Server<Call>::Options{pool / 2, 0}, done);
-      pools_.emplace_back(ctx, Server<Call>::Options{pool - pool / 2, 0}, done);
-    } else {
-      pools_.emplace_back(ctx, Server<Call>::Options{pool, 0}, done);
-    }
     for (Breaker& b : breakers_) b.ring.assign(window_, false);
   }
 
@@ -125,9 +128,9 @@ class Caller final : public System {
     Time duration = std::min(r.service, timeout_);
     if (down.hanging || r.service > timeout_)
       duration = timeout_, call.outcome = Outcome::timeout;
-    else if (Rng::uniform_at(error_salt_, r.id, d) < down.error_rate)
+    else if (down.error_rate > 0 && Rng::uniform_at(error_salt_, r.id, d) < down.error_rate)
       call.outcome = Outcome::error;
-    if (pools_[bulkhead_ ? d : 0].submit(call, duration) == Admission::rejected) {
+    if (pools_[bulkhead_ ? d : 0].submit(std::move(call), duration) == Admission::rejected) {
       ++pool_full_;
       ++failed_[d];
       return ctx_.complete(r, Outcome::rejected);  // 503: no connection free
@@ -191,11 +194,7 @@ class Caller final : public System {
   }
 
  private:
-  double in_use() const {
-    int busy = 0;
-    for (const Server<Call>& pool : pools_) busy += pool.busy();
-    return busy;
-  }
+  double in_use() const { return pools_[0].busy() + pools_[1].busy(); }
 
   void finish(const Call& c) {
     const int d = c.downstream;
@@ -257,7 +256,7 @@ class Caller final : public System {
   Metric& transitions_metric_;
   Metric& in_use_metric_;
   Metric& short_circuit_metric_;
-  std::deque<Server<Call>> pools_;  // one shared pool, or one per downstream (bulkhead)
+  std::array<Server<Call>, kDownstreams> pools_;  // a shared pool, or one per downstream
   std::array<Downstream, kDownstreams> downstreams_{};
   std::array<Breaker, kDownstreams> breakers_{};
   std::array<std::int64_t, kDownstreams> requests_{}, ok_{}, failed_{};  // failed: completed not ok

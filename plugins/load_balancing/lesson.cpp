@@ -37,6 +37,7 @@ struct Backend {
   double wrr_current = 0;          // smooth weighted round robin state
   std::int64_t served_before = 0;  // server.served() when the statistics were last reset
   std::int64_t served() const { return server.served() - served_before; }
+  std::size_t load() const { return server.outstanding(); }
 };
 
 class Balancer final : public System {
@@ -64,7 +65,7 @@ class Balancer final : public System {
 
   void handle(const Request& r) override {
     if (rotation_.empty()) return ctx_.complete(r, Outcome::error);
-    switch (backends_[pick(r)].server.submit(r, r.service)) {
+    switch (pick(r).server.submit(r, r.service)) {
       case Admission::started:
       case Admission::queued:
         return;
@@ -136,31 +137,29 @@ class Balancer final : public System {
 
   void rebuild_rotation() {
     rotation_.clear();
-    for (std::uint32_t i = 0; i < backends_.size(); ++i)
-      if (backends_[i].in_rotation) rotation_.push_back(i);
+    for (Backend& b : backends_)
+      if (b.in_rotation) rotation_.push_back(&b);
     in_rotation_metric_.set(static_cast<double>(rotation_.size()));
   }
 
-  std::size_t load(std::uint32_t b) const { return backends_[b].server.outstanding(); }
-
-  std::uint32_t pick(const Request& r) {
+  Backend& pick(const Request& r) {
     const std::size_t n = rotation_.size();
     switch (policy_) {
       case Policy::round_robin:
-        return rotation_[next_++ % n];
+        return *rotation_[next_++ % n];
       case Policy::least_connections: {
         // The k-th backend tied for the least load replaces the choice with probability 1/k:
         // ties go to one of the tied backends, each as likely as the others.
-        std::uint32_t best = rotation_[0];
-        std::uint64_t ties = 1;
+        Backend* best = rotation_[0];
+        std::size_t best_load = best->load(), ties = 1;
         for (std::size_t k = 1; k < n; ++k) {
-          const std::uint32_t c = rotation_[k];
-          if (load(c) < load(best))
-            best = c, ties = 1;
-          else if (load(c) == load(best) && ctx_.rng().below(++ties) == 0)
-            best = c;
+          const std::size_t load = rotation_[k]->load();
+          if (load < best_load)
+            best = rotation_[k], best_load = load, ties = 1;
+          else if (load == best_load && ctx_.rng().below(++ties) == 0)
+            best = rotation_[k];
         }
-        return best;
+        return *best;
       }
       case Policy::random:
       case Policy::p2c: {
@@ -168,32 +167,32 @@ class Balancer final : public System {
         // x in [0, n - k) skips the positions already taken); the least loaded wins, ties going
         // to the earliest drawn, which is a random one.
         std::array<std::size_t, kMaxChoices> drawn;  // positions in rotation_, ascending
-        std::uint32_t best = 0;
+        Backend* best = nullptr;
         std::size_t best_load = std::numeric_limits<std::size_t>::max();
         for (std::size_t k = 0; k < std::min(choices_, n); ++k) {
           std::size_t x = ctx_.rng().below(n - k), at = 0;
           for (; at < k && drawn[at] <= x; ++at) ++x;
           std::copy_backward(drawn.begin() + at, drawn.begin() + k, drawn.begin() + k + 1);
           drawn[at] = x;
-          if (load(rotation_[x]) < best_load) best = rotation_[x], best_load = load(best);
+          if (rotation_[x]->load() < best_load) best = rotation_[x], best_load = best->load();
         }
-        return best;
+        return *best;
       }
       case Policy::weighted_round_robin: {
         double total = 0;
-        std::uint32_t best = rotation_[0];
-        for (std::uint32_t c : rotation_) {
-          backends_[c].wrr_current += backends_[c].server.speed();
-          total += backends_[c].server.speed();
-          if (backends_[c].wrr_current > backends_[best].wrr_current) best = c;
+        Backend* best = rotation_[0];
+        for (Backend* c : rotation_) {
+          c->wrr_current += c->server.speed();
+          total += c->server.speed();
+          if (c->wrr_current > best->wrr_current) best = c;
         }
-        backends_[best].wrr_current -= total;
-        return best;
+        best->wrr_current -= total;
+        return *best;
       }
       case Policy::ip_hash:
-        return rotation_[Rng::hash(r.client) % n];
+        return *rotation_[Rng::hash(r.client) % n];
     }
-    return rotation_[0];
+    return *rotation_[0];
   }
 
   void health_check() {
@@ -231,7 +230,7 @@ class Balancer final : public System {
   Metric& dead_errors_metric_;
   Metric& removals_metric_;
   std::deque<Backend> backends_;  // a Server stays where it was built
-  std::vector<std::uint32_t> rotation_;
+  std::vector<Backend*> rotation_;
   std::uint64_t next_ = 0;
   std::int64_t refused_by_dead_ = 0, lost_in_flight_ = 0, removed_ = 0;
 };
