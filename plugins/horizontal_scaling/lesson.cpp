@@ -277,7 +277,7 @@ class Fleet final : public System {
           if (servers_[index].state == State::booting) set_state(index, State::in_service);
         });
       }
-      ctx_.log("autoscaling: " + std::to_string(mean_busy) + " busy workers, launching " +
+      ctx_.log("scale out: " + std::to_string(mean_busy) + " busy workers, launching " +
                std::to_string(desired - in_service - booting) + " server(s)");
     } else if (desired < in_service && booting == 0) {
       for (std::size_t i = servers_.size(); i-- > 0;)  // scale in gently: one server per interval
