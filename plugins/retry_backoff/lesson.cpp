@@ -8,9 +8,9 @@
 //                 exponential(attempt) -> sleep = min(cap, base * 2^attempt): fewer rounds, but
 //                                         the losers of a round all sleep the same time and
 //                                         collide again, cluster after cluster
-//   fix:          full_jitter          -> sleep = uniform(0, min(cap, base * 2^attempt))
-//                 equal_jitter         -> t = min(cap, base * 2^attempt); sleep = t/2 + uniform(0,
-//                 t/2) decorrelated_jitter  -> sleep = min(cap, uniform(base, 3 * previous sleep))
+//   fix:          full_jitter          -> sleep = uniform(0, t), t = min(cap, base * 2^attempt)
+//                 equal_jitter         -> sleep = t/2 + uniform(0, t/2)
+//                 decorrelated_jitter  -> sleep = min(cap, uniform(base, 3 * previous sleep))
 //                 jitter spreads the retries in time, so most attempts meet an idle row.
 //
 // Contenders come from the workload (each request is one client updating row key % rows, completed
@@ -138,16 +138,12 @@ class OccRow final : public System {
     c.failures = 0;
     c.sleep = base_;
     c.network.reseed(Rng::hash(salt_ ^ id));
-    send_read(h, hop(c));
+    ctx_.after(hop(c), [this, h] { on_read(h); });
   }
 
   /// One network hop: |normal(mean, sd)|, as in the study's simulator.
   Time hop(Contender& c) {
     return round_time(std::abs(delay_mean_ + delay_sd_ * c.network.normal()));
-  }
-
-  void send_read(SlotHandle h, Time delay) {
-    ctx_.after(delay, [this, h] { on_read(h); });
   }
 
   /// The read reaches the database: remember the version, then the reply and the conditional
@@ -180,7 +176,7 @@ class OccRow final : public System {
     // The failure travels back, the client sleeps, then sends its next read.
     const Time reply = hop(c);
     const Time sleep = backoff(c);
-    send_read(h, reply + sleep + hop(c));
+    ctx_.after(reply + sleep + hop(c), [this, h] { on_read(h); });
   }
 
   Time backoff(Contender& c) {
@@ -197,16 +193,11 @@ class OccRow final : public System {
         std::min(static_cast<double>(cap_),
                  std::ldexp(static_cast<double>(base_),
                             static_cast<int>(std::min<std::int64_t>(c.failures, 62))));
-    switch (strategy_) {
-      case Strategy::exponential:
-        return round_time(ceiling);
-      case Strategy::full_jitter:
-        return round_time(u * ceiling);
-      case Strategy::equal_jitter:
-        return round_time(ceiling / 2 + u * ceiling / 2);
-      default:
-        return 0;
-    }
+    // The share of it slept: all of it, a random share, or half and a random half.
+    const double share = strategy_ == Strategy::exponential   ? 1
+                         : strategy_ == Strategy::full_jitter ? u
+                                                              : 0.5 + u / 2;
+    return round_time(share * ceiling);
   }
 
   void finish(SlotHandle h, bool committed) {
