@@ -137,7 +137,7 @@ class Caller final : public System {
     }
     ++downstream_calls_;
     if (probe) ++b.probes_in_flight;
-    in_use_metric_.set(in_use());
+    in_use_metric_.add(1);
   }
 
   Value call(const std::string& op, const Value&) override {
@@ -157,7 +157,7 @@ class Caller final : public System {
                  {"requests_1", requests_[1]},
                  {"ok_1", ok_[1]},
                  {"failed_1", failed_[1]},
-                 {"in_use", static_cast<std::int64_t>(in_use())},
+                 {"in_use", in_use()},
                  {"state_0", state_name(breakers_[0].state)},
                  {"state_1", state_name(breakers_[1].state)}};
     throw std::invalid_argument("unknown operation '" + op + "'");
@@ -194,11 +194,11 @@ class Caller final : public System {
   }
 
  private:
-  double in_use() const { return pools_[0].busy() + pools_[1].busy(); }
+  std::int64_t in_use() const { return pools_[0].busy() + pools_[1].busy(); }
 
   void finish(const Call& c) {
     const int d = c.downstream;
-    in_use_metric_.set(in_use());
+    in_use_metric_.add(-1);
     ++(c.outcome == Outcome::ok ? ok_ : failed_)[d];
     ctx_.complete(c.request, c.outcome);
     if (use_breaker_) record(d, c.outcome == Outcome::ok, c.probe, c.epoch);
