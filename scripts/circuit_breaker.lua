@@ -53,7 +53,7 @@ for _, x in ipairs(t) do seq[#seq + 1] = string.format("%s@%.1fs", x.to, x.at) e
 print("breaker_bulkhead transitions: " .. table.concat(seq, " "))
 lab.expect(during.none < 0.05, "no protection: the healthy downstream's requests fail too (cascade)")
 lab.expect(during.bulkhead > 0.99 and during.breaker_bulkhead > 0.99,
-           "bulkhead: the healthy downstream keeps over 99% availability")
+           "bulkhead: the healthy downstream keeps over 99% availability", { headline = true })
 lab.expect(during.breaker > 2 * during.none,
            "breaker alone: the cascade stops once the timeouts open the breaker")
 lab.expect(h.breaker_bulkhead.short_circuited > 0 and t[1].to == "open" and t[#t].to == "closed",

@@ -34,7 +34,8 @@ lab.expect(c.in_memory_sessions.logouts > 250,
            "in-memory sticky sessions: the balancer's reshuffle logs out most users")
 lab.expect(c.not_sticky.logouts >= 1500,
            "in-memory, not sticky: each user logs in again on each of the other 3 servers (and more)")
-lab.expect(c.external_session_store.logouts == 0, "session store: nobody is logged out")
+lab.expect(c.external_session_store.logouts == 0, "session store: nobody is logged out",
+           { headline = true })
 lab.expect(c.external_session_store.errors == c.external_session_store.lost_in_flight,
            "session store: the only errors are the requests in flight on the dead server")
 

@@ -7,8 +7,14 @@
 --         every write (calls) and the time until the last client is done (completion).
 --         No backoff: ~N^2/4 calls. Exponential: fewer, but the losers of a round sleep the
 --         same time and collide again. Full and equal jitter: less than half of exponential's.
--- Part 2: the database refuses writes for 2 s (a failover) under steady traffic. Immediate
---         retries hammer it (several times the failed calls); backoff waits, at a price in P99.
+-- Part 2: the database refuses writes for 5 s (a failover) under steady traffic, 50 rps over 10
+--         rows. A client retrying at once calls every 4 network hops (~40 ms): the clients that
+--         arrive during an outage of T seconds make about 50 * T^2 / (2 * 40 ms) ~ 15 600 failed
+--         calls, growing as T^2. With backoff (base 50 ms, cap 1 s) a client's sleeps double up
+--         to the cap: about ten calls in 5 s at most, growing as T. Expected: about 8x fewer
+--         failed calls (7.5x at the least over 100 seeds; at 2 s the gap is only 4.5x, too close to
+--         the noise for a claim). The price of backoff: clients wait longer once the database is
+--         back, on average (a P99 is 15 requests here: too few to compare variants on every seed).
 local lab = require "hldlab"
 
 local variants = { "no_backoff", "exponential", "full_jitter", "equal_jitter", "decorrelated_jitter" }
@@ -52,25 +58,25 @@ lab.expect(r.no_backoff.calls > 3 * at[50].no_backoff.calls,
 lab.expect(r.full_jitter.completion_ms < r.exponential.completion_ms,
            "100 clients: full jitter also finishes sooner than plain exponential backoff")
 for _, v in ipairs(variants) do
-  lab.expect(r[v].ok == 100 and r[v].completed == 100, v .. ": every one of the 100 clients commits")
+  lab.check(r[v].ok == 100 and r[v].completed == 100, v .. ": every one of the 100 clients commits")
 end
 
--- Part 2: a 2 s outage under steady traffic (50 rps over 10 rows).
-local outage = lab.experiment{ name = "retry_backoff: database refuses writes for 2s at 10s",
+-- Part 2: a 5 s outage under steady traffic (50 rps over 10 rows).
+local outage = lab.experiment{ name = "retry_backoff: database refuses writes for 5s at 10s",
                                seed = 7, duration = "30s" }
 outage:workload{ arrivals = lab.poisson{ rps = 50 }, keys = lab.uniform{ n = 10 } }
 for _, v in ipairs(variants) do
   outage:add{ lesson = "retry_backoff", variant = v, params = { rows = 10, base = "50ms", cap = "1s" } }
 end
-outage:at("10s", function(sys) sys:inject("outage", { duration = "2s" }) end)
+outage:at("10s", function(sys) sys:inject("outage", { duration = "5s" }) end)
 local o = outage:run()
 lab.report(o)
-for _, v in ipairs{ "exponential", "full_jitter", "equal_jitter", "decorrelated_jitter" } do
-  lab.expect(o.no_backoff.failed_calls > 4 * o[v].failed_calls,
-             "outage: immediate retries hit the database with 4x the failed calls of " .. v)
-end
 for _, v in ipairs(variants) do
-  lab.expect(o[v].errors == 0 and o[v].completed == o[v].requests, v .. ": everyone commits in the end")
+  lab.check(o[v].errors == 0 and o[v].completed == o[v].requests, v .. ": everyone commits in the end")
 end
-lab.expect(o.full_jitter.p99 > o.no_backoff.p99,
-           "the price of backoff: clients wait longer after the database is back (higher P99)")
+for _, v in ipairs{ "exponential", "full_jitter", "equal_jitter", "decorrelated_jitter" } do
+  lab.expect(o.no_backoff.failed_calls > 5 * o[v].failed_calls,
+             "outage: immediate retries hit the database with over 5x the failed calls of " .. v)
+  lab.expect(o[v].mean > o.no_backoff.mean,
+             "the price of " .. v .. ": clients wait longer after the database is back (higher mean)")
+end

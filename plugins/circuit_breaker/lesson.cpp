@@ -18,9 +18,11 @@
 #include <algorithm>
 #include <array>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hldlab/plugin.hpp"
+#include "hldlab/server.hpp"
 
 namespace {
 using namespace hldlab;
@@ -48,11 +50,10 @@ struct Breaker {
   std::uint32_t epoch = 0;  // bumped at every transition: late results of older calls are ignored
 };
 
-/// A call in progress, holding one connection.
+/// A call in progress, holding one connection of a pool.
 struct Call {
   Request request;
-  std::uint32_t generation = 0;
-  std::uint32_t epoch = 0;
+  std::uint32_t epoch = 0;  // of its breaker when it started
   std::uint8_t downstream = 0;
   Outcome outcome = Outcome::ok;
   bool probe = false;
@@ -64,11 +65,23 @@ struct Transition {
   State from, to;
 };
 
+struct Protection {
+  bool breaker, bulkhead;
+};
+
+/// Connections of pool `i`: a bulkhead splits them between the two downstreams' pools; without
+/// one, pool 0 holds them all and pool 1 none.
+int pool_size(const Params& p, bool bulkhead, int i) {
+  const auto pool = static_cast<int>(p.integer("pool"));
+  if (!bulkhead) return i == 0 ? pool : 0;
+  return i == 0 ? pool / 2 : pool - pool / 2;
+}
+
 class Caller final : public System {
  public:
-  Caller(bool breaker, bool bulkhead, const Params& p, Context& ctx)
-      : use_breaker_(breaker),
-        bulkhead_(bulkhead),
+  Caller(Protection protection, const Params& p, Context& ctx)
+      : use_breaker_(protection.breaker),
+        bulkhead_(protection.bulkhead),
         ctx_(ctx),
         timeout_(p.duration("timeout")),
         window_(static_cast<std::size_t>(p.integer("window"))),
@@ -76,53 +89,55 @@ class Caller final : public System {
         failure_rate_(p.real("failure_rate")),
         open_timeout_(p.duration("open_timeout")),
         probes_(static_cast<int>(p.integer("probes"))),
-        state_metric_{&ctx.metric("state_0"), &ctx.metric("state_1")},
+        error_salt_(ctx.rng().next()),
+        state_metric_{&ctx.metric("state", "0"), &ctx.metric("state", "1")},
         transitions_metric_(ctx.metric("transitions")),
         in_use_metric_(ctx.metric("connections_in_use")),
-        short_circuit_metric_(ctx.metric("short_circuited")) {
-    const auto pool = p.integer("pool");
-    if (bulkhead_ && pool < kDownstreams)
+        short_circuit_metric_(ctx.metric("short_circuited")),
+        // A connection pool is a server without a queue: a call holds a connection (a worker)
+        // for its duration, or finds none free and is refused.
+        pools_{
+            {Server<Call>(ctx, {pool_size(p, bulkhead_, 0), 0}, [this](Call& c) { finish(c); }),
+             Server<Call>(ctx, {pool_size(p, bulkhead_, 1), 0}, [this](Call& c) { finish(c); })}} {
+    if (bulkhead_ && pool_size(p, true, 0) == 0)
       throw std::invalid_argument(
-          "a bulkhead needs a pool of at least 2 connections, one per "
-          "downstream (pool = " +
-          std::to_string(pool) + ")");
+          "a bulkhead needs a pool of at least 2 connections, one per downstream (pool = " +
+          std::to_string(p.integer("pool")) + ")");
     if (min_calls_ > window_)
       throw std::invalid_argument("min_calls (" + std::to_string(min_calls_) +
                                   ") cannot exceed the window (" + std::to_string(window_) + ")");
-    if (bulkhead_) {
-      capacity_[0] = static_cast<int>(pool / 2);
-      capacity_[1] = static_cast<int>(pool - pool / 2);
-    } else {
-      capacity_[0] = static_cast<int>(pool);
-    }
     for (Breaker& b : breakers_) b.ring.assign(window_, false);
   }
 
   void handle(const Request& r) override {
     const auto d = static_cast<std::uint8_t>(r.key % kDownstreams);
     ++requests_[d];
-    bool probe = false;
-    if (use_breaker_) {
-      Breaker& b = breakers_[d];
-      if (b.state == State::open ||
-          (b.state == State::half_open && b.probes_in_flight + b.probe_successes >= probes_)) {
-        ++short_circuited_;
-        ++failed_[d];
-        short_circuit_metric_.add(1);
-        return ctx_.complete(r, Outcome::rejected);  // fail fast: no connection, no call
-      }
-      probe = b.state == State::half_open;
+    Breaker& b = breakers_[d];
+    if (use_breaker_ &&
+        (b.state == State::open ||
+         (b.state == State::half_open && b.probes_in_flight + b.probe_successes >= probes_))) {
+      ++short_circuited_;
+      ++failed_[d];
+      short_circuit_metric_.add(1);
+      return ctx_.complete(r, Outcome::rejected);  // fail fast: no connection, no call
     }
-    const int compartment = bulkhead_ ? d : 0;
-    if (in_use_[compartment] >= capacity_[compartment]) {
+    const bool probe = use_breaker_ && b.state == State::half_open;
+    // What the call will meet: drawn per request, so that every variant sees the same errors.
+    const Downstream& down = downstreams_[d];
+    Call call{r, b.epoch, d, Outcome::ok, probe};
+    Time duration = std::min(r.service, timeout_);
+    if (down.hanging || r.service > timeout_)
+      duration = timeout_, call.outcome = Outcome::timeout;
+    else if (down.error_rate > 0 && Rng::uniform_at(error_salt_, r.id, d) < down.error_rate)
+      call.outcome = Outcome::error;
+    if (pools_[bulkhead_ ? d : 0].submit(std::move(call), duration) == Admission::rejected) {
       ++pool_full_;
       ++failed_[d];
       return ctx_.complete(r, Outcome::rejected);  // 503: no connection free
     }
-    ++in_use_[compartment];
-    in_use_metric_.set(static_cast<double>(in_use_[0] + in_use_[1]));
-    if (probe) ++breakers_[d].probes_in_flight;
-    start_call(r, d, probe);
+    ++downstream_calls_;
+    if (probe) ++b.probes_in_flight;
+    in_use_metric_.add(1);
   }
 
   Value call(const std::string& op, const Value&) override {
@@ -142,7 +157,7 @@ class Caller final : public System {
                  {"requests_1", requests_[1]},
                  {"ok_1", ok_[1]},
                  {"failed_1", failed_[1]},
-                 {"in_use", in_use_[0] + in_use_[1]},
+                 {"in_use", in_use()},
                  {"state_0", state_name(breakers_[0].state)},
                  {"state_1", state_name(breakers_[1].state)}};
     throw std::invalid_argument("unknown operation '" + op + "'");
@@ -172,46 +187,21 @@ class Caller final : public System {
             {"transitions", static_cast<std::int64_t>(transitions_.size())}};
   }
 
- private:
-  void start_call(const Request& r, std::uint8_t d, bool probe) {
-    ++downstream_calls_;
-    std::uint32_t slot;
-    if (free_.empty()) {
-      slot = static_cast<std::uint32_t>(calls_.size());
-      calls_.emplace_back();
-    } else {
-      slot = free_.back();
-      free_.pop_back();
-    }
-    Call& c = calls_[slot];
-    c.request = r;
-    c.downstream = d;
-    c.probe = probe;
-    c.epoch = breakers_[d].epoch;
-    const Downstream& down = downstreams_[d];
-    Time delay = std::min(r.service, timeout_);
-    c.outcome = r.service > timeout_ ? Outcome::timeout : Outcome::ok;
-    if (down.hanging) {
-      delay = timeout_;
-      c.outcome = Outcome::timeout;
-    } else if (down.error_rate >= 1 ||
-               (down.error_rate > 0 && ctx_.rng().chance(down.error_rate))) {
-      c.outcome = Outcome::error;
-    }
-    ctx_.after(delay, [this, slot, g = c.generation] { finish(slot, g); });
+  void reset_stats() override {
+    requests_ = ok_ = failed_ = {};
+    pool_full_ = short_circuited_ = downstream_calls_ = 0;
+    transitions_.clear();
   }
 
-  void finish(std::uint32_t slot, std::uint32_t generation) {
-    Call& c = calls_[slot];
-    if (c.generation != generation) return;
+ private:
+  std::int64_t in_use() const { return pools_[0].busy() + pools_[1].busy(); }
+
+  void finish(const Call& c) {
     const int d = c.downstream;
-    --in_use_[bulkhead_ ? d : 0];
-    in_use_metric_.set(static_cast<double>(in_use_[0] + in_use_[1]));
+    in_use_metric_.add(-1);
     ++(c.outcome == Outcome::ok ? ok_ : failed_)[d];
     ctx_.complete(c.request, c.outcome);
     if (use_breaker_) record(d, c.outcome == Outcome::ok, c.probe, c.epoch);
-    ++c.generation;
-    free_.push_back(slot);
   }
 
   void record(int d, bool success, bool probe, std::uint32_t epoch) {
@@ -249,10 +239,8 @@ class Caller final : public System {
     if (to == State::closed) {
       std::fill(b.ring.begin(), b.ring.end(), false);
       b.next = b.recorded = b.failures = 0;
-    } else if (to == State::open) {
-      ctx_.after(open_timeout_, [this, d, epoch = b.epoch] {
-        if (breakers_[d].epoch == epoch) move(d, State::half_open);
-      });
+    } else if (to == State::open) {  // only this timer ends the open state
+      ctx_.after(open_timeout_, [this, d] { move(d, State::half_open); });
     }
   }
 
@@ -263,93 +251,93 @@ class Caller final : public System {
   double failure_rate_;
   Time open_timeout_;
   int probes_;
+  std::uint64_t error_salt_;
   std::array<Metric*, kDownstreams> state_metric_;
   Metric& transitions_metric_;
   Metric& in_use_metric_;
   Metric& short_circuit_metric_;
-  std::array<int, kDownstreams> capacity_{}, in_use_{};
+  std::array<Server<Call>, kDownstreams> pools_;  // a shared pool, or one per downstream
   std::array<Downstream, kDownstreams> downstreams_{};
   std::array<Breaker, kDownstreams> breakers_{};
   std::array<std::int64_t, kDownstreams> requests_{}, ok_{}, failed_{};  // failed: completed not ok
-  std::vector<Call> calls_;
-  std::vector<std::uint32_t> free_;
   std::vector<Transition> transitions_;
   std::int64_t pool_full_ = 0, short_circuited_ = 0, downstream_calls_ = 0;
 };
 
-class CircuitBreaker final : public Lesson {
- public:
-  const LessonInfo& info() const override {
-    static const ParamSpec downstream{"downstream",
-                                      ParamType::integer,
-                                      0,
-                                      "which downstream (0 or 1; a request uses key % 2)",
-                                      0,
-                                      1};
-    static const LessonInfo info{
-        "circuit_breaker",
-        "Circuit breaker and bulkhead: surviving a failing dependency",
-        "A caller with a pool of connections calls a dependency that hangs. Each call holds a "
-        "connection until the 30 s timeout, so the pool is exhausted within a second and "
-        "requests that need only healthy dependencies are refused too: one dead dependency "
-        "takes the caller's whole availability down (a cascading failure), and keeps it down "
-        "as long as the dependency is sick.",
-        "A circuit breaker per dependency watches the failure rate of the last calls; above a "
-        "threshold it opens and fails calls fast without making them, after a timeout it lets a "
-        "few probe calls through (half-open) and closes again when they succeed. A bulkhead "
-        "gives each dependency its own pool, so a hanging one can only exhaust its own share.",
-        {"Netflix Hystrix (breaker + thread-pool bulkheads)", "Resilience4j CircuitBreaker",
-         "Envoy outlier detection and circuit breaking", "Polly (.NET)",
-         "AWS SDK retry/circuit settings"},
-        {{"none", true, "one shared pool, 30 s timeouts, no breaker"},
-         {"breaker", false, "a closed/open/half-open breaker per downstream, one shared pool"},
-         {"bulkhead", false, "a separate pool per downstream, no breaker"},
-         {"breaker_bulkhead", false, "a breaker and a bulkhead per downstream"}},
-        {{"pool", ParamType::integer, 40, "caller connections in total (split in 2 by a bulkhead)",
-          1, 1e6},
-         {"timeout", ParamType::duration, "30s", "caller timeout on a downstream call", 1e-6,
-          86400},
-         {"window", ParamType::integer, 20, "breaker: number of recent calls it judges", 1, 1e6},
-         {"min_calls", ParamType::integer, 10, "breaker: calls needed before it may open", 1, 1e6},
-         {"failure_rate", ParamType::real, 0.5, "breaker: failure share that opens it", 0.01, 1},
-         {"open_timeout", ParamType::duration, "5s", "breaker: time open before half-open", 1e-6,
-          86400},
-         {"probes", ParamType::integer, 3, "breaker: successful half-open calls that close it", 1,
-          1e6}},
-        {{"downstream_errors",
-          "a fraction of the downstream's calls fail",
-          {downstream, {"rate", ParamType::real, 1.0, "fraction of calls failing", 0, 1}}},
-         {"downstream_hang",
-          "the downstream stops answering: calls last until the timeout",
-          {downstream}},
-         {"downstream_recover",
-          "the downstream is healthy again (hung calls stay hung)",
-          {downstream}}},
-        {{"transitions", "breaker state changes: list of {at (s), downstream, from, to}", {}},
-         {"stats",
-          "per downstream: requests, ok and failed answers; connections in use; breaker states",
-          {}}},
-        {{"state_0", MetricSpec::Kind::gauge,
-          "breaker of downstream 0: 0 closed, 1 open, 2 half-open"},
-         {"state_1", MetricSpec::Kind::gauge,
-          "breaker of downstream 1: 0 closed, 1 open, 2 half-open"},
-         {"transitions", MetricSpec::Kind::counter, "breaker state changes"},
-         {"connections_in_use", MetricSpec::Kind::gauge, "caller connections held by calls"},
-         {"short_circuited", MetricSpec::Kind::counter,
-          "requests failed fast by an open breaker"}}};
-    return info;
-  }
+LessonInfo info() {
+  const ParamSpec downstream{"downstream",
+                             ParamType::integer,
+                             0,
+                             "which downstream (0 or 1; a request uses key % 2)",
+                             0,
+                             1};
+  return {
+      "circuit_breaker",
+      "Circuit breaker and bulkhead: surviving a failing dependency",
+      "A caller with a pool of connections calls a dependency that hangs. Each call holds a "
+      "connection until the 30 s timeout, so the pool is exhausted within a second and "
+      "requests that need only healthy dependencies are refused too: one dead dependency "
+      "takes the caller's whole availability down (a cascading failure), and keeps it down "
+      "as long as the dependency is sick.",
+      "A circuit breaker per dependency watches the failure rate of the last calls; above a "
+      "threshold it opens and fails calls fast without making them, after a timeout it lets a "
+      "few probe calls through (half-open) and closes again when they succeed. A bulkhead "
+      "gives each dependency its own pool, so a hanging one can only exhaust its own share.",
+      {"Netflix Hystrix (breaker + thread-pool bulkheads)", "Resilience4j CircuitBreaker",
+       "Envoy outlier detection and circuit breaking", "Polly (.NET)",
+       "AWS SDK retry/circuit settings"},
+      {{"none", true, "one shared pool, 30 s timeouts, no breaker"},
+       {"breaker", false, "a closed/open/half-open breaker per downstream, one shared pool"},
+       {"bulkhead", false, "a separate pool per downstream, no breaker"},
+       {"breaker_bulkhead", false, "a breaker and a bulkhead per downstream"}},
+      {{"pool", ParamType::integer, 40, "caller connections in total (split in 2 by a bulkhead)", 1,
+        1e6},
+       {"timeout", ParamType::duration, "30s", "caller timeout on a downstream call", 1e-6, 86400},
+       {"window", ParamType::integer, 20, "breaker: number of recent calls it judges", 1, 1e6},
+       {"min_calls", ParamType::integer, 10, "breaker: calls needed before it may open", 1, 1e6},
+       {"failure_rate", ParamType::real, 0.5, "breaker: failure share that opens it", 0.01, 1},
+       {"open_timeout", ParamType::duration, "5s", "breaker: time open before half-open", 1e-6,
+        86400},
+       {"probes", ParamType::integer, 3, "breaker: successful half-open calls that close it", 1,
+        1e6}},
+      {{"downstream_errors",
+        "a fraction of the downstream's calls fail",
+        {downstream, {"rate", ParamType::real, 1.0, "fraction of calls failing", 0, 1}}},
+       {"downstream_hang",
+        "the downstream stops answering: calls last until the timeout",
+        {downstream}},
+       {"downstream_recover",
+        "the downstream is healthy again (hung calls stay hung)",
+        {downstream}}},
+      {{"transitions", "breaker state changes: list of {at (s), downstream, from, to}", {}},
+       {"stats",
+        "per downstream: requests, ok and failed answers; connections in use; breaker states",
+        {}}},
+      {{"state",
+        MetricSpec::Kind::gauge,
+        "breaker state of each downstream: 0 closed, 1 open, 2 half-open",
+        "downstream",
+        {"0", "1"}},
+       {"transitions", MetricSpec::Kind::counter, "breaker state changes"},
+       {"connections_in_use", MetricSpec::Kind::gauge, "caller connections held by calls"},
+       {"short_circuited", MetricSpec::Kind::counter, "requests failed fast by an open breaker"}},
+      {{"availability_0", Unit::fraction, "share of downstream 0's requests answered ok"},
+       {"availability_1", Unit::fraction, "share of downstream 1's requests answered ok"},
+       {"pool_full", Unit::count, "requests refused: no connection free"},
+       {"short_circuited", Unit::count, "requests failed fast by an open breaker"},
+       {"downstream_calls", Unit::count, "calls made to the downstreams"},
+       {"transitions", Unit::count, "breaker state changes"}}};
+}
 
-  std::unique_ptr<System> build(const std::string& variant, const Params& params,
-                                Context& ctx) const override {
-    if (variant == "none") return std::make_unique<Caller>(false, false, params, ctx);
-    if (variant == "breaker") return std::make_unique<Caller>(true, false, params, ctx);
-    if (variant == "bulkhead") return std::make_unique<Caller>(false, true, params, ctx);
-    if (variant == "breaker_bulkhead") return std::make_unique<Caller>(true, true, params, ctx);
-    throw std::invalid_argument("unknown variant " + variant);
-  }
-};
+std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {
+  static const std::pair<const char*, Protection> protections[] = {
+      {"none", {false, false}},
+      {"breaker", {true, false}},
+      {"bulkhead", {false, true}},
+      {"breaker_bulkhead", {true, true}}};
+  return std::make_unique<Caller>(variant_value(variant, protections), params, ctx);
+}
 
 }  // namespace
 
-HLDLAB_PLUGIN(CircuitBreaker)
+HLDLAB_LESSON(info, build)

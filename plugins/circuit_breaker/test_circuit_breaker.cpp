@@ -17,12 +17,7 @@ constexpr double kService = 0.005;   // half an interval: no event ever ties wit
 
 /// 100 rps of constant arrivals, all with key 0 (all call downstream 0), 5 ms per call.
 Workload one_downstream() {
-  Workload w;
-  w.arrivals.kind = Arrivals::Kind::constant;
-  w.arrivals.rps = 100;
-  w.keys = KeyDistribution::uniform(1);
-  w.service = Distribution::constant(static_cast<double>(seconds(kService)));
-  return w;
+  return hldlab::testing::constant_workload(100, seconds(kService), 1);
 }
 
 /// The first arrival after time t (never exactly at t in these tests).
@@ -101,7 +96,7 @@ TEST_CASE(
                      row(r, "breaker").figures.at("downstream_calls").as_int();
   REQUIRE(saved == row(r, "breaker").figures.at("short_circuited").as_int());
   CHECK(saved > 1900);
-  REQUIRE(row(r, "breaker").metrics.at("state_0").as_double() == 0);  // closed
+  REQUIRE(row(r, "breaker").metrics.at("state{downstream=0}").as_double() == 0);  // closed
   REQUIRE(row(r, "breaker").metrics.at("transitions").as_double() == static_cast<double>(t.size()));
 }
 
@@ -191,6 +186,23 @@ TEST_CASE(
   // The bulkhead's 20 connections for downstream 0 filled within 0.2 s of the hang and were
   // all refused until the first timeouts: pool_full counts those refusals.
   CHECK(row(r, "breaker_bulkhead").figures.at("pool_full").as_int() > 2900);
+}
+
+TEST_CASE("every variant without an open breaker meets the same injected errors") {
+  // Light load (no pool ever fills), 30% of the calls to downstream 0 failing from 1 s on: the
+  // errors are drawn per request, so the variants that make every call fail the same ones.
+  const auto r = hldlab::testing::run_experiment(
+      hldlab::testing::poisson_workload(200, milliseconds(5)), seconds(20),
+      {{"circuit_breaker", "none"}, {"circuit_breaker", "bulkhead"}}, 1, [](Experiment& e) {
+        e.at(seconds(1), [&e] {
+          for (auto& s : e.systems()) s->inject("downstream_errors", {{"rate", 0.3}});
+        });
+      });
+  const auto errors = row(r, "none").count(Outcome::error);
+  CHECK(errors == row(r, "bulkhead").count(Outcome::error));
+  // About 0.3 x 100 rps x 19 s = 570 of the downstream-0 calls.
+  CHECK(errors > 450);
+  CHECK(errors < 700);
 }
 
 TEST_CASE("the circuit_breaker script passes all its expectations") {

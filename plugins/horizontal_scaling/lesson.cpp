@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "hldlab/plugin.hpp"
+#include "hldlab/server.hpp"
 
 namespace {
 using namespace hldlab;
@@ -36,25 +37,20 @@ const char* state_name(State s) {
   return names[static_cast<int>(s)];
 }
 
-struct Server {
-  State state = State::in_service;
-  int workers = 1;
-  int busy = 0;
-  std::deque<Request> queue;
+/// One machine of the fleet: a queueing server, its life cycle and its memory.
+struct Instance {
+  Instance(Context& ctx, Server<Request>::Options options, Server<Request>::Done done)
+      : server(ctx, options, std::move(done)) {}
+  Server<Request> server;
+  State state = State::retired;         // set_state counts it from here
   std::uint32_t epoch = 1;              // bumped when the server dies and loses its memory
   std::vector<std::uint32_t> sessions;  // in-memory sessions: sessions[client] == epoch
-  std::int64_t served = 0;
-  int outstanding() const { return busy + static_cast<int>(queue.size()); }
   bool paid() const {
     return state == State::booting || state == State::in_service || state == State::draining;
   }
-};
-
-struct InService {
-  Request request;
-  std::uint32_t server = 0;
-  std::uint32_t generation = 0;
-  bool active = false;
+  int capacity() const {
+    return state == State::in_service || state == State::draining ? server.workers() : 0;
+  }
 };
 
 class Fleet final : public System {
@@ -95,36 +91,26 @@ class Fleet final : public System {
     }
     const std::uint32_t s = pick(r);
     check_session(s, r.client);
-    Server& server = servers_[s];
-    if (server.busy < server.workers) return start(s, r);
-    if (server.queue.size() >= queue_limit_) return ctx_.complete(r, Outcome::rejected);
-    server.queue.push_back(r);
+    const Time work = r.service + (memory_sessions() ? 0 : store_latency_);
+    if (servers_[s].server.submit(r, work) == Admission::rejected)
+      ctx_.complete(r, Outcome::rejected);
   }
 
   void inject(const std::string& fault, const Value& p) override {
     const std::uint32_t index = server_index(p["server"].as_int());
-    Server& s = servers_[index];
+    Instance& s = servers_[index];
     if (fault == "kill_server") {
       if (s.state == State::dead || s.state == State::retired) return;
-      account();
-      for (std::uint32_t slot = 0; slot < pool_.size(); ++slot)  // in-flight requests die with it
-        if (pool_[slot].active && pool_[slot].server == index) {
-          ++lost_in_flight_;
-          ctx_.complete(pool_[slot].request, Outcome::error);
-          release(slot);
-        }
-      for (const Request& r : s.queue) {
+      s.server.kill([this](Request& r) {  // in-flight and queued requests die with it
         ++lost_in_flight_;
         ctx_.complete(r, Outcome::error);
-      }
-      s.queue.clear();
-      total_busy_ -= s.busy;
-      s.busy = 0;
+      });
       ++s.epoch;  // its memory (in-memory sessions) is gone
       set_state(index, State::dead);
       ctx_.log("server " + std::to_string(index) + " killed");
     } else if (fault == "restart_server") {
       if (s.state != State::dead) return;
+      s.server.restart();
       set_state(index, State::in_service);
       ctx_.log("server " + std::to_string(index) + " restarted with empty memory");
     }
@@ -133,17 +119,17 @@ class Fleet final : public System {
   Value call(const std::string& op, const Value&) override {
     if (op == "servers") {
       List out;
-      for (const Server& s : servers_)
+      for (const Instance& s : servers_)
         out.push_back(Map{{"state", std::string(state_name(s.state))},
-                          {"workers", s.workers},
-                          {"outstanding", s.outstanding()},
-                          {"served", s.served}});
+                          {"workers", s.server.workers()},
+                          {"outstanding", static_cast<std::int64_t>(s.server.outstanding())},
+                          {"served", s.server.served()}});
       return out;
     }
     if (design_ == Design::one_big_server)
       throw std::invalid_argument(
-          "one big server cannot scale out: the only way up is a bigger "
-          "machine (vertical limit)");
+          "one big server cannot scale out: the only way up is a bigger machine (vertical "
+          "limit)");
     if (op == "add_server") {
       add_server(State::in_service, workers_);
       return static_cast<std::int64_t>(servers_.size() - 1);
@@ -159,7 +145,7 @@ class Fleet final : public System {
 
   Map figures() const override {
     const double dt = to_seconds(ctx_.now() - last_account_);  // integrals up to now
-    const double busy = busy_area_ + static_cast<double>(total_busy_) * dt;
+    const double busy = busy_seconds() - busy_at_reset_;
     const double capacity = capacity_area_ + static_cast<double>(capacity_workers_) * dt;
     return {{"logouts", logouts_},
             {"lost_in_flight", lost_in_flight_},
@@ -168,6 +154,14 @@ class Fleet final : public System {
             {"server_seconds",  // in small-server equivalents: the big one counts for its size
              (paid_area_ + static_cast<double>(paid_workers_) * dt) / workers_},
             {"utilization", capacity > 0 ? busy / capacity : 0.0}};
+  }
+
+  void reset_stats() override {
+    account();
+    logouts_ = lost_in_flight_ = unavailable_ = 0;
+    peak_servers_ = paid_servers_;
+    capacity_area_ = paid_area_ = 0;
+    busy_at_reset_ = busy_seconds();
   }
 
  private:
@@ -188,7 +182,7 @@ class Fleet final : public System {
     const bool returning = seen_[client] != 0;
     seen_[client] = 1;
     if (!memory_sessions()) return;  // the session store knows every session, from any server
-    Server& server = servers_[s];
+    Instance& server = servers_[s];
     if (client >= server.sessions.size()) server.sessions.resize(client + 1, 0);
     if (server.sessions[client] == server.epoch) return;
     server.sessions[client] = server.epoch;
@@ -206,81 +200,38 @@ class Fleet final : public System {
     std::uint32_t best = rotation_[first];
     for (std::size_t k = 1; k < n; ++k) {
       const std::uint32_t c = rotation_[(first + k) % n];
-      if (servers_[c].outstanding() < servers_[best].outstanding()) best = c;
+      if (servers_[c].server.outstanding() < servers_[best].server.outstanding()) best = c;
     }
     return best;
   }
 
-  void start(std::uint32_t s, const Request& r) {
-    account();
-    ++servers_[s].busy;
-    ++total_busy_;
-    std::uint32_t slot;
-    if (free_.empty()) {
-      slot = static_cast<std::uint32_t>(pool_.size());
-      pool_.emplace_back();
-    } else {
-      slot = free_.back();
-      free_.pop_back();
-    }
-    InService& in = pool_[slot];
-    in.request = r;
-    in.server = s;
-    in.active = true;
-    const Time work = r.service + (memory_sessions() ? 0 : store_latency_);
-    ctx_.after(work, [this, slot, generation = in.generation] { finish(slot, generation); });
-  }
-
-  void release(std::uint32_t slot) {
-    pool_[slot].active = false;
-    ++pool_[slot].generation;
-    free_.push_back(slot);
-  }
-
-  void finish(std::uint32_t slot, std::uint32_t generation) {
-    if (pool_[slot].generation != generation) return;  // its server died meanwhile
-    const std::uint32_t s = pool_[slot].server;
-    ctx_.complete(pool_[slot].request, Outcome::ok);
-    release(slot);
-    account();
-    Server& server = servers_[s];
-    --server.busy;
-    --total_busy_;
-    ++server.served;
-    if (!server.queue.empty()) {
-      const Request next = server.queue.front();
-      server.queue.pop_front();
-      start(s, next);
-    } else if (server.state == State::draining && server.busy == 0) {
-      set_state(s, State::retired);
-    }
-  }
-
   void add_server(State state, int workers) {
-    account();
-    servers_.emplace_back().workers = workers;
-    servers_.back().state = State::retired;  // set_state counts it from here
-    set_state(static_cast<std::uint32_t>(servers_.size() - 1), state);
+    const auto index = static_cast<std::uint32_t>(servers_.size());
+    servers_.emplace_back(ctx_, Server<Request>::Options{workers, queue_limit_},
+                          [this, index](Request& r) {
+                            ctx_.complete(r, Outcome::ok);
+                            const Instance& s = servers_[index];
+                            if (s.state == State::draining && s.server.outstanding() == 0)
+                              set_state(index, State::retired);
+                          });
+    set_state(index, state);
   }
 
   void drain(std::uint32_t s) {
-    set_state(s, servers_[s].outstanding() == 0 ? State::retired : State::draining);
+    set_state(s, servers_[s].server.outstanding() == 0 ? State::retired : State::draining);
   }
 
   /// Change a server's state, keeping the rotation and the capacity integrals right.
   void set_state(std::uint32_t s, State state) {
     account();
-    Server& server = servers_[s];
-    auto capacity = [](const Server& x) {
-      return x.state == State::in_service || x.state == State::draining ? x.workers : 0;
-    };
-    capacity_workers_ -= capacity(server);
+    Instance& server = servers_[s];
+    capacity_workers_ -= server.capacity();
     paid_servers_ -= server.paid() ? 1 : 0;
-    paid_workers_ -= server.paid() ? server.workers : 0;
+    paid_workers_ -= server.paid() ? server.server.workers() : 0;
     server.state = state;
-    capacity_workers_ += capacity(server);
+    capacity_workers_ += server.capacity();
     paid_servers_ += server.paid() ? 1 : 0;
-    paid_workers_ += server.paid() ? server.workers : 0;
+    paid_workers_ += server.paid() ? server.server.workers() : 0;
     peak_servers_ = std::max(peak_servers_, paid_servers_);
     rotation_.clear();
     for (std::uint32_t i = 0; i < servers_.size(); ++i)
@@ -288,42 +239,45 @@ class Fleet final : public System {
     servers_metric_.set(static_cast<double>(rotation_.size()));
   }
 
-  /// Integrate busy workers, capacity and paid servers over time, up to now.
+  /// Integrate capacity and paid workers over time, up to now.
   void account() {
     const Time now = ctx_.now();
     const double dt = to_seconds(now - last_account_);
-    busy_area_ += static_cast<double>(total_busy_) * dt;
     capacity_area_ += static_cast<double>(capacity_workers_) * dt;
     paid_area_ += static_cast<double>(paid_workers_) * dt;
     last_account_ = now;
   }
 
+  /// Worker-seconds spent serving, by every server that ever was.
+  double busy_seconds() const {
+    double busy = 0;
+    for (Instance& s : servers_) busy += s.server.busy_seconds();
+    return busy;
+  }
+
   /// Target tracking: size the fleet so that the work of the last interval (mean busy workers)
   /// would keep each server at the target utilisation.
   void autoscale() {
-    account();
-    const double busy = busy_area_ - busy_at_tick_, capacity = capacity_area_ - capacity_at_tick_;
-    busy_at_tick_ = busy_area_;
-    capacity_at_tick_ = capacity_area_;
-    const double mean_busy = busy / to_seconds(interval_);
+    const double busy = busy_seconds();
+    const double mean_busy = (busy - busy_at_tick_) / to_seconds(interval_);
+    busy_at_tick_ = busy;
     std::int64_t in_service = 0, booting = 0;
-    for (const Server& s : servers_) {
+    for (const Instance& s : servers_) {
       in_service += s.state == State::in_service ? 1 : 0;
       booting += s.state == State::booting ? 1 : 0;
     }
     const double needed = mean_busy / (static_cast<double>(workers_) * target_);
     std::int64_t desired = static_cast<std::int64_t>(std::ceil(needed - 1e-9));
     desired = std::clamp(desired, min_servers_, max_servers_);
-    const double utilization = capacity > 0 ? busy / capacity : 1.0;
     if (desired > in_service + booting) {
       for (std::int64_t i = in_service + booting; i < desired; ++i) {
+        const auto index = static_cast<std::uint32_t>(servers_.size());
         add_server(State::booting, workers_);
-        const auto index = static_cast<std::uint32_t>(servers_.size() - 1);
         ctx_.after(provision_delay_, [this, index] {
           if (servers_[index].state == State::booting) set_state(index, State::in_service);
         });
       }
-      ctx_.log("autoscaling: utilisation " + std::to_string(utilization) + ", launching " +
+      ctx_.log("scale out: " + std::to_string(mean_busy) + " busy workers, launching " +
                std::to_string(desired - in_service - booting) + " server(s)");
     } else if (desired < in_service && booting == 0) {
       for (std::size_t i = servers_.size(); i-- > 0;)  // scale in gently: one server per interval
@@ -346,87 +300,85 @@ class Fleet final : public System {
   std::int64_t min_servers_, max_servers_;
   Metric& servers_metric_;
   Metric& logouts_metric_;
-  std::vector<Server> servers_;
+  // A Server stays where it was built (deque). Mutable: Server::busy_seconds() brings its
+  // accounting up to date, so figures() needs it non-const.
+  mutable std::deque<Instance> servers_;
   std::vector<std::uint32_t> rotation_;
-  std::vector<InService> pool_;
-  std::vector<std::uint32_t> free_;
   std::vector<std::uint8_t> seen_;  // seen_[client]: has logged in once
   std::uint64_t next_ = 0;
   std::int64_t logouts_ = 0, lost_in_flight_ = 0, unavailable_ = 0;
-  std::int64_t total_busy_ = 0, capacity_workers_ = 0, paid_servers_ = 0, paid_workers_ = 0;
-  std::int64_t peak_servers_ = 0;
+  std::int64_t capacity_workers_ = 0, paid_servers_ = 0, paid_workers_ = 0, peak_servers_ = 0;
   Time last_account_ = 0;
-  double busy_area_ = 0, capacity_area_ = 0, paid_area_ = 0;
-  double busy_at_tick_ = 0, capacity_at_tick_ = 0;
+  double capacity_area_ = 0, paid_area_ = 0, busy_at_reset_ = 0, busy_at_tick_ = 0;
 };
 
-class HorizontalScaling final : public Lesson {
- public:
-  const LessonInfo& info() const override {
-    static const LessonInfo info{
-        "horizontal_scaling",
-        "Horizontal scaling: stateless servers, a session store and autoscaling",
-        "One big server is a single point of failure and has a vertical limit: when it dies "
-        "every request fails, when it restarts every user is logged out (sessions lived in its "
-        "memory), and when traffic outgrows it there is nothing bigger to buy. Spreading users "
-        "over N servers that keep sessions in memory is no better: a server that dies or joins "
-        "makes the balancer move users to servers that do not know them.",
-        "Make the servers stateless: keep sessions in an external store (Redis, DynamoDB) that "
-        "every server reads, so any server can serve any user and a dead server costs only its "
-        "in-flight requests. Then capacity is a number of interchangeable servers that a target "
-        "tracking autoscaler adds and removes as utilisation moves.",
-        {"AWS Auto Scaling target tracking (CPU utilisation target)",
-         "Kubernetes Horizontal Pod Autoscaler", "Redis / Memcached / DynamoDB session stores",
-         "Spring Session, express-session with a Redis store"},
-        {{"one_big_server", true, "one machine with big_workers workers, sessions in memory"},
-         {"in_memory_sessions", true,
-          "N servers, sessions in the memory of the server that created them"},
-         {"external_session_store", false, "N stateless servers, sessions in a shared store"},
-         {"autoscaling", false, "stateless servers + target tracking autoscaling"}},
-        {{"servers", ParamType::integer, 4, "small servers (initial count for autoscaling)", 1,
-          10000},
-         {"workers", ParamType::integer, 8, "requests a small server serves at once", 1, 100000},
-         {"big_workers", ParamType::integer, 32,
-          "requests the one big server serves at once: the biggest machine you can buy", 1, 1e6},
-         {"queue_limit", ParamType::integer, 100, "waiting requests per server before 503s", 0,
-          1e9},
-         {"sticky", ParamType::boolean, true,
-          "in_memory_sessions: route a client to servers[hash(client) % alive] (else least "
-          "outstanding)"},
-         {"store_latency", ParamType::duration, "1ms",
-          "session store lookup added to each request of the stateless variants", 0, 10},
-         {"target_utilization", ParamType::real, 0.6, "autoscaling: utilisation to track", 0.05, 1},
-         {"scale_interval", ParamType::duration, "10s", "autoscaling: time between decisions", 1e-3,
-          3600},
-         {"provision_delay", ParamType::duration, "30s",
-          "autoscaling: time for a new server to boot", 0, 3600},
-         {"min_servers", ParamType::integer, 1, "autoscaling: fewest servers", 1, 10000},
-         {"max_servers", ParamType::integer, 100, "autoscaling: most servers", 1, 10000}},
-        {{"kill_server",
-          "the server dies: its in-flight and queued requests fail and its memory is lost",
-          {{"server", ParamType::integer, Value(), "server index", 0, 1e6}}},
-         {"restart_server",
-          "a dead server comes back, with empty memory",
-          {{"server", ParamType::integer, Value(), "server index", 0, 1e6}}}},
-        {{"servers", "every server: state, workers, outstanding, served", {}},
-         {"add_server", "scale out by one server (now in service); returns its index", {}},
-         {"remove_server", "drain the newest server in service; returns its index", {}}},
-        {{"servers_in_service", MetricSpec::Kind::gauge, "servers the balancer routes to"},
-         {"logouts", MetricSpec::Kind::counter, "users forced to log in again"}}};
-    return info;
-  }
+LessonInfo info() {
+  const ParamSpec server{"server", ParamType::integer, Value(), "server index", 0, 1e6};
+  return {
+      "horizontal_scaling",
+      "Horizontal scaling: stateless servers, a session store and autoscaling",
+      "One big server is a single point of failure and has a vertical limit: when it dies "
+      "every request fails, when it restarts every user is logged out (sessions lived in its "
+      "memory), and when traffic outgrows it there is nothing bigger to buy. Spreading users "
+      "over N servers that keep sessions in memory is no better: a server that dies or joins "
+      "makes the balancer move users to servers that do not know them.",
+      "Make the servers stateless: keep sessions in an external store (Redis, DynamoDB) that "
+      "every server reads, so any server can serve any user and a dead server costs only its "
+      "in-flight requests. Then capacity is a number of interchangeable servers that a target "
+      "tracking autoscaler adds and removes as utilisation moves.",
+      {"AWS Auto Scaling target tracking (CPU utilisation target)",
+       "Kubernetes Horizontal Pod Autoscaler", "Redis / Memcached / DynamoDB session stores",
+       "Spring Session, express-session with a Redis store"},
+      {{"one_big_server", true, "one machine with big_workers workers, sessions in memory"},
+       {"in_memory_sessions", true,
+        "N servers, sessions in the memory of the server that created them"},
+       {"external_session_store", false, "N stateless servers, sessions in a shared store"},
+       {"autoscaling", false, "stateless servers + target tracking autoscaling"}},
+      {{"servers", ParamType::integer, 4, "small servers (initial count for autoscaling)", 1,
+        10000},
+       {"workers", ParamType::integer, 8, "requests a small server serves at once", 1, 100000},
+       {"big_workers", ParamType::integer, 32,
+        "requests the one big server serves at once: the biggest machine you can buy", 1, 1e6},
+       {"queue_limit", ParamType::integer, 100, "waiting requests per server before 503s", 0, 1e9},
+       {"sticky", ParamType::boolean, true,
+        "in_memory_sessions: route a client to servers[hash(client) % alive] (else least "
+        "outstanding)"},
+       {"store_latency", ParamType::duration, "1ms",
+        "session store lookup added to each request of the stateless variants", 0, 10},
+       {"target_utilization", ParamType::real, 0.6, "autoscaling: utilisation to track", 0.05, 1},
+       {"scale_interval", ParamType::duration, "10s", "autoscaling: time between decisions", 1e-3,
+        3600},
+       {"provision_delay", ParamType::duration, "30s", "autoscaling: time for a new server to boot",
+        0, 3600},
+       {"min_servers", ParamType::integer, 1, "autoscaling: fewest servers", 1, 10000},
+       {"max_servers", ParamType::integer, 100, "autoscaling: most servers", 1, 10000}},
+      {{"kill_server",
+        "the server dies: its in-flight and queued requests fail and its memory is lost",
+        {server}},
+       {"restart_server", "a dead server comes back, with empty memory", {server}}},
+      {{"servers", "every server: state, workers, outstanding, served", {}},
+       {"add_server", "scale out by one server (now in service); returns its index", {}},
+       {"remove_server", "drain the newest server in service; returns its index", {}}},
+      {{"servers_in_service", MetricSpec::Kind::gauge, "servers the balancer routes to"},
+       {"logouts", MetricSpec::Kind::counter, "users forced to log in again"}},
+      {{"logouts", Unit::count, "returning users who found no session: forced to log in again"},
+       {"lost_in_flight", Unit::count, "requests running or queued on a server when it died"},
+       {"unavailable", Unit::count, "requests that found no server in service"},
+       {"peak_servers", Unit::count, "most servers paid for at once (booting, serving, draining)"},
+       {"server_seconds", Unit::number,
+        "servers paid for times seconds, in small-server equivalents (the cost)"},
+       {"utilization", Unit::fraction, "busy worker-seconds over worker-seconds in service"}}};
+}
 
-  std::unique_ptr<System> build(const std::string& variant, const Params& params,
-                                Context& ctx) const override {
-    static const std::pair<const char*, Design> designs[] = {
-        {"one_big_server", Design::one_big_server},
-        {"in_memory_sessions", Design::in_memory_sessions},
-        {"external_session_store", Design::external_session_store},
-        {"autoscaling", Design::autoscaling}};
-    return std::make_unique<Fleet>(variant_value(variant, designs), params, ctx);
-  }
-};
+std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {
+  static const std::pair<const char*, Design> designs[] = {
+      {"one_big_server", Design::one_big_server},
+      {"in_memory_sessions", Design::in_memory_sessions},
+      {"external_session_store", Design::external_session_store},
+      {"autoscaling", Design::autoscaling}};
+  return std::make_unique<Fleet>(variant_value(variant, designs), params, ctx);
+}
 
 }  // namespace
 
-HLDLAB_PLUGIN(HorizontalScaling)
+HLDLAB_LESSON(info, build)

@@ -3,6 +3,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
+using hldlab::testing::figure;
 using hldlab::testing::registry;
 using hldlab::testing::row;
 
@@ -11,9 +12,7 @@ namespace {
 constexpr std::uint32_t kClients = 100;
 
 Workload steady_traffic() {
-  Workload w;
-  w.arrivals.kind = Arrivals::Kind::constant;
-  w.arrivals.rps = 1000;
+  Workload w = hldlab::testing::constant_workload(1000);
   w.clients = kClients;  // ~100 requests per user every 10 s: every user shows up in every phase
   w.service = Distribution::exponential(static_cast<double>(milliseconds(20)));
   return w;
@@ -39,10 +38,6 @@ ExperimentResult kill_run() {
     e.at(seconds(15), [&s, server] { s.inject("restart_server", {{"server", server}}); });
   }
   return e.run();
-}
-
-std::int64_t figure(const SystemResult& s, const char* name) {
-  return s.figures.at(name).as_int();
 }
 
 std::int64_t servers_in_service(SystemSlot& s) {
@@ -138,7 +133,8 @@ TEST_CASE("target tracking autoscaling follows a traffic ramp to the size theory
   const auto r = e.run();
   const auto& fixed = row(r, "fixed_2");
   const auto& scaled = row(r, "autoscaling");
-  // 1500 rps x 20 ms = 30 busy workers; at 60% of 8 workers per server: ceil(6.25) = 7 servers.
+  // 1500 rps x (20 ms + 1 ms of session store) = 31.5 busy workers (+-0.4 over an interval); at
+  // 60% of 8 workers per server: ceil(6.56) = 7 servers.
   CHECK(servers_in_service(auto_slot) == 7);
   CHECK(figure(scaled, "peak_servers") == 7);
   // Two servers (16 workers) cannot carry 30 busy workers: their queues overflow.
@@ -148,10 +144,21 @@ TEST_CASE("target tracking autoscaling follows a traffic ramp to the size theory
   CHECK(scaled.count(Outcome::rejected) * 100 < fixed.count(Outcome::rejected));
   CHECK(scaled.p99 < fixed.p99);
   // It pays for servers only as traffic needs them: less than 7 servers all along.
-  CHECK(scaled.figures.at("server_seconds").as_double() < 7 * 300 * 0.8);
-  const double utilization = scaled.figures.at("utilization").as_double();
+  CHECK(figure(scaled, "server_seconds") < 7 * 300 * 0.8);
+  const double utilization = figure(scaled, "utilization");
   CHECK(utilization > 0.45);
   CHECK(utilization < 0.75);
+}
+
+TEST_CASE("utilisation is the offered work over the capacity in service") {
+  // 1000 rps x (20 ms of service + 1 ms of session store) = 21 busy workers of 4 x 8. The 40 000
+  // exponential service times add up to their mean within 0.5% (one standard deviation).
+  const auto r = hldlab::testing::run_experiment(
+      steady_traffic(), seconds(40), {{"horizontal_scaling", "external_session_store"}});
+  CHECK(figure(r, "external_session_store", "utilization") == Approx(21.0 / 32).epsilon(0.03));
+  // Four servers paid for until the system ends (its last answer, just after 40 s).
+  const auto& s = row(r, "external_session_store");
+  CHECK(figure(s, "server_seconds") == Approx(4 * s.end).epsilon(1e-9));
 }
 
 TEST_CASE("autoscaling drains idle servers down to min_servers without failing a request") {
