@@ -96,8 +96,7 @@ lab.expect(amo.lost > 0 and amo.lost == amo.crash_in_flight,
 lab.expect(alo.lost == 0 and alo.redelivered == alo.crash_in_flight and alo.duplicates > 0,
            "at least once: all of them come back; those already processed run twice")
 lab.expect(eo.duplicates == 0 and eo.lost == 0 and eo.dedupe_hits == alo.duplicates,
-           "effectively once: the dedupe table skips exactly at-least-once's duplicates",
-           { headline = true })
+           "effectively once: the dedupe table skips exactly at-least-once's duplicates")
 lab.check(eo.processed == eo.published and alo.processed == alo.published,
           "every message processed once (effectively once) or at least once")
 

@@ -203,14 +203,14 @@ class KafkaLog final : public System {
     if (queue()) {
       part.log.back().acked = true;
       queued_.push_back(part.log.size() - 1);
-      ctx_.after(hop_, [this, r] { ctx_.complete(r, Outcome::ok); });
+      acknowledge(r);
       return dispatch_queue();
     }
     const SlotHandle h = produces_.acquire();
     produces_[h] = {r, p, part.log.size() - 1, part.epoch, false};
     if (!acks_all()) {  // acks=1: the leader has it
       part.log.back().acked = true;
-      ctx_.after(hop_, [this, r] { ctx_.complete(r, Outcome::ok); });
+      acknowledge(r);
       produces_[h].answered = true;
     }
     ctx_.after(replicated_at(p, part.log.size() - 1) - ctx_.now(), [this, h] { replicated(h); });
@@ -305,6 +305,16 @@ class KafkaLog final : public System {
     return static_cast<int>(placement::hash_key(r.key) % partitions_.size());
   }
 
+  /// The producer hears "written" one hop later.
+  void acknowledge(const Request& r) {
+    const SlotHandle a = acks_.acquire();
+    acks_[a] = r;
+    ctx_.after(hop_, [this, a] {
+      ctx_.complete(acks_[a], Outcome::ok);
+      acks_.release(a);
+    });
+  }
+
   // ---- replication ----------------------------------------------------------------------------
 
   Time lag_of(int b) const { return scale_time(replication_lag_, slow_[b]); }
@@ -370,8 +380,7 @@ class KafkaLog final : public System {
         ctx_.complete(pr.request, Outcome::error);  // the producer sees a timeout or NotLeader
       } else {
         part.log[pr.offset].acked = true;
-        const Request r = pr.request;
-        ctx_.after(hop_, [this, r] { ctx_.complete(r, Outcome::ok); });
+        acknowledge(pr.request);
       }
     }
     const int p = pr.partition;
@@ -803,7 +812,8 @@ class KafkaLog final : public System {
   std::array<double, kBrokers> slow_{};
   Fifo<std::size_t> queued_;  // in_memory_queue: offsets (in partition 0's log) not yet taken
   SlotPool<Produce> produces_;
-  KeyIndex key_index_;  // workload key -> keys_ index
+  SlotPool<Request> acks_;  // acknowledgements on their way to the producer
+  KeyIndex key_index_;      // workload key -> keys_ index
   std::vector<KeyOrder> keys_;
   std::uint64_t round_robin_ = 0;
   bool holding_ = false;
