@@ -62,6 +62,9 @@ ExperimentResult run_lesson(const LessonInfo& info, std::uint64_t seed, bool wit
     if (!with_faults) continue;
     Time at = seconds(1);
     for (const auto& f : info.faults) {
+      if (!f.variants.empty() &&
+          std::find(f.variants.begin(), f.variants.end(), v.name) == f.variants.end())
+        continue;  // refused there (tested below)
       const Map args = minimal_args(f.params);
       e.at(at, [&slot, name = f.name, args] { slot.inject(name, args); });
       at += milliseconds(100);
@@ -126,7 +129,11 @@ TEST_CASE("every declared fault of every lesson can be injected without breaking
     for (const auto& s : r.systems) {
       INFO(name << "/" << s.variant << ": " << s.error);
       CHECK(s.error.empty());
-      CHECK(s.faults.size() == info.faults.size());
+      const auto applies = std::count_if(info.faults.begin(), info.faults.end(), [&](const FaultSpec& f) {
+        return f.variants.empty() ||
+               std::find(f.variants.begin(), f.variants.end(), s.variant) != f.variants.end();
+      });
+      CHECK(static_cast<std::ptrdiff_t>(s.faults.size()) == applies);
     }
   }
 }
@@ -209,5 +216,23 @@ TEST_CASE("every variant measures the same alone as beside the other variants") 
       const auto alone = run_lesson(info, 4, true, s.variant);
       CHECK(to_json(alone.systems[0]).dump() == to_json(s).dump());
     }
+  }
+}
+
+TEST_CASE("a lesson fault injected into a variant it does not apply to is refused") {
+  for (const auto& name : registry().names()) {
+    const LessonInfo& info = registry().get(name).lesson->info();
+    for (const auto& f : info.faults)
+      for (const auto& v : info.variants) {
+        if (f.variants.empty() ||
+            std::find(f.variants.begin(), f.variants.end(), v.name) != f.variants.end())
+          continue;
+        INFO(name << "/" << v.name << " " << f.name);
+        ExperimentConfig config;
+        Experiment e(config);
+        SystemSlot& s = e.add(registry(), name, v.name);
+        CHECK_THROWS_WITH(s.inject(f.name, minimal_args(f.params)),
+                          Catch::Contains("does not apply to the " + v.name));
+      }
   }
 }

@@ -163,7 +163,7 @@ TEST_CASE("bad workloads, faults and operations are errors naming what is wrong"
   REQUIRE_THAT(run_with("sys.inject('latency')"), Catch::Contains("instead of ':'"));
   REQUIRE_THAT(run_with("exp:add{ lesson = 'passthrough', variant = 'instant', label = 'seed' }"),
                Catch::Contains("is a field of the results"));
-  REQUIRE_THAT(run_with("lab.experiment{ duration = -3 }"), Catch::Contains("non-negative"));
+  REQUIRE_THAT(run_with("lab.experiment{ duration = -3 }"), Catch::Contains("duration must be a duration between 0"));
 }
 
 TEST_CASE("operations return values to Lua") {

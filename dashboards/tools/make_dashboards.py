@@ -147,7 +147,7 @@ extra = {"traffic": [row("load_balancing"),
     panel("Requests failed by a dead backend (cumulative)", [f'hldlab_load_balancing_dead_backend_errors_total{{{LB}}}'], 'short', 'Requests routed to a killed backend before it left the rotation.', w=8),
     panel("Health-check removals (cumulative)", [f'hldlab_load_balancing_health_check_removals_total{{{LB}}}'], 'short', 'Backends removed from rotation by failed health checks.', w=8)],
   "resilience": [row("circuit_breaker"),
-    panel("Breaker state per downstream (0 closed, 1 open, 2 half-open)", [q(f'hldlab_circuit_breaker_state_0{{{CB}}}', 'downstream 0 · {{variant}}'), q(f'hldlab_circuit_breaker_state_1{{{CB}}}', 'downstream 1 · {{variant}}')], 'short', 'The state machine of each breaker over time: it opens when the failure rate crosses the threshold, probes when half-open, closes when probes succeed.', w=12),
+    panel("Breaker state per downstream (0 closed, 1 open, 2 half-open)", [q(f'hldlab_circuit_breaker_state{{{CB}}}', 'downstream {{downstream}} · {{variant}}')], 'short', 'The state machine of each breaker over time: it opens when the failure rate crosses the threshold, probes when half-open, closes when probes succeed.', w=12),
     panel("Connections in use", [q(f'hldlab_circuit_breaker_connections_in_use{{{CB}}}', '{{variant}}')], 'short', 'The caller\'s pool: without a breaker or bulkhead a hanging downstream holds every connection.', w=12)]}
 
 os.makedirs(OUT, exist_ok=True)

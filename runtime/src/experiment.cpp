@@ -31,6 +31,12 @@ constexpr Time kPaceSlice = milliseconds(10);
 constexpr std::uint64_t kErrorsStream = Rng::hash_name("errors");
 constexpr std::uint64_t kLatencyStream = Rng::hash_name("latency");
 
+const ParamSpec* find_param(const std::vector<ParamSpec>& params, const std::string& name) {
+  for (const ParamSpec& p : params)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
 const FaultSpec* find_fault(const std::vector<FaultSpec>& faults, const std::string& name) {
   for (const FaultSpec& f : faults)
     if (f.name == name) return &f;
@@ -86,7 +92,8 @@ SystemSlot::SystemSlot(Experiment& experiment, const LoadedLesson& lesson, std::
       variant_(std::move(variant)),
       label_(std::move(label)),
       rng_(Rng::derive(experiment.config().seed, Rng::hash_name(lesson.lesson->info().name.c_str()))),
-      recorder_(lesson.lesson->info(), experiment.config().duration) {
+      recorder_(lesson.lesson->info(), experiment.config().duration,
+                experiment.config().duration + experiment.config().drain) {
   const LessonInfo& info = lesson_->info();
   const VariantSpec* spec = nullptr;
   std::vector<std::string> names;
@@ -184,6 +191,26 @@ void SystemSlot::hold() {
 void SystemSlot::release() {
   if (holds_ == 0) throw std::logic_error("Context::release() without a matching hold()");
   --holds_;
+}
+
+void SystemSlot::trace(Time from, Time to, std::size_t max) {
+  if (to <= from) throw std::invalid_argument("trace: `to` must be after `from`");
+  if (max == 0 || max > 100000) throw std::invalid_argument("trace: max must be in [1, 100000]");
+  trace_from_ = from;
+  trace_to_ = to;
+  trace_max_ = max;
+}
+
+void SystemSlot::trace_message(int from, int to, Time sent, const std::string& label) {
+  if (!tracing()) return;
+  ++traced_;
+  messages_.push_back({from, to, sent, now(), label});
+}
+
+void SystemSlot::trace_event(int node, const std::string& label) {
+  if (!tracing()) return;
+  ++traced_;
+  node_events_.push_back({node, now(), label});
 }
 
 void SystemSlot::fail(const std::string& why) {
@@ -323,6 +350,10 @@ void SystemSlot::inject(const std::string& fault, const Map& params) {
         (fault == "slow" && !info().uses_service_time ? " (it does not use the service time)"
                                                        : "") +
         "; generic faults that apply: " + (applicable.empty() ? "none" : join(applicable)));
+  if (own != nullptr && !own->variants.empty() &&
+      std::find(own->variants.begin(), own->variants.end(), variant_) == own->variants.end())
+    throw std::invalid_argument(where() + ": the fault '" + fault + "' does not apply to the " +
+                                variant_ + " variant; it applies to " + join(own->variants));
   const Params p =
       validate_params((own ? own : generic)->params, params, where() + " fault " + fault);
   if (own != nullptr) {
@@ -343,10 +374,10 @@ void SystemSlot::inject(const std::string& fault, const Map& params) {
   }
   faults_.any = faults_.delay > 0 || faults_.jitter > 0 || faults_.error_rate > 0 ||
                 faults_.blackhole_timeout >= 0 || faults_.slow_factor != 1;
-  recorder_.record_fault(static_cast<std::size_t>(recorder_.fault_index(fault)));
   std::ostringstream shown;
-  for (const auto& [k, v] : p.values()) shown << " " << k << "=" << format_value(v);
-  log("fault " + fault + shown.str());
+  for (const auto& [k, v] : p.values()) shown << (shown.tellp() > 0 ? " " : "") << k << "=" << format_param_value(*find_param((own ? own : generic)->params, k), v);
+  recorder_.record_fault(static_cast<std::size_t>(recorder_.fault_index(fault)), now(), shown.str());
+  log("fault " + fault + (shown.str().empty() ? "" : " " + shown.str()));
 }
 
 void SystemSlot::clear(const std::string& fault) {
@@ -477,10 +508,24 @@ SystemResult SystemSlot::result() const {
   r.throughput = span > 0 ? static_cast<double>(good) / to_seconds(span) : 0;
   const auto lookups = r.count(Outcome::hit) + r.count(Outcome::miss);
   if (lookups > 0) r.hit_ratio = static_cast<double>(r.count(Outcome::hit)) / lookups;
-  for (const auto& m : recorder_.metrics())
-    r.metrics[m.label_value.empty() ? m.spec.name
-                                    : m.spec.name + "{" + m.spec.label + "=" + m.label_value + "}"] =
-        m.value.value();
+  std::vector<std::string> metric_names;
+  for (const auto& m : recorder_.metrics()) {
+    metric_names.push_back(m.label_value.empty()
+                               ? m.spec.name
+                               : m.spec.name + "{" + m.spec.label + "=" + m.label_value + "}");
+    r.metrics[metric_names.back()] = m.value.value();
+  }
+  r.timeline_window = to_seconds(recorder_.window());
+  r.timeline = recorder_.windows();
+  for (std::size_t i = 0; i < recorder_.metric_series().size(); ++i)
+    r.timeline_metrics.emplace_back(metric_names[i], recorder_.metric_series()[i]);
+  r.fault_marks = recorder_.fault_marks();
+  r.messages = messages_;
+  r.node_events = node_events_;
+  if (trace_to_ > 0) {
+    r.trace_from = to_seconds(trace_from_);
+    r.trace_to = to_seconds(trace_to_);
+  }
   for (const auto& f : recorder_.faults())
     if (f.count > 0) r.faults[f.name] = f.count;
   if (!failed()) {
@@ -539,7 +584,9 @@ SystemSlot& Experiment::add(const PluginRegistry& registry, const std::string& l
 void Experiment::set_workload(Workload workload) {
   if (has_run_ || running_flag_) throw std::logic_error("cannot change the workload after the run");
   const Arrivals& a = workload.arrivals;
-  if (a.kind == Arrivals::Kind::closed) {
+  if (a.kind == Arrivals::Kind::trace) {
+    if (!a.trace) throw std::invalid_argument("a trace workload needs its trace");
+  } else if (a.kind == Arrivals::Kind::closed) {
     if (a.clients == 0 || a.clients > 1'000'000)
       throw std::invalid_argument("closed loop needs between 1 and 1000000 clients");
     if (a.think.exceeds_time_range())

@@ -1,11 +1,13 @@
 #include "hldlab/runtime/exporter.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <prometheus/client_metric.h>
-#include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/metric_type.h>
+#include <prometheus/text_serializer.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <sstream>
 
 namespace hldlab {
 namespace {
@@ -61,7 +64,8 @@ class Families {
 
 bool is_runtime_family(const std::string& name) {
   static const char* const names[] = {
-      "hldlab_request_duration_seconds", "hldlab_requests_total",
+      "hldlab_request_duration_seconds", "hldlab_request_duration_quantile_seconds",
+      "hldlab_requests_total",
       "hldlab_requests_arrived_total",   "hldlab_requests_in_flight",
       "hldlab_cache_hits_total",         "hldlab_cache_misses_total",
       "hldlab_faults_injected_total",    "hldlab_virtual_time_seconds"};
@@ -151,6 +155,26 @@ void collect_system(Families& fams, const std::string& experiment, const SystemS
   fams.get("hldlab_request_duration_seconds", MetricType::Histogram,
            "Latency of completed requests (arrival to completion), in virtual seconds")
       .metric.push_back(histogram_metric(rec.latency(), labels));
+  // Exact quantiles as a summary: of the last closed timeline window (window=recent: what a live
+  // dashboard shows) and of the whole run (window=run: what the results table shows).
+  auto& summaries = fams.get("hldlab_request_duration_quantile_seconds", MetricType::Summary,
+                             "Exact latency quantiles (the runtime's 0.8 % histogram) of the last "
+                             "closed timeline window (window=recent) or of the whole run "
+                             "(window=run), in virtual seconds");
+  static const double quantiles[] = {0.5, 0.99, 0.999};
+  for (const char* window : {"recent", "run"}) {
+    const bool recent = window[1] == 'e';
+    ClientMetric m = with_labels(plus("window", window));
+    for (int i = 0; i < 3; ++i)
+      m.summary.quantile.push_back(
+          {quantiles[i], recent ? rec.recent_quantile(i)
+                                : static_cast<double>(rec.latency().quantile(quantiles[i])) /
+                                      kNanosPerSecond});
+    m.summary.sample_count =
+        static_cast<std::uint64_t>(recent ? rec.recent_count() : rec.latency().count());
+    m.summary.sample_sum = recent ? rec.recent_sum() : rec.latency().sum() / kNanosPerSecond;
+    summaries.metric.push_back(std::move(m));
+  }
   for (int i = 0; i < kOutcomeCount; ++i) {
     const auto o = static_cast<Outcome>(i);
     add_counter(fams, "hldlab_requests_total", "Completed requests by outcome",
@@ -161,14 +185,24 @@ void collect_system(Families& fams, const std::string& experiment, const SystemS
               static_cast<double>(arrived));
   add_gauge(fams, "hldlab_requests_in_flight", "Requests arrived and not completed yet", labels,
             static_cast<double>(std::max<std::int64_t>(0, arrived - rec.completed())));
-  add_counter(fams, "hldlab_cache_hits_total", "Requests completed as a cache hit", labels,
-              static_cast<double>(rec.outcome(Outcome::hit)));
-  add_counter(fams, "hldlab_cache_misses_total", "Requests completed as a cache miss", labels,
-              static_cast<double>(rec.outcome(Outcome::miss)));
-  for (const auto& f : rec.faults())
+  if (rec.outcome(Outcome::hit) + rec.outcome(Outcome::miss) > 0) {  // only systems with a cache
+    add_counter(fams, "hldlab_cache_hits_total", "Requests completed as a cache hit", labels,
+                static_cast<double>(rec.outcome(Outcome::hit)));
+    add_counter(fams, "hldlab_cache_misses_total", "Requests completed as a cache miss", labels,
+                static_cast<double>(rec.outcome(Outcome::miss)));
+  }
+  // One counter per fault that can be injected into this variant, from 0: a fault's first
+  // activation is then a change that rate() and changes() (the dashboards' annotations) see.
+  for (const auto& f : rec.faults()) {
+    const auto spec = std::find_if(info.faults.begin(), info.faults.end(),
+                                   [&f](const FaultSpec& s) { return s.name == f.name; });
+    if (spec != info.faults.end() && !spec->variants.empty() &&
+        std::find(spec->variants.begin(), spec->variants.end(), slot.variant()) ==
+            spec->variants.end())
+      continue;
     add_counter(fams, "hldlab_faults_injected_total", "Fault activations (sys:inject)",
-                plus("fault", f.name),
-                static_cast<double>(f.count.load(std::memory_order_relaxed)));
+                plus("fault", f.name), static_cast<double>(f.count.load(std::memory_order_relaxed)));
+  }
 
   const std::string prefix = "hldlab_" + metric_name_part(info.name) + "_";
   for (const auto& m : rec.metrics()) {
@@ -202,10 +236,6 @@ std::pair<std::string, int> parse_address(const std::string& address) {
       host = host.substr(1, host.size() - 2);
     if (host == "localhost") host = "127.0.0.1";
   }
-  if (host.find(':') != std::string::npos)
-    throw std::invalid_argument("bad metrics address '" + address +
-                                "': IPv6 is not supported by the metrics endpoint (its HTTP "
-                                "server is built without it); use 127.0.0.1:PORT or 0.0.0.0:PORT");
   const bool digits =
       !port.empty() && port.size() <= 5 &&
       std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -216,46 +246,18 @@ std::pair<std::string, int> parse_address(const std::string& address) {
   return {host, std::stoi(port)};
 }
 
-/// Try to bind host:port ourselves first, so that a port in use or a foreign address gives the
-/// system's own reason instead of civetweb's generic one.
-void check_can_listen(const std::string& address, const std::string& host, int port) {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-  int family = AF_INET;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<std::uint16_t>(port));
-    length = sizeof(sockaddr_in);
-  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    family = AF_INET6;
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<std::uint16_t>(port));
-    length = sizeof(sockaddr_in6);
-  } else {
-    throw std::invalid_argument("bad metrics address '" + address + "': '" + host +
-                                "' is not an IP address (use e.g. 127.0.0.1:9464)");
-  }
-  const int fd = ::socket(family, SOCK_STREAM, 0);
-  if (fd < 0) throw ExporterError(std::string("cannot open a socket: ") + std::strerror(errno));
-  const int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  const int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&storage), length);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0)
-    throw ExporterError(
-        "cannot serve metrics on " + address + ": " + std::strerror(err) +
-        (err == EADDRINUSE ? " (choose another port, or port 0 for a free one)" : ""));
-}
-
 }  // namespace
 
 const std::vector<double>& latency_buckets_seconds() {
-  static const std::vector<double> buckets = {
-      1e-6,   2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2,
-      2.5e-2, 5e-2,   0.1,  0.25, 0.5,    1,    2.5,  5,      10,   30,   60,     120,  300};
+  static const std::vector<double> buckets = [] {
+    std::vector<double> b;
+    for (double decade = 1e-6; decade < 1000; decade *= 10)
+      for (double m : {1.0, 1.25, 1.6, 2.0, 2.5, 3.2, 4.0, 5.0, 6.3, 8.0}) {
+        const double bound = std::stod(std::to_string(m) + "e" + std::to_string(std::lround(std::log10(decade))));
+        if (bound <= 300) b.push_back(bound);  // exact decimal bounds: le="1.6e-05"
+      }
+    return b;
+  }();
   return buckets;
 }
 
@@ -289,23 +291,104 @@ std::vector<MetricFamily> ExperimentCollector::Collect() const {
 MetricsExporter::MetricsExporter(const std::string& address)
     : collector_(std::make_shared<ExperimentCollector>()) {
   const auto [host, port] = parse_address(address);
-  check_can_listen(address, host, port);
   host_ = host;
-  const bool v6 = host.find(':') != std::string::npos;
-  const std::string bind = (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(bind, 2);
-  } catch (const std::exception& e) {
-    throw ExporterError("cannot serve metrics on " + address + ": " + e.what());
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  int family = AF_INET;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<std::uint16_t>(port));
+    length = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    family = AF_INET6;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<std::uint16_t>(port));
+    length = sizeof(sockaddr_in6);
+  } else {
+    throw std::invalid_argument("bad metrics address '" + address + "': '" + host +
+                                "' is not an IP address (use e.g. 127.0.0.1:9464)");
   }
-  const auto ports = exposer_->GetListeningPorts();
-  if (ports.empty())
-    throw ExporterError("cannot serve metrics on " + address + ": no listening port");
-  port_ = static_cast<std::uint16_t>(ports.front());
-  exposer_->RegisterCollectable(collector_);
+  listener_ = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listener_ < 0) throw ExporterError(std::string("cannot open a socket: ") + std::strerror(errno));
+  const int one = 1;
+  ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(listener_, reinterpret_cast<sockaddr*>(&storage), length) != 0 ||
+      ::listen(listener_, 16) != 0) {
+    const int err = errno;
+    ::close(listener_);
+    throw ExporterError(
+        "cannot serve metrics on " + address + ": " + std::strerror(err) +
+        (err == EADDRINUSE ? " (choose another port, or port 0 for a free one)" : ""));
+  }
+  socklen_t bound_length = sizeof storage;
+  ::getsockname(listener_, reinterpret_cast<sockaddr*>(&storage), &bound_length);
+  port_ = ntohs(family == AF_INET ? v4->sin_port : v6->sin6_port);
+  if (::pipe2(wake_, O_CLOEXEC) != 0) {
+    ::close(listener_);
+    throw ExporterError(std::string("cannot create a pipe: ") + std::strerror(errno));
+  }
+  server_ = std::thread([this] { serve(); });
 }
 
-MetricsExporter::~MetricsExporter() = default;
+MetricsExporter::~MetricsExporter() {
+  const char stop = 1;
+  [[maybe_unused]] const auto n = ::write(wake_[1], &stop, 1);
+  server_.join();
+  ::close(listener_);
+  ::close(wake_[0]);
+  ::close(wake_[1]);
+}
+
+void MetricsExporter::serve() {
+  for (;;) {
+    pollfd fds[2] = {{listener_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents != 0) return;
+    const int connection = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (connection < 0) continue;
+    answer(connection);
+    ::close(connection);
+  }
+}
+
+/// One HTTP/1.x exchange: GET /metrics gets the exposition, anything else a 404. A client
+/// that sends nothing for two seconds is dropped.
+void MetricsExporter::answer(int connection) {
+  std::string request;
+  char buffer[4096];
+  while (request.find("\r\n\r\n") == std::string::npos && request.size() < 16384) {
+    pollfd fd{connection, POLLIN, 0};
+    if (::poll(&fd, 1, 2000) <= 0) return;
+    const ssize_t n = ::recv(connection, buffer, sizeof buffer, 0);
+    if (n <= 0) return;
+    request.append(buffer, static_cast<std::size_t>(n));
+  }
+  std::string status = "200 OK", body;
+  const bool metrics = request.rfind("GET /metrics ", 0) == 0 || request.rfind("GET /metrics?", 0) == 0;
+  if (metrics) {
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, collector_->Collect());
+    body = out.str();
+  } else {
+    status = "404 Not Found";
+    body = "hldlab serves its metrics at /metrics\n";
+  }
+  const std::string head = "HTTP/1.1 " + status +
+                           "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8"
+                           "\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  const std::string response = head + body;
+  for (std::size_t sent = 0; sent < response.size();) {
+    const ssize_t n = ::send(connection, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    sent += static_cast<std::size_t>(n);
+  }
+}
 
 std::string MetricsExporter::url() const {
   const bool v6 = host_.find(':') != std::string::npos;

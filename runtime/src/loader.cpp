@@ -72,6 +72,10 @@ void check_lesson_info(const LessonInfo& info) {
         "the generic fault 'slow' cannot apply to a lesson that does not use the service time");
   validate_params(info.params, {}, info.name);  // every default must pass its own schema
   for (const auto& f : info.faults) {
+    for (const auto& v : f.variants)
+      if (std::none_of(info.variants.begin(), info.variants.end(),
+                       [&](const VariantSpec& s) { return s.name == v; }))
+        throw std::invalid_argument("fault '" + f.name + "' names an unknown variant '" + v + "'");
     check_unique(f.params, "fault parameter");
     for (const auto& p : f.params)
       if (!p.default_value.is_nil()) validate_params({p}, {}, "fault " + f.name);

@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -218,6 +219,17 @@ std::string resolve_script(const std::string& path) {
   throw BadInput("no script '" + path + "' (nor " + installed.string() + ")");
 }
 
+/// Write text to `path`; failure is reported (the results were printed anyway).
+bool write_file(const std::string& path, const std::string& text, const char* what) {
+  std::ofstream out(path);
+  if (out) out << text;
+  if (!out) {
+    spdlog::error("cannot write the {} to '{}': {}", what, path, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
 /// Write JSON to `path` ("-": stdout); failure is reported but the results were printed.
 bool write_json(const std::string& path, const nlohmann::json& json) {
   if (path == "-") {
@@ -241,8 +253,10 @@ double wall_seconds() {
 
 /// What `run` and `tour` share, as typed on the command line.
 struct RunFlags {
-  std::string seed, json_path, max_instructions = "2000000000", pace = "0", metrics, memory;
+  std::string seed, json_path, timeline_path, max_instructions = "2000000000", pace = "0", metrics,
+      memory;
   std::string timeout = "1h", jobs;
+  std::vector<std::string> data_dirs;
   double hold = 0;
   bool metrics_given = false;
 };
@@ -266,6 +280,7 @@ RunSettings settle(const RunFlags& flags) {
   if (!flags.memory.empty()) s.options.memory_budget = parse_bytes(flags.memory, "--memory");
   s.timeout_seconds = flags.timeout == "0" ? 0 : to_seconds(parse_duration(flags.timeout));
   if (flags.json_path == "-") s.options.reports_to_stderr = true;
+  s.options.data_dirs = flags.data_dirs;
   if (flags.metrics_given) {
     if (flags.metrics.empty())
       throw BadInput("--metrics needs HOST:PORT or PORT (e.g. 127.0.0.1:9464, or 0 for a free port)");
@@ -298,9 +313,11 @@ int run_command(const PluginRegistry& registry, const std::string& script, RunSe
   if (!result.error.empty()) spdlog::error("{}", result.error);
   if (result.failed_expectation()) spdlog::error("some expectations failed");
   if (result.failed_system()) spdlog::error("some systems failed during the run");
-  const bool json_ok = flags.json_path.empty() || write_json(flags.json_path, to_json(result));
+  bool written = flags.json_path.empty() || write_json(flags.json_path, to_json(result));
+  if (!flags.timeline_path.empty())
+    written &= write_file(flags.timeline_path, timeline_csv(result.experiments), "timeline CSV");
   hold_endpoint(s, flags.hold);
-  if (!json_ok && result.exit_code() == 0) return kExitEnvironment;
+  if (!written && result.exit_code() == 0) return kExitEnvironment;
   return result.exit_code();
 }
 
@@ -316,6 +333,7 @@ int tour_command(const PluginRegistry& registry, std::string script_dir, RunSett
   if (!fs::is_directory(script_dir, ec)) throw BadInput("--scripts: no directory " + script_dir);
   std::vector<TourRow> rows;
   nlohmann::json all = nlohmann::json::object();
+  std::vector<ExperimentResult> experiments;
   int exit_code = 0;
   std::ostream& out = flags.json_path == "-" ? std::cerr : out;  // stdout carries JSON
   Watchdog watchdog(s.timeout_seconds);
@@ -333,6 +351,7 @@ int tour_command(const PluginRegistry& registry, std::string script_dir, RunSett
     char took[32];
     std::snprintf(took, sizeof took, "%.1fs", wall_seconds() - start);
     all[name] = to_json(result);
+    experiments.insert(experiments.end(), result.experiments.begin(), result.experiments.end());
     std::size_t passed = 0, claims = 0;
     for (const auto& e : result.expectations)
       if (e.claim) ++claims, passed += e.passed;
@@ -377,23 +396,29 @@ int tour_command(const PluginRegistry& registry, std::string script_dir, RunSett
   };
   line(header);
   for (const auto& r : rows) line({r.lesson, r.claims, r.verdict, r.time, r.headline});
-  const bool json_ok = flags.json_path.empty() || write_json(flags.json_path, all);
+  bool written = flags.json_path.empty() || write_json(flags.json_path, all);
+  if (!flags.timeline_path.empty())
+    written &= write_file(flags.timeline_path, timeline_csv(experiments), "timeline CSV");
   hold_endpoint(s, flags.hold);
   if (stop_requested())
     return stop_reason() == StopReason::interrupted ? kExitInterrupted : kExitBadInput;
-  if (!json_ok && exit_code == 0) return kExitEnvironment;
+  if (!written && exit_code == 0) return kExitEnvironment;
   return exit_code;
 }
 
 void add_run_flags(CLI::App* cmd, RunFlags& f) {
   cmd->add_option("--seed", f.seed, "seed for every experiment (overrides the script's)");
   cmd->add_option("--json", f.json_path, "also write the results as JSON to this file (- : stdout)");
+  cmd->add_option("--timeline", f.timeline_path,
+                  "also write every system's per-window figures as CSV to this file");
   cmd->add_option("--pace", f.pace, "0: as fast as possible; X: virtual time runs X times wall speed");
   cmd->add_option("--jobs", f.jobs, "threads running the systems of an experiment (default: cores)");
   cmd->add_option("--timeout", f.timeout, "wall-clock limit, e.g. 30m (0: none; default 1h)");
   cmd->add_option("--memory", f.memory,
                   "memory budget for queued work per experiment, e.g. 4GiB (default: half the RAM)");
   cmd->add_option("--max-instructions", f.max_instructions, "Lua instruction budget");
+  cmd->add_option("--data", f.data_dirs,
+                  "a directory scripts may read traces from (repeatable; nothing else is opened)");
   auto* metrics = cmd->add_option("--metrics", f.metrics,
                                   "serve Prometheus metrics on HOST:PORT (HOST defaults to "
                                   "127.0.0.1; port 0 picks a free one)");

@@ -23,7 +23,15 @@ const std::vector<FaultSpec>& generic_faults() {
   return faults;
 }
 
-Recorder::Recorder(const LessonInfo& info, Time duration) {
+Time Recorder::window_width(Time span) {
+  const Time limit = 2000;
+  for (Time width = seconds(1);; width *= 10)
+    for (Time step : {width, 2 * width, 5 * width})
+      if (span / step < limit) return step;
+}
+
+Recorder::Recorder(const LessonInfo& info, Time duration, Time span)
+    : window_width_(window_width(span)), window_end_(window_width_) {
   while ((Time{kOpenBuckets} << open_shift_) < duration) ++open_shift_;
   for (const MetricSpec& spec : info.metrics) {
     if (spec.label.empty()) {
@@ -61,6 +69,32 @@ std::vector<std::pair<Time, std::int64_t>> Recorder::unfinished(Time end) const 
       out.emplace_back(std::max<Time>(0, end - latest), open_[static_cast<std::size_t>(i)]);
     }
   return out;
+}
+
+void Recorder::close_window() {
+  window_.in_flight = window_in_flight_;
+  window_.p50 = to_seconds(window_latency_.quantile(0.5));
+  window_.p99 = to_seconds(window_latency_.quantile(0.99));
+  window_.p999 = to_seconds(window_latency_.quantile(0.999));
+  windows_.push_back(window_);
+  if (metric_series_.size() != metrics_.size()) metric_series_.resize(metrics_.size());
+  for (std::size_t i = 0; i < metrics_.size(); ++i) metric_series_[i].push_back(metrics_[i].value.value());
+  if (window_latency_.count() > 0) {
+    recent_[0].store(window_.p50, std::memory_order_relaxed);
+    recent_[1].store(window_.p99, std::memory_order_relaxed);
+    recent_[2].store(window_.p999, std::memory_order_relaxed);
+    recent_count_.store(window_latency_.count(), std::memory_order_relaxed);
+    recent_sum_.store(window_latency_.sum() / 1e9, std::memory_order_relaxed);
+  }
+  window_ = Window{};
+  window_latency_.reset();
+}
+
+void Recorder::roll(Time t) {
+  while (t >= window_end_) {
+    close_window();
+    window_end_ += window_width_;
+  }
 }
 
 int Recorder::fault_index(const std::string& name) const {

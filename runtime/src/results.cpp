@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <sstream>
 
@@ -60,6 +61,37 @@ nlohmann::json to_json(const SystemResult& r) {
     for (const auto& [name, unit] : r.figure_units) out["figure_units"][name] = unit_name(unit);
   }
   out["faults"] = r.faults;
+  // The timeline, column by column (compact, and what a plotting tool wants).
+  nlohmann::json t = {{"window_seconds", r.timeline_window}};
+  auto column = [&](const char* name, auto get) {
+    nlohmann::json values = nlohmann::json::array();
+    for (const auto& w : r.timeline) values.push_back(get(w));
+    t[name] = std::move(values);
+  };
+  column("arrivals", [](const Recorder::Window& w) { return w.arrivals; });
+  for (int i = 0; i < kOutcomeCount; ++i)
+    column(outcome_name(static_cast<Outcome>(i)), [i](const Recorder::Window& w) { return w.outcomes[i]; });
+  column("in_flight", [](const Recorder::Window& w) { return w.in_flight; });
+  column("p50", [](const Recorder::Window& w) { return w.p50; });
+  column("p99", [](const Recorder::Window& w) { return w.p99; });
+  column("p999", [](const Recorder::Window& w) { return w.p999; });
+  t["metrics"] = nlohmann::json::object();
+  for (const auto& [name, values] : r.timeline_metrics) t["metrics"][name] = values;
+  t["faults"] = nlohmann::json::array();
+  for (const auto& f : r.fault_marks)
+    t["faults"].push_back({{"time", to_seconds(f.at)}, {"fault", f.fault}, {"details", f.details}});
+  out["timeline"] = std::move(t);
+  if (r.trace_to > 0) {
+    nlohmann::json trace = {{"from", r.trace_from}, {"to", r.trace_to}};
+    trace["messages"] = nlohmann::json::array();
+    for (const auto& m : r.messages)
+      trace["messages"].push_back({{"from", m.from}, {"to", m.to}, {"sent", to_seconds(m.sent)},
+                                   {"received", to_seconds(m.received)}, {"label", m.label}});
+    trace["events"] = nlohmann::json::array();
+    for (const auto& e : r.node_events)
+      trace["events"].push_back({{"node", e.node}, {"time", to_seconds(e.at)}, {"label", e.label}});
+    out["trace"] = std::move(trace);
+  }
   return out;
 }
 
@@ -76,18 +108,63 @@ nlohmann::json to_json(const ExperimentResult& r) {
   return out;
 }
 
+namespace {
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+}  // namespace
+
+std::string timeline_csv(const std::vector<ExperimentResult>& experiments) {
+  std::vector<std::string> metrics;  // the union, in order of first appearance
+  for (const auto& e : experiments)
+    for (const auto& s : e.systems)
+      for (const auto& [name, values] : s.timeline_metrics)
+        if (std::find(metrics.begin(), metrics.end(), name) == metrics.end()) metrics.push_back(name);
+  std::ostringstream out;
+  out.precision(9);
+  out << "experiment,system,lesson,variant,window_start,window_end,arrivals";
+  for (int i = 0; i < kOutcomeCount; ++i) out << "," << outcome_name(static_cast<Outcome>(i));
+  out << ",in_flight,p50,p99,p999";
+  for (const auto& m : metrics) out << "," << csv_field(m);
+  out << "\n";
+  for (const auto& e : experiments)
+    for (const auto& s : e.systems)
+      for (std::size_t w = 0; w < s.timeline.size(); ++w) {
+        const auto& win = s.timeline[w];
+        out << csv_field(e.name) << "," << csv_field(s.label) << "," << s.lesson << ","
+            << s.variant << "," << static_cast<double>(w) * s.timeline_window << ","
+            << static_cast<double>(w + 1) * s.timeline_window << "," << win.arrivals;
+        for (auto n : win.outcomes) out << "," << n;
+        out << "," << win.in_flight << "," << win.p50 << "," << win.p99 << "," << win.p999;
+        for (const auto& m : metrics) {
+          out << ",";
+          for (const auto& [name, values] : s.timeline_metrics)
+            if (name == m && w < values.size()) out << values[w];
+        }
+        out << "\n";
+      }
+  return out.str();
+}
+
 std::string format_seconds(double s) {
+  // Round to three significant digits first, then pick the unit: 0.9996 s is "1s", not
+  // "1e+03ms".
   char buf[32];
-  const double a = std::abs(s);
+  std::snprintf(buf, sizeof buf, "%.3g", s);
+  const double rounded = std::strtod(buf, nullptr);
+  const double a = std::abs(rounded);
   if (a == 0) return "0";
   if (a >= 100)
-    std::snprintf(buf, sizeof buf, "%.0fs", s);
+    std::snprintf(buf, sizeof buf, "%.0fs", rounded);
   else if (a >= 1)
-    std::snprintf(buf, sizeof buf, "%.3gs", s);
+    std::snprintf(buf, sizeof buf, "%.3gs", rounded);
   else if (a >= 1e-3)
-    std::snprintf(buf, sizeof buf, "%.3gms", s * 1e3);
+    std::snprintf(buf, sizeof buf, "%.3gms", rounded * 1e3);
   else
-    std::snprintf(buf, sizeof buf, "%.3gus", s * 1e6);
+    std::snprintf(buf, sizeof buf, "%.3gus", rounded * 1e6);
   return buf;
 }
 

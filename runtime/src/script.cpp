@@ -437,7 +437,10 @@ int exp_add(lua_State* L) {
 int exp_workload(lua_State* L) {
   return guarded(L, [&] {
     auto& box = box_arg<ExperimentBox>(L, 1, kExperimentMeta, "exp:workload{...}: experiment");
-    box.experiment->set_workload(parse_workload(Value(table_arg(L, 2, "exp:workload{...}"))));
+    const auto& dirs = runner(L).options.data_dirs;
+    box.experiment->set_workload(
+        parse_workload(Value(table_arg(L, 2, "exp:workload{...}")),
+                       [&dirs](const std::string& name) { return resolve_data_file(name, dirs); }));
     return 0;
   });
 }
@@ -528,6 +531,21 @@ int sys_at(lua_State* L) {
 }
 
 // Methods come from a table (an upvalue) without building any C++ string; fields otherwise.
+int sys_trace(lua_State* L) {
+  return guarded(L, [&] {
+    auto& box = box_arg<SystemBox>(L, 1, kSystemMeta, "sys:trace{from=, to=}: system");
+    const Map spec = table_arg(L, 2, "sys:trace{...}");
+    reject_unknown(spec, {"from", "to", "max"}, "sys:trace");
+    const Value v(spec);
+    if (v["from"].is_nil() || v["to"].is_nil())
+      throw std::invalid_argument("sys:trace needs from and to (virtual times)");
+    const double max = v["max"].is_nil() ? 2000 : v["max"].as_double();
+    box.slot->trace(duration_from(v["from"], "sys:trace from"), duration_from(v["to"], "sys:trace to"),
+                    static_cast<std::size_t>(max));
+    return 0;
+  });
+}
+
 int sys_index(lua_State* L) {
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
@@ -547,8 +565,8 @@ int sys_index(lua_State* L) {
       lua_pushnumber(L, to_seconds(box.slot->now()));
     else
       throw std::invalid_argument("a system has no field '" + key + "'" +
-                                  did_you_mean(key, {"inject", "clear", "call", "at", "label",
-                                                     "variant", "lesson", "naive", "now"}));
+                                  did_you_mean(key, {"inject", "clear", "call", "at", "trace",
+                                                     "label", "variant", "lesson", "naive", "now"}));
     return 1;
   });
 }
@@ -854,8 +872,8 @@ void open_sandbox(lua_State* L) {
                                  {"info", lab_info},             {"fixed", lab_fixed},
                                  {nullptr, nullptr}};
   luaL_newlib(L, lab);
-  for (const char* kind : {"poisson", "constant", "closed", "uniform", "zipf", "hotspot",
-                           "exponential", "lognormal", "pareto", "bimodal"}) {
+  for (const char* kind : {"poisson", "constant", "closed", "trace", "uniform", "zipf",
+                           "hotspot", "exponential", "lognormal", "pareto", "bimodal"}) {
     lua_pushstring(L, kind);
     lua_pushcclosure(L, lab_tagged, 1);
     lua_setfield(L, -2, kind);
@@ -877,6 +895,7 @@ void open_sandbox(lua_State* L) {
                                             {"clear", sys_clear},
                                             {"call", sys_call},
                                             {"at", sys_at},
+                                            {"trace", sys_trace},
                                             {nullptr, nullptr}};
   luaL_newlib(L, system_methods);
   lua_pushcclosure(L, sys_index, 1);

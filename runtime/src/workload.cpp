@@ -37,6 +37,7 @@ double Arrivals::peak_rate() const {
 }
 
 std::string Arrivals::describe() const {
+  if (kind == Kind::trace) return trace->describe();
   if (kind == Kind::closed)
     return "closed loop, " + number(clients) + " clients, think " + think.describe();
   std::string text = (kind == Kind::poisson ? "poisson " : "constant ") + number(rps) + " rps";
@@ -72,6 +73,8 @@ RequestStream::RequestStream(const Workload& workload, Time duration, std::uint6
       ops_(Rng::derive(seed, ops)),
       sizes_(Rng::derive(seed, sizes)),
       next_(Kernel::kNever) {
+  if (workload_.arrivals.kind == Arrivals::Kind::trace)
+    trace_ = std::make_unique<TraceReader>(*workload_.arrivals.trace);
   if (workload_.arrivals.kind != Arrivals::Kind::closed) advance();
 }
 
@@ -88,6 +91,17 @@ void RequestStream::add_gap(double ns) {
 
 void RequestStream::advance() {
   const Arrivals& a = workload_.arrivals;
+  if (trace_) {
+    if (!trace_->next(record_)) {
+      next_ = Kernel::kNever;
+      return;
+    }
+    const double rps = trace_->spec().rps;
+    const double t = rps > 0 ? static_cast<double>(replayed_) * 1e9 / rps : record_.time;
+    ++replayed_;
+    next_ = t < static_cast<double>(duration_) ? round_time(t) : Kernel::kNever;
+    return;
+  }
   if (a.kind == Arrivals::Kind::poisson) {
     // Thinning (Lewis and Shedler): candidates at the peak rate, kept with rate(t) / peak.
     const double peak = a.peak_rate();
@@ -128,6 +142,12 @@ std::size_t RequestStream::fill(std::vector<Request>& out, std::size_t max) {
     r.arrival = next_;
     r.client = static_cast<std::uint32_t>(clients_.below(workload_.clients));
     draw_request(workload_, keys_, service_, ops_, sizes_, r);
+    if (trace_) {  // the trace's own key, size and op
+      r.key = record_.key;
+      if (trace_->spec().size_column > 0 || trace_->spec().format == TraceSpec::Format::oracle_general)
+        r.size = record_.size;
+      if (record_.has_op) r.op = record_.op;
+    }
     advance();
   }
   return n;

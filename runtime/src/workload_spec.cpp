@@ -1,6 +1,9 @@
 #include "hldlab/runtime/workload_spec.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <memory>
 #include <set>
 #include <stdexcept>
 
@@ -99,6 +102,7 @@ Distribution parse_distribution(const Value& spec, const std::string& where, boo
   Fields f(spec, where);
   const std::string kind =
       f.kind({"fixed", "exponential", "uniform", "lognormal", "pareto", "bimodal"});
+  const bool capped = f.has("max") && kind != "uniform";
   auto amount = [&](const std::string& key) {
     return time ? f.duration_ns(key) : f.number(key, 0, 1e15);
   };
@@ -123,6 +127,7 @@ Distribution parse_distribution(const Value& spec, const std::string& where, boo
   } else {
     d = Distribution::bimodal(amount("fast"), amount("slow"), f.number("slow_share", 0, 1));
   }
+  if (capped) d = d.capped(amount("max"));
   f.done();
   return d;
 }
@@ -139,9 +144,71 @@ KeyDistribution parse_keys(const Value& spec) {
   return keys;
 }
 
-Arrivals parse_arrivals(const Value& spec) {
+Arrivals parse_trace(Fields& f, const DataFiles& data_files) {
+  Arrivals a;
+  a.kind = Arrivals::Kind::trace;
+  auto trace = std::make_shared<TraceSpec>();
+  const Value& file = f.get("file");
+  if (file.kind() != Value::Kind::string)
+    throw std::invalid_argument("arrivals.file must name the trace (a string)");
+  if (!data_files)
+    throw std::invalid_argument("a trace needs a data directory: run with --data DIR");
+  trace->file = data_files(file.as_string());
+  if (f.has("format")) {
+    const Value& format = f.get("format");
+    if (format == Value("csv"))
+      trace->format = TraceSpec::Format::csv;
+    else if (format == Value("oracleGeneral"))
+      trace->format = TraceSpec::Format::oracle_general;
+    else
+      throw std::invalid_argument("arrivals.format must be \"csv\" or \"oracleGeneral\"");
+  }
+  if (f.has("columns")) {
+    if (trace->format != TraceSpec::Format::csv)
+      throw std::invalid_argument("arrivals.columns is for csv traces only");
+    Fields c(f.get("columns"), "arrivals.columns");
+    trace->key_column = static_cast<int>(c.number("key", 1, 1000));
+    trace->time_column = static_cast<int>(c.number("time", 0, 1000, 0));
+    trace->size_column = static_cast<int>(c.number("size", 0, 1000, 0));
+    trace->op_column = static_cast<int>(c.number("op", 0, 1000, 0));
+    c.done();
+  }
+  if (f.has("has_header")) {
+    if (f.get("has_header").kind() != Value::Kind::boolean)
+      throw std::invalid_argument("arrivals.has_header must be true or false");
+    trace->has_header = f.get("has_header").as_bool();
+  }
+  if (f.has("delimiter")) {
+    const Value& d = f.get("delimiter");
+    if (d.kind() != Value::Kind::string || d.as_string().size() != 1)
+      throw std::invalid_argument("arrivals.delimiter must be one character");
+    trace->delimiter = d.as_string()[0];
+  }
+  if (f.has("time_unit")) {
+    static const std::pair<const char*, double> units[] = {
+        {"s", 1e9}, {"ms", 1e6}, {"us", 1e3}, {"ns", 1}};
+    const Value& u = f.get("time_unit");
+    bool known = false;
+    for (const auto& [name, ns] : units)
+      if (u == Value(name)) trace->time_unit_ns = ns, known = true;
+    if (!known) throw std::invalid_argument("arrivals.time_unit must be s, ms, us or ns");
+  }
+  trace->rps = f.number("rps", 0, 1e9, 0);
+  if (trace->format == TraceSpec::Format::csv && trace->time_column == 0 && trace->rps == 0)
+    throw std::invalid_argument(
+        "arrivals: a csv trace without a time column needs rps (the rate to replay it at)");
+  TraceReader probe(*trace);  // the file opens and its first record reads
+  TraceRecord first;
+  probe.next(first);
+  a.trace = std::move(trace);
+  f.done();
+  return a;
+}
+
+Arrivals parse_arrivals(const Value& spec, const DataFiles& data_files) {
   Fields f(spec, "arrivals");
-  const std::string kind = f.kind({"poisson", "constant", "closed"});
+  const std::string kind = f.kind({"poisson", "constant", "closed", "trace"});
+  if (kind == "trace") return parse_trace(f, data_files);
   Arrivals a;
   if (kind == "closed") {
     a.kind = Arrivals::Kind::closed;
@@ -184,12 +251,12 @@ Distribution parse_time_distribution(const Value& spec, const std::string& where
   return parse_distribution(spec, where, true);
 }
 
-Workload parse_workload(const Value& spec) {
+Workload parse_workload(const Value& spec, const DataFiles& data_files) {
   Fields f(spec, "workload");
   Workload w;
   if (!f.has("arrivals"))
     throw std::invalid_argument("workload.arrivals is required (e.g. lab.poisson{rps = 100})");
-  w.arrivals = parse_arrivals(f.get("arrivals"));
+  w.arrivals = parse_arrivals(f.get("arrivals"), data_files);
   if (f.has("keys")) w.keys = parse_keys(f.get("keys"));
   if (f.has("service")) w.service = parse_distribution(f.get("service"), "workload.service", true);
   w.clients = static_cast<std::uint32_t>(f.number("clients", 1, 1e9, 1000));
@@ -200,6 +267,32 @@ Workload parse_workload(const Value& spec) {
   }
   f.done();
   return w;
+}
+
+}  // namespace hldlab
+
+namespace hldlab {
+
+std::string resolve_data_file(const std::string& name, const std::vector<std::string>& dirs) {
+  namespace fs = std::filesystem;
+  if (dirs.empty())
+    throw std::invalid_argument("the trace '" + name +
+                                "' needs a data directory: run with --data DIR (the sandbox opens "
+                                "files only under the directories given with --data)");
+  std::error_code ec;
+  for (const auto& dir : dirs) {
+    const fs::path root = fs::canonical(dir, ec);
+    if (ec) continue;
+    const fs::path candidate = fs::path(name).is_absolute() ? fs::path(name) : root / name;
+    const fs::path real = fs::canonical(candidate, ec);
+    if (ec) continue;
+    const auto [end, _] = std::mismatch(root.begin(), root.end(), real.begin(), real.end());
+    if (end == root.end() && fs::is_regular_file(real, ec)) return real.string();
+  }
+  std::string list;
+  for (const auto& d : dirs) list += (list.empty() ? "" : ", ") + d;
+  throw std::invalid_argument("the trace '" + name + "' is not a file under a --data directory (" +
+                              list + ")");
 }
 
 }  // namespace hldlab

@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 
@@ -81,7 +82,16 @@ ExperimentResult run_experiment(const Workload& workload, const ExperimentConfig
 
 void inject_everywhere(Experiment& e, Time at, const std::string& fault, const Map& params) {
   e.at(at, [&e, fault, params] {
-    for (const auto& s : e.systems()) s->inject(fault, params);
+    for (const auto& s : e.systems()) {
+      const auto& faults = s->info().faults;
+      const auto spec = std::find_if(faults.begin(), faults.end(),
+                                     [&](const FaultSpec& f) { return f.name == fault; });
+      if (spec != faults.end() && !spec->variants.empty() &&
+          std::find(spec->variants.begin(), spec->variants.end(), s->variant()) ==
+              spec->variants.end())
+        continue;
+      s->inject(fault, params);
+    }
   });
 }
 

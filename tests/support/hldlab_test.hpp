@@ -47,7 +47,8 @@ ExperimentResult run_experiment(const Workload& workload, const ExperimentConfig
                                 const std::vector<SystemSpec>& systems,
                                 const std::function<void(Experiment&)>& setup = {});
 
-/// Inject `fault` with `params` into every system of `e` at virtual time `at`.
+/// Inject `fault` with `params` at virtual time `at` into every system of `e` it applies to (a
+/// lesson fault declared for some variants only skips the others).
 void inject_everywhere(Experiment& e, Time at, const std::string& fault, const Map& params = {});
 
 /// Run a script from the source tree's scripts/ (or a path) with the built lessons.

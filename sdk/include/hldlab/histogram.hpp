@@ -32,7 +32,11 @@ class Histogram {
   /// Record `value` (clamped at 0) `times` times.
   void record(std::int64_t value, std::int64_t times = 1) {
     if (value < 0) value = 0;
-    bump(counts_[index_of(static_cast<std::uint64_t>(value))], times);
+    record_in(index_of(static_cast<std::uint64_t>(value)), value, times);
+  }
+  /// record() when the bucket index of `value` (>= 0) is already known (several histograms).
+  void record_in(int index, std::int64_t value, std::int64_t times = 1) {
+    bump(counts_[index], times);
     bump(count_, times);
     sum_.store(sum_.load(std::memory_order_relaxed) + static_cast<double>(value) * times,
                std::memory_order_relaxed);

@@ -42,6 +42,9 @@ struct FaultSpec {
   std::string name;
   std::string doc;
   std::vector<ParamSpec> params;
+  /// The variants it applies to (empty: every variant). Injecting it into another variant is an
+  /// error that names these (a relay crash means nothing where there is no relay).
+  std::vector<std::string> variants = {};
 };
 
 /// A lesson operation callable from Lua with sys:call(name, args).

@@ -72,6 +72,18 @@ class Context : public SimContext {
   virtual void hold() = 0;
   /// Ends one hold(); throws std::logic_error without a matching hold().
   virtual void release() = 0;
+
+  /// Message tracing, for space-time diagrams of a chosen window (`sys:trace{ from = "20s",
+  /// to = "21s" }` in a script). Nothing is recorded unless a script asked for it: test
+  /// tracing() before building a label.
+  /// @code
+  ///   if (ctx_.tracing()) ctx_.trace_message(m.from, m.to, m.sent, "AppendEntries t=" + ...);
+  /// @endcode
+  virtual bool tracing() const = 0;
+  /// A message from node `from` to node `to`, sent at `sent` and received now.
+  virtual void trace_message(int from, int to, Time sent, const std::string& label) = 0;
+  /// Something that happened on `node` now (became leader, crashed, ...).
+  virtual void trace_event(int node, const std::string& label) = 0;
 };
 
 /// @brief One variant of a lesson in one experiment.

@@ -70,6 +70,13 @@ class SystemSlot final : public Context {
   void log(const std::string& message) override;
   void hold() override;
   void release() override;
+  bool tracing() const override {
+    return now() >= trace_from_ && now() < trace_to_ && traced_ < trace_max_;
+  }
+  void trace_message(int from, int to, Time sent, const std::string& label) override;
+  void trace_event(int node, const std::string& label) override;
+  /// Record the messages of [from, to), at most `max` messages and events.
+  void trace(Time from, Time to, std::size_t max);
 
   bool failed() const { return !error_.empty(); }
   /// Stop this system: its results are reported with `why`; the others carry on.
@@ -113,7 +120,9 @@ class SystemSlot final : public Context {
   void issue(std::uint32_t client);
   void check_memory();
   void finish(Time at) {
-    if (end_ < 0) end_ = at;
+    if (end_ >= 0) return;
+    end_ = at;
+    recorder_.finish_timeline(at);
   }
   std::string where() const { return info().name + "/" + variant_; }
 
@@ -134,6 +143,10 @@ class SystemSlot final : public Context {
   std::vector<std::uint64_t> issued_per_client_;  // closed loop
   std::uint64_t issued_ = 0;
   double memory_budget_ = 0;
+  Time trace_from_ = -1, trace_to_ = -1;
+  std::size_t trace_max_ = 0, traced_ = 0;
+  std::vector<TracedMessage> messages_;
+  std::vector<TracedEvent> node_events_;
   struct GenericFaults {
     bool any = false;
     Time delay = 0, jitter = 0;

@@ -11,9 +11,23 @@
 #include <vector>
 
 #include "hldlab/lesson.hpp"
+#include "hldlab/runtime/recorder.hpp"
 #include "hldlab/system.hpp"
 
 namespace hldlab {
+
+/// A message between two nodes of a system, for its space-time diagram.
+struct TracedMessage {
+  int from, to;
+  Time sent, received;
+  std::string label;
+};
+/// Something that happened on a node (an election, a crash, a fault).
+struct TracedEvent {
+  int node;
+  Time at;
+  std::string label;
+};
 
 struct SystemResult {
   std::string label, lesson, variant;
@@ -36,10 +50,20 @@ struct SystemResult {
   double hit_ratio = -1;  ///< hits / (hits + misses); -1 when the system reports neither
   double end = 0;         ///< seconds: when the system ended (idle after the traffic, drain limit,
                           ///< failure or interruption)
-  Map metrics;            ///< lesson metrics by declared name
+  Map metrics;            ///< lesson metrics by declared name (name{label=value} when labelled)
   Map figures;            ///< System::figures()
   std::map<std::string, Unit> figure_units;  ///< the declared unit of each figure
   std::map<std::string, std::int64_t> faults;  ///< activations per fault (only those > 0)
+  /// The timeline: per-window figures in virtual time (every request, warm-up included), each
+  /// lesson metric at every window's end, and the fault injections.
+  double timeline_window = 0;  ///< seconds
+  std::vector<Recorder::Window> timeline;
+  std::vector<std::pair<std::string, std::vector<double>>> timeline_metrics;
+  std::vector<Recorder::FaultMark> fault_marks;
+  /// Messages and node events recorded by sys:trace{...} (empty unless asked).
+  std::vector<TracedMessage> messages;
+  std::vector<TracedEvent> node_events;
+  double trace_from = 0, trace_to = 0;  ///< seconds: the traced window
 
   std::int64_t count(Outcome o) const { return outcomes[static_cast<int>(o)]; }
   bool lower_bound(const std::string& figure) const {
@@ -66,6 +90,10 @@ nlohmann::json to_json(const ExperimentResult& r);
 /// many tables as needed to stay within 100 columns; then a warning line per system with
 /// unfinished requests. Lesson metrics go to JSON and Prometheus only.
 std::string format_table(const ExperimentResult& r);
+/// Every system's timeline as CSV, one row per system and window: experiment, system, lesson,
+/// variant, window start and end (seconds), arrivals, each outcome, in flight, p50, p99, p999
+/// (seconds), then one column per lesson metric (empty where a system has none).
+std::string timeline_csv(const std::vector<ExperimentResult>& experiments);
 /// "850us", "12.3ms", "1.20s".
 std::string format_seconds(double s);
 /// A figure as shown in a table cell.

@@ -20,6 +20,8 @@ struct ScriptOptions {
   double pace = 0;                                   ///< see RunOptions
   unsigned jobs = 1;                                 ///< see RunOptions
   double memory_budget = 0;                          ///< see ExperimentConfig
+  /// Directories a script may read traces from (--data): nothing else is opened.
+  std::vector<std::string> data_dirs;
   /// (n, label): in the n-th experiment run (from 0), run only the system `label`.
   std::optional<std::pair<std::size_t, std::string>> run_alone;
   std::uint64_t instruction_budget = 2'000'000'000;  ///< Lua VM instructions before aborting

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "hldlab/distribution.hpp"
+#include "hldlab/runtime/trace.hpp"
 #include "hldlab/sim.hpp"
 #include "hldlab/system.hpp"
 
@@ -17,8 +19,9 @@ namespace hldlab {
 /// loop (a fixed population of clients that wait for each answer, then think).
 struct Arrivals {
   /// constant: one request every 1/rps, the first at 1/rps (none at time 0); poisson:
-  /// exponential gaps of mean 1/rps; closed: `clients` clients, each waiting for its answer.
-  enum class Kind { constant, poisson, closed };
+  /// exponential gaps of mean 1/rps; closed: `clients` clients, each waiting for its answer;
+  /// trace: the requests of a file (times, keys, sizes, ops), see TraceSpec.
+  enum class Kind { constant, poisson, closed, trace };
   struct Spike {
     Time start, end;
     double rps;
@@ -30,6 +33,7 @@ struct Arrivals {
   std::vector<Spike> spikes;
   std::uint32_t clients = 0;  ///< closed loop
   Distribution think = Distribution::constant(0);
+  std::shared_ptr<const TraceSpec> trace;  ///< trace replay
 
   /// Requests per second at time t (open loop).
   double rate_at(Time t) const;
@@ -69,6 +73,9 @@ class RequestStream {
   void add_gap(double ns);
 
   const Workload& workload_;
+  std::unique_ptr<TraceReader> trace_;
+  TraceRecord record_;  // the trace's next request
+  std::uint64_t replayed_ = 0;
   Time duration_;
   Rng arrivals_, clients_, keys_, service_, ops_, sizes_;
   Time t_ = 0;         // integral part of the arrival clock
