@@ -95,9 +95,12 @@ lab.expect(math.abs(proc.misattributed - expected_mis) < 5 * sd_mis,
            "processing-time windows misplace E[min(delay, W)] / W of the clicks, as theory says")
 lab.expect(math.abs(event.dropped_late - expected_drop) < 5 * sd_drop,
            "event time drops the clicks that arrive after end + lateness, as theory says")
-lab.expect(event.late_updates > 0 and event.count_error <= event.dropped_late + event.duplicates_counted
-           and proc.count_error > proc.misattributed + proc.duplicates_counted,
-           "event time puts late clicks in their own window (errors: only drops and repeats); processing time does not")
+-- Expected 4426 misplaced against 1768 dropped (sd 85 and 50): twice as many is 5 sd away.
+lab.expect(event.late_updates > 0 and event.misattributed == 0
+           and event.count_error <= event.dropped_late + event.duplicates_counted
+           and proc.misattributed > 2 * event.dropped_late,
+           string.format("processing time puts %d clicks in the wrong window; event time none (late ones update their window), it only drops %d too late",
+                         proc.misattributed, event.dropped_late))
 lab.expect(dedup.duplicates_removed > 0.9 * repeats and dedup.count_error < event.count_error
            and dedup.count_error <= dedup.dropped_late,
            "dedup by click id removes the repeats: the only errors left are the clicks dropped as too late")
