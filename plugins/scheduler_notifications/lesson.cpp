@@ -456,9 +456,9 @@ class Notifications final : public System {
       Time latency = latency_.sample_time(draw);
       if (ctx_.now() < pr.slow_until) latency = scale_time(latency, pr.slow);
       const bool failed = draw.chance(failure_) || ctx_.now() < pr.outage_until;
-      if (!failed) {
-        if (n.deliveries++ == 0 && counted(n)) delivery_delay_.record(ctx_.now() - n.due);
-      }
+      // Accepted now, delivered to the device once the provider has processed it.
+      if (!failed && n.deliveries++ == 0 && counted(n))
+        delivery_delay_.record(ctx_.now() + latency - n.due);
       m.answer = failed ? Answer::failed : Answer::ok;
       answer_in = latency;
       if (latency > timeout_) {
