@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <map>
+#include <memory>
 
 #include "hldlab_test.hpp"
 
@@ -35,13 +36,31 @@ Workload no_traffic(Time duration) {
   return w;
 }
 
-/// A request of our own (id from 1e9 up), handed to `slot` now.
-void send(SystemSlot& slot, std::uint64_t id, Time at, Op op) {
-  Request r;
-  r.id = 1000000000 + id;
-  r.arrival = at;
-  r.op = op;
-  slot.deliver(r);
+/// Every variant with `params`, no traffic but `requests` (arrival, op) on account 0, each
+/// handed to every variant at its time (ids from 1e9 up), run for `duration`.
+struct Crafted {
+  std::unique_ptr<Experiment> experiment;
+  ExperimentResult result;
+};
+Crafted run_crafted(Time duration, const Map& params,
+                    const std::vector<std::pair<Time, Op>>& requests) {
+  ExperimentConfig config;
+  config.duration = duration;
+  Crafted out{std::make_unique<Experiment>(config), {}};
+  Experiment& e = *out.experiment;
+  e.set_workload(no_traffic(duration));
+  for (const char* v : kVariants) e.add(registry(), "event_sourcing", v, params);
+  for (const auto& s : e.systems())
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      SystemSlot* slot = s.get();
+      Request r;
+      r.id = 1000000000 + i;
+      r.arrival = requests[i].first;
+      r.op = requests[i].second;
+      e.at(r.arrival, [slot, r] { slot->deliver(r); });
+    }
+  out.result = e.run();
+  return out;
 }
 
 }  // namespace
@@ -101,18 +120,10 @@ TEST_CASE(
 TEST_CASE(
     "the balance as of a past time: mutable rows answer today's, the event log replays the "
     "events committed by then") {
-  ExperimentConfig config;
-  config.duration = seconds(5);
-  Experiment e(config);
-  e.set_workload(no_traffic(config.duration));
-  for (const char* v : kVariants) e.add(registry(), "event_sourcing", v, {{"snapshot_every", 2}});
-  for (const auto& s : e.systems())
-    for (int i = 1; i <= 3; ++i) {
-      SystemSlot* slot = s.get();
-      e.at(seconds(i), [slot, i] { send(*slot, i, seconds(i), Op::write); });
-    }
-  e.run();
-  for (const auto& s : e.systems()) {
+  const auto run =
+      run_crafted(seconds(5), {{"snapshot_every", 2}},
+                  {{seconds(1), Op::write}, {seconds(2), Op::write}, {seconds(3), Op::write}});
+  for (const auto& s : run.experiment->systems()) {
     INFO(s->variant());
     const Value now = s->call("account", {{"account", 0}});
     const Value early = s->call("as_of", {{"account", 0}, {"time", 1.5}});
@@ -138,20 +149,10 @@ TEST_CASE(
   // polls every 100 ms and applies it at 1.1001 s. Reads of the account every 10 ms from
   // 1.01 s run on the read model 1.2 ms after they arrive: those from 1.01 to 1.09 s read it
   // before the event (stale); the one at 1.10 s after it.
-  ExperimentConfig config;
-  config.duration = seconds(2);
-  Experiment e(config);
-  e.set_workload(no_traffic(config.duration));
-  for (const char* v : kVariants) e.add(registry(), "event_sourcing", v, {{"audit_share", 0.0}});
-  for (const auto& s : e.systems()) {
-    SystemSlot* slot = s.get();
-    e.at(seconds(1), [slot] { send(*slot, 0, seconds(1), Op::write); });
-    for (int i = 1; i <= 20; ++i) {
-      const Time at = seconds(1) + milliseconds(10) * i;
-      e.at(at, [slot, i, at] { send(*slot, static_cast<std::uint64_t>(i), at, Op::read); });
-    }
-  }
-  const auto r = e.run();
+  std::vector<std::pair<Time, Op>> requests = {{seconds(1), Op::write}};
+  for (int i = 1; i <= 20; ++i) requests.push_back({seconds(1) + milliseconds(10) * i, Op::read});
+  const auto run = run_crafted(seconds(2), {{"audit_share", 0.0}}, requests);
+  const auto& r = run.result;
   CHECK(figure(r, "mutable_rows", "stale_reads") == 0);
   CHECK(figure(r, "event_log", "stale_reads") == 9);
   CHECK(figure(r, "event_log", "read_waits") == 0);
