@@ -265,9 +265,8 @@ class ClickAnalytics final : public System {
     bool repeated = false;
   };
 
-  /// A click from a request reaches the collector: it counts, and maybe comes again later.
+  /// A click from a request reaches the collector; maybe it comes again later.
   void accept(const Request& r, const Click& click, bool repeated) {
-    record_truth(click);
     if (repeated) {
       ctx_.hold();
       ctx_.after(retry_after_, [this, click] {
@@ -290,21 +289,17 @@ class ClickAnalytics final : public System {
     });
   }
 
-  void record_truth(const Click& click) {
-    if (click.duplicate) return;
-    ++table_[{floor_div(click.event_time, window_), click.ad}].truth;
-  }
-
   /// One delivery of a click to the pipeline (the first or a repeat). `request`: the click
-  /// waits for its insert (naive).
+  /// waits for its insert (naive). The first delivery adds to the true count of its cell.
   void deliver(const Click& click, const Request* request) {
-    if (click.id & kCraftedIds) record_truth(click);
     last_arrival_ = ctx_.now();
     clicks_metric_.add(1);
-    if (click.duplicate)
+    if (click.duplicate) {
       ++duplicates_;
-    else
+    } else {
       ++clicks_;
+      ++table_[{floor_div(click.event_time, window_), click.ad}].truth;
+    }
     switch (variant_) {
       case Variant::insert_every_click:
         return insert(click, request);
