@@ -222,7 +222,7 @@ class Notifications final : public System {
       if (n.created < counting_from_) continue;
       ++notifications;
       if (n.scheduled && n.fires == 0) {
-        ++missed;
+        missed += n.due + takeover_bound() <= ctx_.now();  // else it may still fire
         continue;
       }
       fired_twice += n.fires > 1;
@@ -265,6 +265,9 @@ class Notifications final : public System {
   bool queued() const { return variant_ == Variant::queued_pipeline; }
   bool counted(const Notice& n) const { return n.created >= counting_from_; }
   bool active(const Node& n) const { return n.alive && ctx_.now() >= n.paused_until; }
+  /// How late a job can fire when its shard is taken over (a lease expiring, the next renewal
+  /// round, the next tick), plus a tick of margin.
+  Time takeover_bound() const { return lease_ + renew_every_ + 2 * tick_; }
 
   // ---- scheduling -------------------------------------------------------------------------
 
@@ -278,7 +281,7 @@ class Notifications final : public System {
       shard.buckets.resize(static_cast<std::size_t>(tick) + 1);
     shard.buckets[static_cast<std::size_t>(tick)].push_back(index);
     // The drain waits until every job could have fired, late by a takeover at most.
-    last_due_ = std::max(last_due_, tick * tick_ + lease_ + renew_every_ + 2 * tick_);
+    last_due_ = std::max(last_due_, tick * tick_ + takeover_bound());
     if (!waiting_for_jobs_) {
       waiting_for_jobs_ = true;
       ctx_.hold();
@@ -311,23 +314,23 @@ class Notifications final : public System {
       if (stale && fencing_) {
         // The jobs table refuses the claim: a newer lease exists. The node lets the shard go.
         std::int64_t refused = 0;
-        for (std::int64_t t = view.cursor + 1; t <= ticks_done_; ++t) refused += jobs_at(shard, t);
+        for_jobs(shard, view.cursor, ticks_done_, [&](std::uint32_t) { ++refused; });
         fenced_ += refused;
         fenced_metric_.add(static_cast<double>(refused));
         view.owns = false;
         continue;
       }
-      for (std::int64_t t = view.cursor + 1; t <= ticks_done_; ++t)
-        if (static_cast<std::size_t>(t) < shard.buckets.size())
-          for (std::uint32_t index : shard.buckets[static_cast<std::size_t>(t)]) fire(index);
+      for_jobs(shard, view.cursor, ticks_done_, [this](std::uint32_t index) { fire(index); });
       view.cursor = ticks_done_;
       if (!stale) shard.fired_through = std::max(shard.fired_through, ticks_done_);
     }
   }
-  static std::int64_t jobs_at(const Shard& shard, std::int64_t t) {
-    return static_cast<std::size_t>(t) < shard.buckets.size()
-               ? static_cast<std::int64_t>(shard.buckets[static_cast<std::size_t>(t)].size())
-               : 0;
+  /// f(notice index) for every job of `shard` fired by the ticks (after, through].
+  template <class F>
+  static void for_jobs(const Shard& shard, std::int64_t after, std::int64_t through, F&& f) {
+    const auto end = std::min(static_cast<std::size_t>(through) + 1, shard.buckets.size());
+    for (auto t = static_cast<std::size_t>(after) + 1; t < end; ++t)
+      for (std::uint32_t index : shard.buckets[t]) f(index);
   }
 
   void fire(std::uint32_t index) {
@@ -381,11 +384,9 @@ class Notifications final : public System {
       back.alive = true;
       // A cron box starts from the current tick: what was due while it was down is skipped.
       if (!leased()) {
-        const Shard& jobs = shards_[0];
-        for (std::int64_t t = back.views[0].cursor + 1; t <= ticks_done_; ++t)
-          if (static_cast<std::size_t>(t) < jobs.buckets.size())
-            for (std::uint32_t index : jobs.buckets[static_cast<std::size_t>(t)])
-              if (notices_[index].fires == 0) missed_metric_.add(1);
+        for_jobs(shards_[0], back.views[0].cursor, ticks_done_, [this](std::uint32_t index) {
+          if (notices_[index].fires == 0) missed_metric_.add(1);
+        });
         back.views[0] = {true, 0, ticks_done_};
       }
       ctx_.log("scheduler node " + std::to_string(i) + " restarted");
@@ -648,7 +649,8 @@ LessonInfo info() {
        {"dead_lettered", MetricSpec::Kind::counter, "notifications moved to the dead-letter queue"},
        {"fenced", MetricSpec::Kind::counter, "fires refused for an older lease token"}},
       {{"notifications", Unit::count, "notifications requested"},
-       {"missed", Unit::count, "scheduled notifications never fired"},
+       {"missed", Unit::count,
+        "scheduled notifications not fired by their due time + lease + renew_every + 2 ticks"},
        {"fired_twice", Unit::count, "scheduled notifications fired more than once"},
        {"fire_delay_max", Unit::seconds, "latest first fire after the due time"},
        {"delivered", Unit::count, "notifications the provider accepted at least once"},
