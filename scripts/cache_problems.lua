@@ -25,7 +25,7 @@ end
 local s = st:run()
 lab.report(s)
 lab.expect(s.naive.dup_loads > 500, "naive: hundreds of queries for the same key at each expiry")
-lab.expect(s.single_flight.dup_loads == 0, "single flight: exactly one query per load")
+lab.expect(s.single_flight.dup_loads == 0, "single flight: exactly one query per load", { headline = true })
 lab.expect(s.early_expiry.dup_loads < s.naive.dup_loads / 20, "early expiry: a handful")
 lab.expect(s.background_refresh.dup_loads < s.naive.dup_loads / 20, "background refresh: a handful (cold keys)")
 for _, v in ipairs{ "single_flight", "early_expiry", "background_refresh" } do

@@ -22,7 +22,7 @@ end
 policies:at("15s", function(sys) sys:inject("scan", { share = 0.3, length = 1000000 }) end)
 local p = policies:run()
 lab.report(p)
-lab.expect(p.none.db_qps > 4000, "without a cache every read is a database query")
+lab.check(p.none.db_qps > 4000, "without a cache every read is a database query")
 for _, v in ipairs{ "fifo", "lru", "lfu", "ttl", "wtinylfu" } do
   lab.expect(p[v].db_qps < 0.7 * p.none.db_qps, v .. " takes at least 30% of the load off the database")
 end
