@@ -22,14 +22,14 @@ end
 policies:at("15s", function(sys) sys:inject("scan", { share = 0.3, length = 1000000 }) end)
 local p = policies:run()
 lab.report(p)
-lab.expect(p.none.db_qps > 4000, "without a cache every read is a database query")
+lab.check(p.none.db_qps > 4000, "without a cache every read is a database query")
 for _, v in ipairs{ "fifo", "lru", "lfu", "ttl", "wtinylfu" } do
   lab.expect(p[v].db_qps < 0.7 * p.none.db_qps, v .. " takes at least 30% of the load off the database")
 end
 lab.expect(p.lru.p99 < p.none.p99, "and the P99 drops with the database's queue")
 lab.expect(p.lru.hit_ratio > p.fifo.hit_ratio, "LRU keeps hot keys better than FIFO")
-lab.expect(p.wtinylfu.hit_ratio > p.lru.hit_ratio + 0.03,
-           "W-TinyLFU beats LRU by more than 3 points (Zipf, then the scan)",
+lab.expect(p.wtinylfu.hit_ratio > p.lru.hit_ratio + 0.06,
+           "W-TinyLFU beats LRU by more than 6 points (Zipf, then the scan)",
            { headline = true })
 lab.expect(p.ttl.hit_ratio < p.lru.hit_ratio, "a TTL costs hit ratio: hot keys are reloaded too")
 
@@ -44,7 +44,8 @@ end
 shift:at("10s", function(sys) sys:inject("shift", { offset = 1000000 }) end)
 local sh = shift:run()
 lab.report(sh)
-lab.expect(sh.wtinylfu.hit_ratio > sh.lfu.hit_ratio + 0.03, "W-TinyLFU follows the shift, LFU lags")
+lab.expect(sh.wtinylfu.hit_ratio > sh.lfu.hit_ratio + 0.05,
+           "W-TinyLFU follows the shift, LFU lags (by more than 5 points)")
 
 local strategies = lab.experiment{ name = "caching: strategies, crash at 10.5s", seed = 42, duration = "20s" }
 strategies:workload{

@@ -35,7 +35,7 @@ print(string.format("headers at 0.7 s  fixed_window: remaining %d, retry_after %
                     "sliding_log: remaining %d, retry_after %.3f s",
                     headers.fixed.remaining, headers.fixed.retry_after,
                     headers.log.remaining, headers.log.retry_after))
-lab.expect(b.none.accepted == b.none.requests, "no limiter: everything goes through")
+lab.check(b.none.accepted == b.none.requests, "no limiter: everything goes through")
 lab.expect(b.fixed_window.peak_per_window == 2 * limit,
            "fixed window: exactly 2x the limit inside one window-length interval at the boundary",
            { headline = true })

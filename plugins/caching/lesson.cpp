@@ -18,11 +18,12 @@
 //             write_through: write -> db then cache, in order (versioned: no stale fill)
 //             write_back:    write -> cache only, acknowledged at once; dirty keys flushed to the
 //                            db every flush_interval. crash -> unflushed writes are lost (counted)
-#include <deque>
 #include <string>
 #include <vector>
 
+#include "hldlab/distribution.hpp"
 #include "hldlab/plugin.hpp"
+#include "hldlab/server.hpp"
 #include "hldlab/slot_pool.hpp"
 #include "policies.hpp"
 
@@ -35,6 +36,7 @@ enum class Strategy { cache_aside, read_through, write_through, write_back };
 
 /// Keys the `scan` fault reads: far above any workload key, never repeated within a scan.
 constexpr std::uint64_t kScanBase = std::uint64_t{1} << 48;
+constexpr std::uint64_t kScanSalt = 0x5CA11;
 
 /// Versions of one key: written (last write accepted), acked (last write acknowledged to a
 /// client), db (last write the database committed).
@@ -45,16 +47,17 @@ struct Versions {
 /// A request waiting for something (the database, a shared load, the cache round trip).
 struct Pending {
   Request request;
-  std::uint32_t next = kNone;  ///< next waiter on the same shared load
-  std::uint32_t version = 0;   ///< writes: the version this write creates
+  SlotHandle next;            ///< next waiter on the same shared load
+  std::uint32_t version = 0;  ///< writes: the version this write creates
 };
 
+/// A database query. A read returns the version committed when it was issued.
 struct DbJob {
   enum Kind : std::uint8_t { read, load, write, flush };
   std::uint64_t key = 0;
-  std::uint32_t slot = kNone;  ///< the waiting request (the first waiter for a load)
-  std::uint32_t version = 0;   ///< writes: version written; reads: version read (at start)
-  std::uint32_t writes = 0;    ///< flush: acknowledged writes this flush makes durable
+  SlotHandle waiter;          ///< the waiting request (the first waiter of a load; none: flush)
+  std::uint32_t version = 0;  ///< writes: version written; reads: version read
+  std::uint32_t writes = 0;   ///< flush: acknowledged writes this flush makes durable
   Kind kind = read;
 };
 
@@ -62,21 +65,20 @@ class CachedStore final : public System {
  public:
   CachedStore(Policy policy, const Params& p, Context& ctx)
       : policy_(policy),
-        strategy_(parse_strategy(p.string("strategy"))),
+        strategy_(variant_value(p.string("strategy"), kStrategies)),
         ctx_(ctx),
         ttl_(p.duration("ttl")),
         cache_latency_(p.duration("cache_latency")),
         flush_interval_(p.duration("flush_interval")),
-        db_workers_(static_cast<std::uint32_t>(p.integer("db_workers"))),
-        db_queue_limit_(static_cast<std::size_t>(p.integer("db_queue_limit"))),
-        db_median_(static_cast<double>(p.duration("db_median"))),
+        db_time_(db_time(p)),
+        db_(ctx,
+            {.workers = static_cast<int>(p.integer("db_workers")),
+             .queue_limit = static_cast<std::size_t>(p.integer("db_queue_limit"))},
+            [this](DbJob& job) { db_done(job); }),
         db_queries_metric_(ctx.metric("db_queries")),
         stale_metric_(ctx.metric("stale_reads")),
         lost_metric_(ctx.metric("writes_lost")),
         entries_metric_(ctx.metric("cache_entries")) {
-    const double p99 = static_cast<double>(p.duration("db_p99"));
-    if (p99 < db_median_) throw std::invalid_argument("db_p99 must be at least db_median");
-    db_sigma_ = std::log(p99 / db_median_) / 2.3263478740408408;  // z of the 99th percentile
     const auto capacity = static_cast<std::size_t>(p.integer("capacity"));
     switch (policy_) {
       case Policy::none:
@@ -95,8 +97,6 @@ class CachedStore final : public System {
         cache_ = std::make_unique<WTinyLfuCache>(capacity, p.real("window_share"));
         break;
     }
-    if (policy_ == Policy::ttl && ttl_ <= 0)
-      throw std::invalid_argument("the ttl variant needs ttl > 0");
     if (cache_ && strategy_ == Strategy::write_back)
       ctx_.after(flush_interval_, [this] { flush_tick(); });
   }
@@ -105,14 +105,14 @@ class CachedStore final : public System {
     last_arrival_ = in.arrival;
     Request r = in;
     r.key += key_shift_;
-    if (scan_share_ > 0 &&
-        static_cast<double>(Rng::hash(r.id ^ 0x5CA11) >> 11) * 0x1.0p-53 < scan_share_) {
+    if (scan_share_ > 0 && Rng::uniform_at(kScanSalt, r.id, 0) < scan_share_) {
       r.key = kScanBase + scan_position_++ % scan_length_;
       r.op = Op::read;
     }
-    const std::uint32_t slot = acquire(r);
-    if (r.op == Op::write) return write(slot);
-    if (!cache_) return db_submit({r.key, slot, 0, 0, DbJob::read});
+    const SlotHandle h = pending_.acquire();
+    pending_[h] = {r, {}, 0};
+    if (r.op == Op::write) return write(h);
+    if (!cache_) return db_submit({r.key, h, 0, 0, DbJob::read});
     Entry* e = cache_->access(r.key);
     if (e != nullptr && e->expires != 0 && e->expires <= ctx_.now()) {
       drop(r.key, *e);
@@ -123,23 +123,20 @@ class CachedStore final : public System {
         ++stale_reads_;
         stale_metric_.add(1);
       }
-      return finish_after(cache_latency_, slot, Outcome::hit);
+      return finish_after(cache_latency_, h, Outcome::hit);
     }
-    if (strategy_ == Strategy::cache_aside) return db_submit({r.key, slot, 0, 0, DbJob::read});
-    join_load(slot);
+    if (strategy_ == Strategy::cache_aside) return db_submit({r.key, h, 0, 0, DbJob::read});
+    join_load(h);
   }
 
   void inject(const std::string& fault, const Value& p) override {
     if (fault == "crash") {
       if (!cache_) return;
-      std::int64_t lost = 0;
-      for (std::uint64_t key : dirty_keys_)
-        if (const Entry* e = cache_->peek(key)) lost += e->dirty;
+      const std::int64_t lost = unflushed_writes();
       dirty_keys_.clear();
       cache_->clear();
       entries_metric_.set(0);
-      writes_lost_ += lost;
-      lost_metric_.add(static_cast<double>(lost));
+      lose(lost);
       ctx_.log("cache crashed: " + std::to_string(lost) + " unflushed writes lost");
     } else if (fault == "shift") {
       key_shift_ = static_cast<std::uint64_t>(p["offset"].as_int());
@@ -152,21 +149,17 @@ class CachedStore final : public System {
   Value call(const std::string& op, const Value& args) override {
     if (op == "contains")
       return cache_ && cache_->peek(static_cast<std::uint64_t>(args["key"].as_int()));
-    std::int64_t dirty = 0;
-    if (cache_)
-      for (std::uint64_t key : dirty_keys_)
-        if (const Entry* e = cache_->peek(key)) dirty += e->dirty;
     return Map{{"entries", static_cast<std::int64_t>(cache_ ? cache_->size() : 0)},
                {"capacity", static_cast<std::int64_t>(cache_ ? cache_->capacity() : 0)},
                {"memory_bytes", static_cast<std::int64_t>(cache_ ? cache_->memory_bytes() : 0)},
-               {"unflushed_writes", dirty},
-               {"db_queue", static_cast<std::int64_t>(db_queue_.size())},
+               {"unflushed_writes", unflushed_writes()},
+               {"db_queue", static_cast<std::int64_t>(db_.queued())},
                {"db_reads", db_reads_},
                {"db_writes", db_writes_}};
   }
 
   Map figures() const override {
-    const double span = to_seconds(last_arrival_);
+    const double span = to_seconds(last_arrival_ - stats_start_);
     const double queries = static_cast<double>(db_reads_ + db_writes_);
     return {{"db_qps", span > 0 ? queries / span : queries},
             {"db_reads", db_reads_},
@@ -175,70 +168,76 @@ class CachedStore final : public System {
             {"writes_lost", writes_lost_}};
   }
 
+  void reset_stats() override {
+    db_reads_ = db_writes_ = stale_reads_ = writes_lost_ = 0;
+    stats_start_ = ctx_.now();
+  }
+
  private:
-  static Strategy parse_strategy(const std::string& s) {
-    if (s == "cache_aside") return Strategy::cache_aside;
-    if (s == "read_through") return Strategy::read_through;
-    if (s == "write_through") return Strategy::write_through;
-    if (s == "write_back") return Strategy::write_back;
-    throw std::invalid_argument("unknown strategy '" + s + "'");
+  static constexpr std::pair<const char*, Strategy> kStrategies[] = {
+      {"cache_aside", Strategy::cache_aside},
+      {"read_through", Strategy::read_through},
+      {"write_through", Strategy::write_through},
+      {"write_back", Strategy::write_back}};
+
+  static Distribution db_time(const Params& p) {
+    const auto median = static_cast<double>(p.duration("db_median"));
+    const auto p99 = static_cast<double>(p.duration("db_p99"));
+    if (p99 < median) throw std::invalid_argument("db_p99 must be at least db_median");
+    return Distribution::lognormal(median, p99);
   }
 
   // ---- requests ----------------------------------------------------------------------------
 
-  std::uint32_t acquire(const Request& r) {
-    const std::uint32_t slot = pending_.acquire().index;
-    pending_[slot].request = r;
-    pending_[slot].next = kNone;
-    pending_[slot].version = 0;
-    return slot;
-  }
-
-  void finish(std::uint32_t slot, Outcome outcome) {
-    const Pending& p = pending_[slot];
+  void finish(SlotHandle h, Outcome outcome) {
+    const Pending& p = pending_[h];
     if (p.request.op == Op::write && outcome == Outcome::ok) {
       Versions& v = versions(p.request.key);
       v.acked = std::max(v.acked, p.version);
     }
     ctx_.complete(p.request, outcome);
-    pending_.release(slot);
+    pending_.release(h);
   }
 
-  void finish_after(Time delay, std::uint32_t slot, Outcome outcome) {
-    if (delay <= 0) return finish(slot, outcome);
-    if (outcome == Outcome::hit)
-      ctx_.after(delay, [this, slot] { finish(slot, Outcome::hit); });
-    else if (outcome == Outcome::miss)
-      ctx_.after(delay, [this, slot] { finish(slot, Outcome::miss); });
-    else
-      ctx_.after(delay, [this, slot] { finish(slot, Outcome::ok); });
+  void finish_after(Time delay, SlotHandle h, Outcome outcome) {
+    if (delay <= 0) return finish(h, outcome);
+    ctx_.after(delay, [this, h, outcome] { finish(h, outcome); });
   }
 
-  void write(std::uint32_t slot) {
-    const std::uint64_t key = pending_[slot].request.key;
-    pending_[slot].version = ++versions(key).written;
+  void write(SlotHandle h) {
+    const std::uint64_t key = pending_[h].request.key;
+    const std::uint32_t version = pending_[h].version = ++versions(key).written;
     if (!cache_ || strategy_ != Strategy::write_back)
-      return db_submit({key, slot, pending_[slot].version, 1, DbJob::write});
+      return db_submit({key, h, version, 1, DbJob::write});
     // Write-back: the cache holds the only copy until the next flush.
     Entry* e = cache_->access(key);
     if (e == nullptr) e = &insert(key);
-    e->version = pending_[slot].version;
-    if (ttl_ > 0 && policy_ == Policy::ttl) e->expires = ctx_.now() + ttl_;
+    e->version = version;
+    if (policy_ == Policy::ttl) e->expires = ctx_.now() + ttl_;
     if (e->dirty++ == 0) dirty_keys_.push_back(key);
-    finish_after(cache_latency_, slot, Outcome::ok);
+    finish_after(cache_latency_, h, Outcome::ok);
   }
 
   /// Read-through and write-through/back: one database load per key; later misses wait on it.
-  void join_load(std::uint32_t slot) {
-    const std::uint64_t key = pending_[slot].request.key;
-    const std::uint32_t head = loads_.find(key);
-    if (head != kNone) {
-      pending_[slot].next = pending_[head].next;
-      pending_[head].next = slot;
+  void join_load(SlotHandle h) {
+    const std::uint64_t key = pending_[h].request.key;
+    const std::uint32_t first = loads_.find(key);
+    if (first != kNone) {
+      pending_[h].next = pending_[first].next;
+      pending_[first].next = h;
       return;
     }
-    loads_.insert(key, slot);
-    db_submit({key, slot, 0, 0, DbJob::load});
+    loads_.insert(key, h.index);
+    db_submit({key, h, 0, 0, DbJob::load});
+  }
+
+  /// Answer the first waiter of a load and everyone who joined it.
+  template <class F>
+  void for_each_waiter(SlotHandle first, F&& answer) {
+    for (SlotHandle h = first, next; h; h = next) {
+      next = pending_[h].next;
+      answer(h);
+    }
   }
 
   // ---- the cache ---------------------------------------------------------------------------
@@ -277,7 +276,7 @@ class CachedStore final : public System {
   }
 
   void flush_entry(std::uint64_t key, Entry& e) {
-    db_submit({key, kNone, e.version, e.dirty, DbJob::flush});
+    db_submit({key, {}, e.version, e.dirty, DbJob::flush});
     e.dirty = 0;
   }
 
@@ -288,87 +287,69 @@ class CachedStore final : public System {
     ctx_.after(flush_interval_, [this] { flush_tick(); });
   }
 
-  // ---- the database: db_workers queries at a time, FIFO queue, lognormal service -------------
-
-  void db_submit(const DbJob& job) {
-    if (db_busy_ < db_workers_) return db_start(job);
-    if (db_queue_.size() >= db_queue_limit_ && job.kind != DbJob::flush) {
-      // Overloaded: the request (and every waiter on a shared load) is turned away.
-      if (job.kind == DbJob::load) {
-        loads_.erase(job.key);
-        for (std::uint32_t s = job.slot, next; s != kNone; s = next) {
-          next = pending_[s].next;
-          finish(s, Outcome::rejected);
-        }
-        return;
-      }
-      return finish(job.slot, Outcome::rejected);
-    }
-    db_queue_.push_back(job);
+  std::int64_t unflushed_writes() const {
+    std::int64_t dirty = 0;
+    for (std::uint64_t key : dirty_keys_)
+      if (const Entry* e = cache_->peek(key)) dirty += e->dirty;
+    return dirty;
   }
 
-  void db_start(DbJob job) {
-    ++db_busy_;
+  void lose(std::int64_t writes) {
+    writes_lost_ += writes;
+    lost_metric_.add(static_cast<double>(writes));
+  }
+
+  // ---- the database: a queueing server with lognormal query times ---------------------------
+
+  void db_submit(DbJob job) {
     if (job.kind == DbJob::read || job.kind == DbJob::load) {
       const Versions* v = find_versions(job.key);
-      job.version = v != nullptr ? v->db : 0;  // the snapshot this query reads
-      ++db_reads_;
-    } else {
-      ++db_writes_;
+      job.version = v != nullptr ? v->db : 0;
     }
-    db_queries_metric_.add(1);
-    const std::uint32_t index = jobs_.acquire().index;
-    jobs_[index] = job;
-    const double latency = db_median_ * std::exp(db_sigma_ * ctx_.rng().normal());
-    ctx_.after(static_cast<Time>(latency), [this, index] { db_done(index); });
+    if (db_.submit(job, db_time_.sample_time(ctx_.rng())) != Admission::rejected) return;
+    // Overloaded: the request (and every waiter on a shared load) is turned away; a refused
+    // flush loses its writes.
+    switch (job.kind) {
+      case DbJob::flush:
+        return lose(job.writes);
+      case DbJob::load:
+        loads_.erase(job.key);
+        return for_each_waiter(job.waiter, [this](SlotHandle h) { finish(h, Outcome::rejected); });
+      default:
+        return finish(job.waiter, Outcome::rejected);
+    }
   }
 
-  void db_done(std::uint32_t index) {
-    const DbJob job = jobs_[index];
-    jobs_.release(index);
-    --db_busy_;
+  void db_done(const DbJob& job) {
+    db_queries_metric_.add(1);
     switch (job.kind) {
       case DbJob::read:
-        if (cache_) {
-          fill(job.key, job.version);
-          finish_after(cache_latency_, job.slot, Outcome::miss);
-        } else {
-          finish(job.slot, Outcome::miss);
-        }
-        break;
-      case DbJob::load: {
+        ++db_reads_;
+        if (!cache_) return finish(job.waiter, Outcome::miss);
+        fill(job.key, job.version);
+        return finish_after(cache_latency_, job.waiter, Outcome::miss);
+      case DbJob::load:
+        ++db_reads_;
         loads_.erase(job.key);
         fill(job.key, job.version);
-        for (std::uint32_t s = job.slot, next; s != kNone; s = next) {
-          next = pending_[s].next;
-          finish_after(cache_latency_, s, Outcome::miss);
-        }
-        break;
-      }
-      case DbJob::write: {
+        return for_each_waiter(
+            job.waiter, [this](SlotHandle h) { finish_after(cache_latency_, h, Outcome::miss); });
+      case DbJob::write:
+        ++db_writes_;
         commit(job.key, job.version);
-        if (cache_) {
-          if (strategy_ == Strategy::write_through) {
-            Entry* e = cache_->access(job.key);
-            if (e == nullptr) e = &insert(job.key);
-            // The database's latest committed version: writes can commit out of order.
-            e->version = std::max(e->version, versions(job.key).db);
-            if (policy_ == Policy::ttl) e->expires = ctx_.now() + ttl_;
-          } else {
-            cache_->erase(job.key);  // invalidate; the next read loads the new value
-          }
+        if (cache_ && strategy_ == Strategy::write_through) {
+          Entry* e = cache_->access(job.key);
+          if (e == nullptr) e = &insert(job.key);
+          // The database's latest committed version: writes can commit out of order.
+          e->version = std::max(e->version, versions(job.key).db);
+          if (policy_ == Policy::ttl) e->expires = ctx_.now() + ttl_;
+        } else if (cache_) {
+          cache_->erase(job.key);  // invalidate; the next read loads the new value
         }
-        finish(job.slot, Outcome::ok);
-        break;
-      }
+        return finish(job.waiter, Outcome::ok);
       case DbJob::flush:
-        commit(job.key, job.version);
-        break;
-    }
-    if (!db_queue_.empty() && db_busy_ < db_workers_) {
-      const DbJob next = db_queue_.front();
-      db_queue_.pop_front();
-      db_start(next);
+        ++db_writes_;
+        return commit(job.key, job.version);
     }
   }
 
@@ -397,106 +378,102 @@ class CachedStore final : public System {
   Strategy strategy_;
   Context& ctx_;
   Time ttl_, cache_latency_, flush_interval_;
-  std::uint32_t db_workers_;
-  std::size_t db_queue_limit_;
-  double db_median_, db_sigma_ = 0;
+  Distribution db_time_;
+  Server<DbJob> db_;
   Metric &db_queries_metric_, &stale_metric_, &lost_metric_, &entries_metric_;
   std::unique_ptr<Cache> cache_;
 
   SlotPool<Pending> pending_;
-  KeyIndex loads_;  // key -> first waiter of its in-flight load
-  SlotPool<DbJob> jobs_;
-  std::deque<DbJob> db_queue_;
-  std::uint32_t db_busy_ = 0;
+  KeyIndex loads_;  // key -> slot index of the first waiter of its in-flight load
   std::vector<std::uint64_t> dirty_keys_;
   KeyIndex version_index_;
   std::vector<Versions> versions_;
 
   double scan_share_ = 0;
   std::uint64_t scan_length_ = 1, scan_position_ = 0, key_shift_ = 0;
-  Time last_arrival_ = 0;
+  Time last_arrival_ = 0, stats_start_ = 0;
   std::int64_t db_reads_ = 0, db_writes_ = 0, stale_reads_ = 0, writes_lost_ = 0;
 };
 
-class Caching final : public Lesson {
- public:
-  const LessonInfo& info() const override {
-    static const LessonInfo info{
-        "caching",
-        "Caching: eviction policies and read/write strategies in front of a database",
-        "Without a cache every read queues at the database: its load and the P99 follow the "
-        "traffic. A cache with a poor eviction policy (FIFO) throws hot keys out as often as "
-        "cold ones. Cache-aside can leave a stale value behind when a read's fill lands after a "
-        "write's invalidation, and a write-back cache that crashes loses every write it "
-        "acknowledged but had not flushed.",
-        "Keep what will be asked again: LRU (recency), LFU (frequency) or W-TinyLFU (a small LRU "
-        "window plus frequency-based admission into a segmented LRU, robust to scans). Bound "
-        "staleness with a TTL; write through the cache in version order; use write-back only "
-        "where losing the last flush interval of writes is acceptable.",
-        {"Caffeine / Ristretto (W-TinyLFU)", "Redis (allkeys-lru, allkeys-lfu, volatile-ttl)",
-         "Memcached (segmented LRU)", "Facebook memcache leases (stale sets)",
-         "CPU and page caches (LRU approximations)"},
-        {{"none", true, "no cache: every read is a database query"},
-         {"fifo", true, "evict the oldest insertion, whatever its popularity"},
-         {"lru", false, "evict the least recently used key"},
-         {"lfu", false, "evict the least frequently used key (ties: least recent)"},
-         {"ttl", false, "LRU whose entries expire `ttl` after they were loaded"},
-         {"wtinylfu", false, "W-TinyLFU: LRU window + count-min admission + segmented LRU"}},
-        {{"capacity", ParamType::integer, 1000, "cache size in entries", 1, 1e8},
-         {"strategy",
-          ParamType::string,
-          "cache_aside",
-          "cache_aside | read_through | write_through | write_back",
-          -1e300,
-          1e300,
-          {"cache_aside", "read_through", "write_through", "write_back"}},
-         {"ttl", ParamType::duration, "30s", "entry lifetime (the ttl variant only)", 1e-6, 1e7},
-         {"cache_latency", ParamType::duration, "200us", "round trip to the cache", 0, 10},
-         {"db_median", ParamType::duration, "2ms", "median database query time", 1e-6, 100},
-         {"db_p99", ParamType::duration, "20ms", "99th percentile database query time (lognormal)",
-          1e-6, 1000},
-         {"db_workers", ParamType::integer, 16, "queries the database runs at once", 1, 1e6},
-         {"db_queue_limit", ParamType::integer, 100000,
-          "queued queries before the database refuses", 0, 1e9},
-         {"flush_interval", ParamType::duration, "1s", "write_back: time between flushes", 1e-6,
-          3600},
-         {"window_share", ParamType::real, 0.01,
-          "wtinylfu: share of the capacity for the LRU window", 1e-4, 0.99}},
-        {{"crash", "the cache process restarts: every entry and every unflushed write is lost", {}},
-         {"shift",
-          "popularity moves: from now on key k is read as k + offset (the hot items of the "
-          "morning go cold, new ones become hot)",
-          {{"offset", ParamType::integer, 1000000, "added to every key", 0, 1e12}}},
-         {"scan",
-          "a batch job scans cold keys: a share of the requests read the next key of a long "
-          "sequential scan instead (share 0 stops it)",
-          {{"share", ParamType::real, 0.3, "fraction of requests replaced by the scan", 0, 1},
-           {"length", ParamType::integer, 1000000, "keys in the scan before it repeats", 1,
-            1e12}}}},
-        {{"stats",
-          "entries, capacity, memory_bytes, unflushed_writes, db_queue, db_reads, db_writes",
-          {}},
-         {"contains",
-          "whether a key is cached",
-          {{"key", ParamType::integer, Value(), "key", 0, 9.2e18}}}},
-        {{"db_queries", MetricSpec::Kind::counter, "queries the database served"},
-         {"stale_reads", MetricSpec::Kind::counter, "hits older than the last acknowledged write"},
-         {"writes_lost", MetricSpec::Kind::counter, "acknowledged writes lost in a crash"},
-         {"cache_entries", MetricSpec::Kind::gauge, "entries in the cache"}}};
-    return info;
-  }
+LessonInfo info() {
+  return {
+      "caching",
+      "Caching: eviction policies and read/write strategies in front of a database",
+      "Without a cache every read queues at the database: its load and the P99 follow the "
+      "traffic. A cache with a poor eviction policy (FIFO) throws hot keys out as often as "
+      "cold ones. Cache-aside can leave a stale value behind when a read's fill lands after a "
+      "write's invalidation, and a write-back cache that crashes loses every write it "
+      "acknowledged but had not flushed.",
+      "Keep what will be asked again: LRU (recency), LFU (frequency) or W-TinyLFU (a small LRU "
+      "window plus frequency-based admission into a segmented LRU, robust to scans). Bound "
+      "staleness with a TTL; write through the cache in version order; use write-back only "
+      "where losing the last flush interval of writes is acceptable.",
+      {"Caffeine / Ristretto (W-TinyLFU)", "Redis (allkeys-lru, allkeys-lfu, volatile-ttl)",
+       "Memcached (segmented LRU)", "Facebook memcache leases (stale sets)",
+       "CPU and page caches (LRU approximations)"},
+      {{"none", true, "no cache: every read is a database query"},
+       {"fifo", true, "evict the oldest insertion, whatever its popularity"},
+       {"lru", false, "evict the least recently used key"},
+       {"lfu", false, "evict the least frequently used key (ties: least recent)"},
+       {"ttl", false, "LRU whose entries expire `ttl` after they were loaded"},
+       {"wtinylfu", false, "W-TinyLFU: LRU window + count-min admission + segmented LRU"}},
+      {{"capacity", ParamType::integer, 1000, "cache size in entries", 1, 1e8},
+       {"strategy",
+        ParamType::string,
+        "cache_aside",
+        "cache_aside | read_through | write_through | write_back",
+        -1e300,
+        1e300,
+        {"cache_aside", "read_through", "write_through", "write_back"}},
+       {"ttl", ParamType::duration, "30s", "entry lifetime (the ttl variant only)", 1e-6, 1e7},
+       {"cache_latency", ParamType::duration, "200us", "round trip to the cache", 0, 10},
+       {"db_median", ParamType::duration, "2ms", "median database query time", 1e-6, 100},
+       {"db_p99", ParamType::duration, "20ms", "99th percentile database query time (lognormal)",
+        1e-6, 1000},
+       {"db_workers", ParamType::integer, 16, "queries the database runs at once", 1, 1e6},
+       {"db_queue_limit", ParamType::integer, 100000, "queued queries before the database refuses",
+        0, 1e9},
+       {"flush_interval", ParamType::duration, "1s", "write_back: time between flushes", 1e-6,
+        3600},
+       {"window_share", ParamType::real, 0.01, "wtinylfu: share of the capacity for the LRU window",
+        1e-4, 0.99}},
+      {{"crash", "the cache process restarts: every entry and every unflushed write is lost", {}},
+       {"shift",
+        "popularity moves: from now on key k is read as k + offset (the hot items of the "
+        "morning go cold, new ones become hot)",
+        {{"offset", ParamType::integer, 1000000, "added to every key", 0, 1e12}}},
+       {"scan",
+        "a batch job scans cold keys: a share of the requests read the next key of a long "
+        "sequential scan instead (share 0 stops it)",
+        {{"share", ParamType::real, 0.3, "fraction of requests replaced by the scan", 0, 1},
+         {"length", ParamType::integer, 1000000, "keys in the scan before it repeats", 1, 1e12}}}},
+      {{"stats",
+        "entries, capacity, memory_bytes, unflushed_writes, db_queue, db_reads, db_writes",
+        {}},
+       {"contains",
+        "whether a key is cached",
+        {{"key", ParamType::integer, Value(), "key", 0, 9.2e18}}}},
+      {{"db_queries", MetricSpec::Kind::counter, "queries the database served"},
+       {"stale_reads", MetricSpec::Kind::counter, "hits older than the last acknowledged write"},
+       {"writes_lost", MetricSpec::Kind::counter,
+        "acknowledged writes that never reached the database"},
+       {"cache_entries", MetricSpec::Kind::gauge, "entries in the cache"}},
+      {{"db_qps", Unit::per_second, "database queries per second of traffic"},
+       {"db_reads", Unit::count, "read queries the database served"},
+       {"db_writes", Unit::count, "write queries the database served (write-back: flushes)"},
+       {"stale_reads", Unit::count, "hits older than the last write acknowledged for the key"},
+       {"writes_lost", Unit::count, "acknowledged writes that never reached the database"}},
+      /*uses_service_time=*/false,
+      {"latency", "errors", "blackhole"}};
+}
 
-  std::unique_ptr<System> build(const std::string& variant, const Params& params,
-                                Context& ctx) const override {
-    static const std::pair<const char*, Policy> policies[] = {
-        {"none", Policy::none}, {"fifo", Policy::fifo}, {"lru", Policy::lru},
-        {"lfu", Policy::lfu},   {"ttl", Policy::ttl},   {"wtinylfu", Policy::wtinylfu}};
-    for (const auto& [name, policy] : policies)
-      if (variant == name) return std::make_unique<CachedStore>(policy, params, ctx);
-    throw std::invalid_argument("unknown variant " + variant);
-  }
-};
+std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {
+  static const std::pair<const char*, Policy> policies[] = {
+      {"none", Policy::none}, {"fifo", Policy::fifo}, {"lru", Policy::lru},
+      {"lfu", Policy::lfu},   {"ttl", Policy::ttl},   {"wtinylfu", Policy::wtinylfu}};
+  return std::make_unique<CachedStore>(variant_value(variant, policies), params, ctx);
+}
 
 }  // namespace
 
-HLDLAB_PLUGIN(Caching)
+HLDLAB_LESSON(info, build)

@@ -7,24 +7,28 @@
 
 using namespace hldlab;
 using namespace hldlab::caching;
+using hldlab::testing::figure;
 using hldlab::testing::registry;
 using hldlab::testing::row;
+using hldlab::testing::run_experiment;
 
 namespace {
 
-/// Drive a cache with a request sequence (insert on miss); returns the evicted keys in order.
-std::vector<std::uint64_t> drive(Cache& cache, const std::vector<std::uint64_t>& requests) {
-  std::vector<std::uint64_t> evicted;
+using Keys = std::vector<std::uint64_t>;
+
+/// Drive a cache with a request sequence (insert on miss); returns the evicted keys in order
+/// and adds the misses to `*misses`.
+Keys drive(Cache& cache, const Keys& requests, std::size_t* misses = nullptr) {
+  Keys evicted;
   for (std::uint64_t key : requests) {
     if (cache.access(key) != nullptr) continue;
+    if (misses != nullptr) ++*misses;
     Evicted e;
     cache.insert(key, e);
     if (e.any) evicted.push_back(e.key);
   }
   return evicted;
 }
-
-using Keys = std::vector<std::uint64_t>;
 
 /// Che's approximation of the LRU hit ratio under the independent reference model: the
 /// characteristic time T solves sum_i (1 - exp(-p_i T)) = C; then h = sum_i p_i (1 - exp(-p_i T)).
@@ -171,18 +175,38 @@ TEST_CASE("the frequency sketch counts a key seen k times as about k and halves 
   REQUIRE(sketch.estimate(42) <= 3);
 }
 
+TEST_CASE("W-TinyLFU matches LFU on static Zipf trace after trace, far above LRU") {
+  // 141 000 requests over 100k keys, capacity 1000: LFU's hit ratio varies by a few tenths
+  // of a point from one trace to the next. W-TinyLFU must follow it on every trace: with a
+  // sketch as narrow as the cache, collisions made admission noise and it fell 3 points
+  // behind on some traces.
+  const auto keys = KeyDistribution::zipf(100000, 1.0);
+  for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+    Rng rng(seed);
+    Keys trace(141000);
+    for (auto& k : trace) k = keys.sample(rng);
+    WTinyLfuCache tiny(1000);
+    LfuCache lfu(1000);
+    ListCache lru(1000, true);
+    const auto hit_ratio = [&trace](Cache& c) {
+      std::size_t misses = 0;
+      drive(c, trace, &misses);
+      return 1.0 - static_cast<double>(misses) / static_cast<double>(trace.size());
+    };
+    const double t = hit_ratio(tiny), f = hit_ratio(lfu), l = hit_ratio(lru);
+    INFO("seed " << seed << ": wtinylfu " << t << " lfu " << f << " lru " << l);
+    CHECK(std::abs(t - f) < 0.01);
+    CHECK(t > l + 0.07);
+  }
+}
+
 // ---- the lesson in the simulation -----------------------------------------------------------
 
 TEST_CASE("LRU's hit ratio on Zipf(1.0) over 100k objects matches Che's approximation") {
   for (const double share : {0.001, 0.01, 0.1}) {
     const auto capacity = static_cast<std::int64_t>(share * 100000);
-    ExperimentConfig config;
-    config.seed = 11;
-    config.duration = seconds(200);
-    Experiment e(config);
-    e.set_workload(zipf_reads(10000));
-    e.add(registry(), "caching", "lru", fast_db(capacity));
-    const auto r = e.run();
+    const auto r = run_experiment(zipf_reads(10000), seconds(200),
+                                  {{"caching", "lru", fast_db(capacity)}}, 11);
     const double che = che_hit_ratio(100000, 1.0, static_cast<double>(capacity));
     const double measured = row(r, "lru").hit_ratio;
     INFO("capacity " << capacity << ": measured " << measured << ", Che " << che);
@@ -192,111 +216,116 @@ TEST_CASE("LRU's hit ratio on Zipf(1.0) over 100k objects matches Che's approxim
 
 TEST_CASE("W-TinyLFU beats LRU on Zipf and on a scan-polluted workload, FIFO trails LRU") {
   for (const bool scan : {false, true}) {
-    ExperimentConfig config;
-    config.seed = 3;
-    config.duration = seconds(100);
-    Experiment e(config);
-    e.set_workload(zipf_reads(10000));
-    for (const char* v : {"fifo", "lru", "lfu", "wtinylfu"}) {
-      SystemSlot& s = e.add(registry(), "caching", v, fast_db(1000));
-      if (scan) e.at(0, [&s] { s.inject("scan", {{"share", 0.3}, {"length", 1000000}}); });
-    }
-    const auto r = e.run();
+    std::vector<hldlab::testing::SystemSpec> systems;
+    for (const char* v : {"fifo", "lru", "lfu", "wtinylfu"})
+      systems.push_back({"caching", v, fast_db(1000)});
+    const auto r =
+        run_experiment(zipf_reads(10000), seconds(100), systems, 3, [scan](Experiment& e) {
+          for (const auto& s : e.systems())
+            if (scan) e.at(0, [&s] { s->inject("scan", {{"share", 0.3}, {"length", 1000000}}); });
+        });
     const double lru = row(r, "lru").hit_ratio, tiny = row(r, "wtinylfu").hit_ratio;
     INFO("scan " << scan << ": fifo " << row(r, "fifo").hit_ratio << " lru " << lru << " lfu "
                  << row(r, "lfu").hit_ratio << " wtinylfu " << tiny);
-    CHECK(tiny > lru + 0.03);
+    CHECK(tiny > lru + 0.06);
     CHECK(row(r, "fifo").hit_ratio < lru);
   }
 }
 
 TEST_CASE("after a popularity shift W-TinyLFU's aging sketch follows while LFU lags") {
-  ExperimentConfig config;
-  config.seed = 8;
-  config.duration = seconds(60);
-  Experiment e(config);
-  e.set_workload(zipf_reads(10000));
-  for (const char* v : {"lfu", "wtinylfu"}) {
-    SystemSlot& s = e.add(registry(), "caching", v, fast_db(1000));
-    e.at(seconds(20), [&s] { s.inject("shift", {{"offset", 1000000}}); });
-  }
-  const auto r = e.run();
+  const auto r =
+      run_experiment(zipf_reads(10000), seconds(60),
+                     {{"caching", "lfu", fast_db(1000)}, {"caching", "wtinylfu", fast_db(1000)}}, 8,
+                     [](Experiment& e) {
+                       for (const auto& s : e.systems())
+                         e.at(seconds(20), [&s] { s->inject("shift", {{"offset", 1000000}}); });
+                     });
   const double lfu = row(r, "lfu").hit_ratio, tiny = row(r, "wtinylfu").hit_ratio;
   INFO("lfu " << lfu << " wtinylfu " << tiny);
   // Before the shift both hold the hot set (about 0.59); after it, LFU's old hot keys keep
   // counts the new ones cannot reach, so new hot keys are evicted as soon as they enter.
-  CHECK(tiny > lfu + 0.03);
+  CHECK(tiny > lfu + 0.1);
+}
+
+TEST_CASE("without a cache the database is a queue: M/D/1 waits as Pollaczek-Khinchine says") {
+  // One worker, 1 ms per query, Poisson reads at 800/s (load 0.8): the mean wait is
+  // rho * D / (2 (1 - rho)) = 2 ms, so the mean latency is 3 ms.
+  const Map db{{"db_workers", 1}, {"db_median", "1ms"}, {"db_p99", "1ms"}};
+  const auto r = run_experiment(zipf_reads(800), seconds(400), {{"caching", "none", db}}, 6);
+  const double rho = 0.8, service = 1e-3, expected = service + rho * service / (2 * (1 - rho));
+  INFO("mean latency " << row(r, "none").mean << ", theory " << expected);
+  CHECK(std::abs(row(r, "none").mean - expected) < 0.05 * expected);
+}
+
+TEST_CASE("a database with no queue room refuses the Erlang-B share of the reads") {
+  // One worker and no queue: a read arriving while a query runs is refused. Poisson arrivals
+  // at 500/s on 1 ms queries (offered load a = 0.5): B(1, a) = a / (1 + a) = 1/3.
+  const Map db{{"db_workers", 1}, {"db_queue_limit", 0}, {"db_median", "1ms"}, {"db_p99", "5ms"}};
+  const auto r = run_experiment(zipf_reads(500), seconds(200), {{"caching", "none", db}}, 7);
+  const auto& none = row(r, "none");
+  const double a = 500 * Distribution::lognormal(1e-3, 5e-3).mean();
+  const double refused =
+      static_cast<double>(none.count(Outcome::rejected)) / static_cast<double>(none.requests);
+  INFO("refused " << refused << ", Erlang B " << a / (1 + a));
+  CHECK(std::abs(refused - a / (1 + a)) < 0.01);
+  REQUIRE(figure(none, "db_reads") == none.count(Outcome::miss));
 }
 
 TEST_CASE("a cache in front of the database cuts its queries and the P99 of reads") {
-  ExperimentConfig config;
-  config.seed = 5;
-  config.duration = seconds(60);
-  Experiment e(config);
-  e.set_workload(zipf_reads(4700));
-  e.add(registry(), "caching", "none");
-  e.add(registry(), "caching", "lru", {{"capacity", 10000}});
-  const auto r = e.run();
+  const auto r =
+      run_experiment(zipf_reads(4700), seconds(60),
+                     {{"caching", "none"}, {"caching", "lru", {{"capacity", 10000}}}}, 5);
   const auto &none = row(r, "none"), &lru = row(r, "lru");
-  INFO("db_qps none " << none.figures.at("db_qps").as_double() << " lru "
-                      << lru.figures.at("db_qps").as_double() << "; p99 " << none.p99 << " vs "
-                      << lru.p99);
+  INFO("db_qps none " << figure(none, "db_qps") << " lru " << figure(lru, "db_qps") << "; p99 "
+                      << none.p99 << " vs " << lru.p99);
   // Every read is a query without the cache; with it only the misses are.
-  REQUIRE(none.figures.at("db_reads").as_int() == none.requests);
-  REQUIRE(lru.figures.at("db_reads").as_int() == lru.count(Outcome::miss));
-  CHECK(lru.figures.at("db_qps").as_double() < 0.4 * none.figures.at("db_qps").as_double());
+  REQUIRE(figure(none, "db_reads") == none.requests);
+  REQUIRE(figure(lru, "db_reads") == lru.count(Outcome::miss));
+  CHECK(figure(lru, "db_qps") < 0.4 * figure(none, "db_qps"));
   CHECK(lru.p99 < none.p99 / 2);
 }
 
 TEST_CASE("a write-back crash loses exactly its unflushed writes, write-through loses none") {
-  ExperimentConfig config;
-  config.seed = 9;
-  config.duration = seconds(20);
-  Experiment e(config);
   Workload w = zipf_reads(2000, 10000);
   w.write_share = 0.3;
-  e.set_workload(w);
   std::int64_t unflushed = -1;
-  for (const char* strategy : {"write_back", "write_through"}) {
-    SystemSlot& s =
-        e.add(registry(), "caching", "lru",
-              {{"capacity", 5000}, {"strategy", strategy}, {"flush_interval", "2s"}}, strategy);
-    e.at(seconds(10.9), [&s, &unflushed, strategy] {
-      if (std::string(strategy) == "write_back")
-        unflushed = s.call("stats", {})["unflushed_writes"].as_int();
-      s.inject("crash", {});
-    });
-  }
-  const auto r = e.run();
+  std::vector<hldlab::testing::SystemSpec> systems;
+  for (const char* strategy : {"write_back", "write_through"})
+    systems.push_back({"caching",
+                       "lru",
+                       {{"capacity", 5000}, {"strategy", strategy}, {"flush_interval", "2s"}},
+                       strategy});
+  const auto r = run_experiment(w, seconds(20), systems, 9, [&unflushed](Experiment& e) {
+    for (const auto& s : e.systems())
+      e.at(seconds(10.9), [&s, &unflushed] {
+        if (s->label() == "write_back")
+          unflushed = s->call("stats", {})["unflushed_writes"].as_int();
+        s->inject("crash", {});
+      });
+  });
   const auto &back = row(r, "write_back"), &through = row(r, "write_through");
   // Flushes at 2, 4, ..., 10 s: the writes acknowledged in (10 s, 10.9 s] were only in memory,
-  // about 0.9 s * 600 writes/s, fewer where several hit the same key (all counted).
+  // about 0.9 s * 600 writes/s (several to one key all count), less those flushed by an eviction.
   INFO("unflushed at the crash " << unflushed);
   REQUIRE(unflushed > 300);
-  REQUIRE(back.figures.at("writes_lost").as_int() == unflushed);
-  REQUIRE(through.figures.at("writes_lost").as_int() == 0);
+  REQUIRE(figure(back, "writes_lost") == unflushed);
+  REQUIRE(figure(through, "writes_lost") == 0);
   // Write-back coalesces the writes to a key between flushes: fewer database writes.
-  CHECK(back.figures.at("db_writes").as_int() < through.figures.at("db_writes").as_int());
+  CHECK(figure(back, "db_writes") < figure(through, "db_writes"));
   // Lost writes come back as stale values once the keys are read again from the database.
-  CHECK(back.figures.at("stale_reads").as_int() > 0);
-  CHECK(through.figures.at("stale_reads").as_int() == 0);
+  CHECK(figure(back, "stale_reads") > 0);
+  CHECK(figure(through, "stale_reads") == 0);
 }
 
 TEST_CASE("cache-aside serves stale values after the read/write race, write-through never") {
-  ExperimentConfig config;
-  config.seed = 4;
-  config.duration = seconds(60);
-  Experiment e(config);
   Workload w = zipf_reads(3000, 10000);
   w.write_share = 0.1;
-  e.set_workload(w);
+  std::vector<hldlab::testing::SystemSpec> systems;
   for (const char* strategy : {"cache_aside", "read_through", "write_through"})
-    e.add(registry(), "caching", "lru", {{"capacity", 2000}, {"strategy", strategy}}, strategy);
-  e.add(registry(), "caching", "ttl", {{"capacity", 2000}, {"ttl", "1s"}}, "ttl_1s");
-  const auto r = e.run();
-  const auto stale = [&](const char* label) {
-    return row(r, label).figures.at("stale_reads").as_int();
-  };
+    systems.push_back({"caching", "lru", {{"capacity", 2000}, {"strategy", strategy}}, strategy});
+  systems.push_back({"caching", "ttl", {{"capacity", 2000}, {"ttl", "1s"}}, "ttl_1s"});
+  const auto r = run_experiment(w, seconds(60), systems, 4);
+  const auto stale = [&](const char* label) { return figure(r, label, "stale_reads"); };
   INFO("cache_aside " << stale("cache_aside") << " read_through " << stale("read_through")
                       << " ttl_1s " << stale("ttl_1s"));
   CHECK(stale("cache_aside") > 0);
@@ -304,8 +333,7 @@ TEST_CASE("cache-aside serves stale values after the read/write race, write-thro
   // A short TTL bounds how long a stale value can live.
   CHECK(stale("ttl_1s") < stale("cache_aside"));
   // Read-through shares one load among concurrent misses of a key: fewer database reads.
-  CHECK(row(r, "read_through").figures.at("db_reads").as_int() <
-        row(r, "cache_aside").figures.at("db_reads").as_int());
+  CHECK(figure(r, "read_through", "db_reads") < figure(r, "cache_aside", "db_reads"));
 }
 
 TEST_CASE("the caching script passes all its expectations") {

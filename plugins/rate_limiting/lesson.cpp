@@ -16,14 +16,14 @@
 //   every rejected request is a 429 (Outcome::rejected) that carries limit, remaining, reset and
 //   retry-after; accepted requests go to a backend of `capacity` workers and a FIFO queue.
 #include <algorithm>
-#include <array>
-#include <cmath>
-#include <deque>
 #include <string>
 #include <unordered_map>
-#include <vector>
 
+#include "hldlab/fifo.hpp"
+#include "hldlab/histogram.hpp"
 #include "hldlab/plugin.hpp"
+#include "hldlab/server.hpp"
+#include "hldlab/slot_pool.hpp"
 
 namespace {
 using namespace hldlab;
@@ -40,41 +40,13 @@ enum class Algorithm {
   gcra
 };
 
-/// Latency histogram with buckets 1% apart (enough for a P99 of the accepted requests only).
-class Histogram {
- public:
-  void record(Time ns) {
-    const double v = static_cast<double>(std::max<Time>(ns, 0)) + 1.0;
-    const auto i = static_cast<std::size_t>(std::log(v) / kLogStep);
-    ++counts_[std::min(i, counts_.size() - 1)];
-    ++total_;
-  }
-  /// Nearest-rank quantile in seconds (bucket midpoint), 0 when empty.
-  double quantile_seconds(double q) const {
-    if (total_ == 0) return 0;
-    const auto rank = static_cast<std::int64_t>(std::ceil(q * static_cast<double>(total_)));
-    std::int64_t seen = 0;
-    for (std::size_t i = 0; i < counts_.size(); ++i) {
-      seen += counts_[i];
-      if (seen >= std::max<std::int64_t>(rank, 1))
-        return (std::exp((static_cast<double>(i) + 0.5) * kLogStep) - 1.0) * 1e-9;
-    }
-    return 0;
-  }
-
- private:
-  static constexpr double kLogStep = 0.00995033;  // ln(1.01)
-  std::array<std::int64_t, 3100> counts_{};       // up to e^(3100 * 0.00995) ns, about 6 hours
-  std::int64_t total_ = 0;
-};
-
 /// What the limiter remembers about one client (or about everyone, with scope = global).
 struct ClientState {
   // fixed_window and sliding_window: index of the current window and its counts
   std::int64_t window_index = -1;
   std::int64_t count = 0, previous = 0;
   // sliding_log: accepted timestamps in the last window
-  std::deque<Time> log;
+  Fifo<Time> log;
   // token_bucket: level in nanoseconds of refill (one token = `interval` ns), as of `last`
   Time level = 0, last = 0;
   // gcra: theoretical arrival time; leaky_bucket: time the queue releases its next request
@@ -92,7 +64,7 @@ struct Headers {
 /// A request accepted by the limiter, until the backend has finished with it.
 struct Pending {
   Request request;
-  std::uint32_t generation = 0;
+  EventId timeout;        // the client gives up
   bool answered = false;  // completed (ok, or timeout when the client gave up)
 };
 
@@ -105,16 +77,18 @@ class Limited final : public System {
         window_(p.duration("window")),
         burst_(p.integer("burst") > 0 ? p.integer("burst") : limit_),
         global_(p.string("scope") == "global"),
-        workers_(static_cast<int>(p.integer("capacity"))),
-        capacity_(workers_),
-        queue_limit_(static_cast<std::size_t>(p.integer("queue_limit"))),
+        capacity_(static_cast<int>(p.integer("capacity"))),
         timeout_(p.duration("timeout")),
+        backend_(ctx,
+                 {.workers = capacity_,
+                  .queue_limit = static_cast<std::size_t>(p.integer("queue_limit"))},
+                 [this](SlotHandle& h) { finish(h); }),
         accepted_metric_(ctx.metric("accepted")),
         limited_metric_(ctx.metric("limited")),
         queue_metric_(ctx.metric("backend_queue")) {
     const double rate =
         p.real("rate") > 0 ? p.real("rate") : static_cast<double>(limit_) / to_seconds(window_);
-    interval_ = std::max<Time>(1, static_cast<Time>(std::llround(1e9 / rate)));
+    interval_ = std::max<Time>(1, round_time(1e9 / rate));
     if (static_cast<double>(burst_) * static_cast<double>(interval_) > 1e18)
       throw std::invalid_argument("burst / rate is too long (" + std::to_string(burst_) +
                                   " requests at one per " + std::to_string(to_seconds(interval_)) +
@@ -135,13 +109,15 @@ class Limited final : public System {
     ++accepted_;
     accepted_metric_.add(1);
     track_peak(r.client, now);
-    const std::uint32_t slot = allocate(r);
-    const Time deadline = std::max<Time>(0, r.arrival + timeout_ - now);
-    ctx_.after(deadline, [this, slot, g = pool_[slot].generation] { give_up(slot, g); });
+    const SlotHandle h = pending_.acquire();
+    pending_[h] = {r,
+                   ctx_.after(std::max<Time>(0, r.arrival + timeout_ - now),
+                              [this, h] { answer(h, Outcome::timeout); }),
+                   false};
     if (release > now)
-      ctx_.after(release - now, [this, slot] { enqueue(slot); });
+      ctx_.after(release - now, [this, h] { enqueue(h); });
     else
-      enqueue(slot);
+      enqueue(h);
   }
 
   Value call(const std::string& op, const Value& args) override {
@@ -160,19 +136,18 @@ class Limited final : public System {
     }
     if (op == "counts") return Map{{"accepted", accepted_}, {"limited", limited_}};
     if (op == "backend")
-      return Map{{"workers", workers_},
-                 {"busy", busy_},
-                 {"queued", static_cast<std::int64_t>(queue_.size())},
+      return Map{{"workers", backend_.workers()},
+                 {"busy", backend_.busy()},
+                 {"queued", static_cast<std::int64_t>(backend_.queued())},
                  {"queue_max", static_cast<std::int64_t>(queue_max_)}};
     throw std::invalid_argument("unknown operation '" + op + "'");
   }
 
   void inject(const std::string& fault, const Value& p) override {
     if (fault == "kill_workers") {
-      workers_ = std::max(0, workers_ - static_cast<int>(p["count"].as_int()));
+      backend_.set_workers(std::max(0, backend_.workers() - static_cast<int>(p["count"].as_int())));
     } else if (fault == "restore_workers") {
-      workers_ = capacity_;
-      while (busy_ < workers_ && !queue_.empty()) start_next();
+      backend_.set_workers(capacity_);
     } else if (fault == "limiter_state_lost") {
       clients_.clear();  // every client starts again with a full quota
     }
@@ -182,10 +157,18 @@ class Limited final : public System {
     return {{"accepted", accepted_},
             {"limited", limited_},
             {"peak_per_window", peak_},
-            {"ok_p99", ok_latency_.quantile_seconds(0.99)},
+            {"ok_p99", to_seconds(ok_latency_.quantile(0.99))},
             {"queue_max", static_cast<std::int64_t>(queue_max_)},
             {"retry_after_mean",
              limited_ > 0 ? to_seconds(retry_after_total_) / static_cast<double>(limited_) : 0.0}};
+  }
+
+  void reset_stats() override {
+    accepted_ = limited_ = peak_ = 0;
+    queue_max_ = 0;
+    retry_after_total_ = 0;
+    ok_latency_.reset();
+    recent_.clear();
   }
 
  private:
@@ -213,7 +196,7 @@ class Limited final : public System {
     c.window_index = index;
   }
 
-  void expire(std::deque<Time>& log, Time now) const {
+  void expire(Fifo<Time>& log, Time now) const {
     while (!log.empty() && log.front() <= now - window_) log.pop_front();
   }
 
@@ -287,7 +270,7 @@ class Limited final : public System {
         expire(c.log, now);
         h.limit = limit_;
         h.remaining = std::max<std::int64_t>(0, limit_ - static_cast<std::int64_t>(c.log.size()));
-        h.reset = c.log.empty() ? 0 : c.log.back() + window_ - now;
+        h.reset = c.log.empty() ? 0 : c.log[c.log.size() - 1] + window_ - now;
         if (h.remaining == 0) {  // the entry that must expire to let one more in
           const std::size_t k = c.log.size() - static_cast<std::size_t>(limit_);
           h.retry_after = c.log[k] + window_ - now;
@@ -353,74 +336,35 @@ class Limited final : public System {
 
   /// The measurement, not the limiter: most requests accepted in any window-length interval.
   void track_peak(std::uint32_t client, Time now) {
-    std::deque<Time>& recent = recent_[global_ ? 0 : client];
+    Fifo<Time>& recent = recent_[global_ ? 0 : client];
     expire(recent, now);
     recent.push_back(now);
     peak_ = std::max(peak_, static_cast<std::int64_t>(recent.size()));
   }
 
-  std::uint32_t allocate(const Request& r) {
-    std::uint32_t slot;
-    if (free_.empty()) {
-      slot = static_cast<std::uint32_t>(pool_.size());
-      pool_.emplace_back();
-    } else {
-      slot = free_.back();
-      free_.pop_back();
-    }
-    pool_[slot].request = r;
-    pool_[slot].answered = false;
-    return slot;
-  }
-
-  void release(std::uint32_t slot) {
-    ++pool_[slot].generation;
-    free_.push_back(slot);
-  }
-
-  void answer(std::uint32_t slot, Outcome outcome) {
-    Pending& p = pool_[slot];
+  void answer(SlotHandle h, Outcome outcome) {
+    Pending& p = pending_[h];
     if (p.answered) return;
     p.answered = true;
+    ctx_.cancel(p.timeout);
     if (outcome == Outcome::ok) ok_latency_.record(ctx_.now() - p.request.arrival);
     ctx_.complete(p.request, outcome);
   }
 
-  /// The client's timeout: it stops waiting (the backend still does the work when it gets there).
-  void give_up(std::uint32_t slot, std::uint32_t generation) {
-    if (pool_[slot].generation == generation) answer(slot, Outcome::timeout);
-  }
-
-  void enqueue(std::uint32_t slot) {
-    if (busy_ < workers_) return start(slot);
-    if (queue_.size() >= queue_limit_) {  // backend overload: 503
-      answer(slot, Outcome::error);
-      return release(slot);
+  /// The request reaches the backend (a client that gave up meanwhile still costs its work).
+  void enqueue(SlotHandle h) {
+    if (backend_.submit(h, pending_[h].request.service) == Admission::rejected) {
+      answer(h, Outcome::error);  // backend overload: 503
+      return pending_.release(h);
     }
-    queue_.push_back(slot);
-    queue_max_ = std::max(queue_max_, queue_.size());
-    queue_metric_.set(static_cast<double>(queue_.size()));
+    queue_max_ = std::max(queue_max_, backend_.queued());
+    queue_metric_.set(static_cast<double>(backend_.queued()));
   }
 
-  void start(std::uint32_t slot) {
-    ++busy_;
-    ctx_.after(pool_[slot].request.service,
-               [this, slot, g = pool_[slot].generation] { finish(slot, g); });
-  }
-
-  void start_next() {
-    const std::uint32_t next = queue_.front();
-    queue_.pop_front();
-    queue_metric_.set(static_cast<double>(queue_.size()));
-    start(next);
-  }
-
-  void finish(std::uint32_t slot, std::uint32_t generation) {
-    if (pool_[slot].generation != generation) return;
-    --busy_;
-    answer(slot, Outcome::ok);
-    release(slot);
-    while (busy_ < workers_ && !queue_.empty()) start_next();
+  void finish(SlotHandle h) {
+    answer(h, Outcome::ok);
+    pending_.release(h);
+    queue_metric_.set(static_cast<double>(backend_.queued()));
   }
 
   Algorithm algorithm_;
@@ -430,97 +374,96 @@ class Limited final : public System {
   std::int64_t burst_;
   bool global_;
   Time interval_ = 1;  // ns between two requests at the sustained rate
-  int workers_, capacity_;
-  std::size_t queue_limit_;
+  int capacity_;
   Time timeout_;
+  Server<SlotHandle> backend_;
   Metric& accepted_metric_;
   Metric& limited_metric_;
   Metric& queue_metric_;
-  std::unordered_map<std::uint32_t, ClientState> clients_;      // looked up only, never iterated
-  std::unordered_map<std::uint32_t, std::deque<Time>> recent_;  // accepted in the last window
-  std::vector<Pending> pool_;
-  std::vector<std::uint32_t> free_;
-  std::deque<std::uint32_t> queue_;
+  std::unordered_map<std::uint32_t, ClientState> clients_;  // looked up only, never iterated
+  std::unordered_map<std::uint32_t, Fifo<Time>> recent_;    // accepted in the last window
+  SlotPool<Pending> pending_;
   std::size_t queue_max_ = 0;
-  int busy_ = 0;
   std::int64_t accepted_ = 0, limited_ = 0, peak_ = 0;
   Time retry_after_total_ = 0;
   Histogram ok_latency_;
 };
 
-class RateLimiting final : public Lesson {
- public:
-  const LessonInfo& info() const override {
-    static const LessonInfo info{
-        "rate_limiting",
-        "Rate limiting: fixed window, sliding log/counter, token bucket, leaky bucket, GCRA",
-        "Without a limiter an API of fixed capacity hit by 10x its capacity queues everything: "
-        "the queue and P99 explode and nobody is served in time. A fixed window counter limits "
-        "the average but lets a client send its whole quota at the end of one window and again "
-        "at the start of the next: twice the limit in one window-length interval.",
-        "Reject the excess early with a 429 carrying limit, remaining, reset and retry-after, per "
-        "client: a sliding log (exact), a sliding window counter (two counters, approximate), a "
-        "token bucket or GCRA (sustained rate plus a bounded burst), or a leaky bucket that "
-        "queues a bounded burst and releases it at a steady rate. Accepted traffic stays within "
-        "capacity, so its P99 stays bounded.",
-        {"Stripe API (token buckets per user)", "Cloudflare (sliding window counter)",
-         "NGINX limit_req (leaky bucket)", "GitHub/Twitter APIs (X-RateLimit-* headers)",
-         "redis-cell, Envoy global rate limit (GCRA)"},
-        {{"none", true, "no limiter: the backend queues everything"},
-         {"fixed_window", true, "a counter per window: 2x the limit at a window boundary"},
-         {"sliding_log", false, "timestamps of the last window: exact, O(limit) memory"},
-         {"sliding_window", false, "previous and current counters weighted: approximate, O(1)"},
-         {"token_bucket", false, "tokens refill at `rate` up to `burst`"},
-         {"leaky_bucket", false, "a queue of `burst` requests drained at `rate` (shaping)"},
-         {"gcra", false, "generic cell rate algorithm: a token bucket in one timestamp"}},
-        {{"limit", ParamType::integer, 100, "requests allowed per window per client", 1, 1e9},
-         {"window", ParamType::duration, "1s", "window length", 1e-6, 86400},
-         {"burst", ParamType::integer, 0,
-          "token bucket/GCRA capacity, leaky bucket queue length (0: = limit)", 0, 1e9},
-         {"rate", ParamType::real, 0.0,
-          "token bucket/GCRA/leaky bucket requests per second (0: limit / window)", 0, 1e9},
-         {"scope",
-          ParamType::string,
-          "client",
-          "limit per client or one global limit",
-          -1e300,
-          1e300,
-          {"client", "global"}},
-         {"capacity", ParamType::integer, 10, "backend workers (requests served at once)", 1, 1e6},
-         {"queue_limit", ParamType::integer, 10000000, "backend queue length before 503s", 0, 1e9},
-         {"timeout", ParamType::duration, "10s", "client timeout: it stops waiting", 1e-6, 86400}},
-        {{"kill_workers",
-          "the backend loses workers (capacity drops below the limit)",
-          {{"count", ParamType::integer, Value(), "workers lost", 1, 1e6}}},
-         {"restore_workers", "the backend gets all its workers back", {}},
-         {"limiter_state_lost",
-          "the limiter's store (e.g. Redis) restarts: every client gets a full quota again",
-          {}}},
-        {{"headers",
-          "limit, remaining, reset (s), retry_after (s) for a client right now",
-          {{"client", ParamType::integer, 0, "client id", 0, 4294967295.0}}},
-         {"counts", "requests accepted and limited (429) so far", {}},
-         {"backend", "backend state: workers, busy, queued, queue_max", {}}},
-        {{"accepted", MetricSpec::Kind::counter, "requests the limiter let through"},
-         {"limited", MetricSpec::Kind::counter, "requests rejected with 429"},
-         {"backend_queue", MetricSpec::Kind::gauge, "requests waiting in the backend queue"}}};
-    return info;
-  }
+LessonInfo info() {
+  return {
+      "rate_limiting",
+      "Rate limiting: fixed window, sliding log/counter, token bucket, leaky bucket, GCRA",
+      "Without a limiter an API of fixed capacity hit by 10x its capacity queues everything: "
+      "the queue and P99 explode and nobody is served in time. A fixed window counter limits "
+      "the average but lets a client send its whole quota at the end of one window and again "
+      "at the start of the next: twice the limit in one window-length interval.",
+      "Reject the excess early with a 429 carrying limit, remaining, reset and retry-after, per "
+      "client: a sliding log (exact), a sliding window counter (two counters, approximate), a "
+      "token bucket or GCRA (sustained rate plus a bounded burst), or a leaky bucket that "
+      "queues a bounded burst and releases it at a steady rate. Accepted traffic stays within "
+      "capacity, so its P99 stays bounded.",
+      {"Stripe API (token buckets per user)", "Cloudflare (sliding window counter)",
+       "NGINX limit_req (leaky bucket)", "GitHub/Twitter APIs (X-RateLimit-* headers)",
+       "redis-cell, Envoy global rate limit (GCRA)"},
+      {{"none", true, "no limiter: the backend queues everything"},
+       {"fixed_window", true, "a counter per window: 2x the limit at a window boundary"},
+       {"sliding_log", false, "timestamps of the last window: exact, O(limit) memory"},
+       {"sliding_window", false, "previous and current counters weighted: approximate, O(1)"},
+       {"token_bucket", false, "tokens refill at `rate` up to `burst`"},
+       {"leaky_bucket", false, "a queue of `burst` requests drained at `rate` (shaping)"},
+       {"gcra", false, "generic cell rate algorithm: a token bucket in one timestamp"}},
+      {{"limit", ParamType::integer, 100, "requests allowed per window per client", 1, 1e9},
+       {"window", ParamType::duration, "1s", "window length", 1e-6, 86400},
+       {"burst", ParamType::integer, 0,
+        "token bucket/GCRA capacity, leaky bucket queue length (0: = limit)", 0, 1e9},
+       {"rate", ParamType::real, 0.0,
+        "token bucket/GCRA/leaky bucket requests per second (0: limit / window)", 0, 1e9},
+       {"scope",
+        ParamType::string,
+        "client",
+        "limit per client or one global limit",
+        -1e300,
+        1e300,
+        {"client", "global"}},
+       {"capacity", ParamType::integer, 10, "backend workers (requests served at once)", 1, 1e6},
+       {"queue_limit", ParamType::integer, 10000000, "backend queue length before 503s", 0, 1e9},
+       {"timeout", ParamType::duration, "10s", "client timeout: it stops waiting", 1e-6, 86400}},
+      {{"kill_workers",
+        "the backend loses workers (capacity drops below the limit)",
+        {{"count", ParamType::integer, Value(), "workers lost", 1, 1e6}}},
+       {"restore_workers", "the backend gets all its workers back", {}},
+       {"limiter_state_lost",
+        "the limiter's store (e.g. Redis) restarts: every client gets a full quota again",
+        {}}},
+      {{"headers",
+        "limit, remaining, reset (s), retry_after (s) for a client right now",
+        {{"client", ParamType::integer, 0, "client id", 0, 4294967295.0}}},
+       {"counts", "requests accepted and limited (429) so far", {}},
+       {"backend", "backend state: workers, busy, queued, queue_max", {}}},
+      {{"accepted", MetricSpec::Kind::counter, "requests the limiter let through"},
+       {"limited", MetricSpec::Kind::counter, "requests rejected with 429"},
+       {"backend_queue", MetricSpec::Kind::gauge, "requests waiting in the backend queue"}},
+      {{"accepted", Unit::count, "requests the limiter let through"},
+       {"limited", Unit::count, "requests rejected with 429"},
+       {"peak_per_window", Unit::count,
+        "most requests accepted for one client in any window-length interval"},
+       {"ok_p99", Unit::seconds, "P99 latency of the requests served in time"},
+       {"queue_max", Unit::count, "longest backend queue"},
+       {"retry_after_mean", Unit::seconds, "mean retry-after of the 429s"}}};
+}
 
-  std::unique_ptr<System> build(const std::string& variant, const Params& params,
-                                Context& ctx) const override {
-    static const std::pair<const char*, Algorithm> algorithms[] = {
-        {"none", Algorithm::none},
-        {"fixed_window", Algorithm::fixed_window},
-        {"sliding_log", Algorithm::sliding_log},
-        {"sliding_window", Algorithm::sliding_window},
-        {"token_bucket", Algorithm::token_bucket},
-        {"leaky_bucket", Algorithm::leaky_bucket},
-        {"gcra", Algorithm::gcra}};
-    return std::make_unique<Limited>(variant_value(variant, algorithms), params, ctx);
-  }
-};
+std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {
+  static const std::pair<const char*, Algorithm> algorithms[] = {
+      {"none", Algorithm::none},
+      {"fixed_window", Algorithm::fixed_window},
+      {"sliding_log", Algorithm::sliding_log},
+      {"sliding_window", Algorithm::sliding_window},
+      {"token_bucket", Algorithm::token_bucket},
+      {"leaky_bucket", Algorithm::leaky_bucket},
+      {"gcra", Algorithm::gcra}};
+  return std::make_unique<Limited>(variant_value(variant, algorithms), params, ctx);
+}
 
 }  // namespace
 
-HLDLAB_PLUGIN(RateLimiting)
+HLDLAB_LESSON(info, build)

@@ -3,8 +3,10 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
+using hldlab::testing::figure;
 using hldlab::testing::registry;
 using hldlab::testing::row;
+using hldlab::testing::run_experiment;
 
 namespace {
 
@@ -20,10 +22,6 @@ Workload spike(Time from, Time to, double rps, std::uint32_t clients = 1) {
   return w;
 }
 
-std::int64_t figure(const ExperimentResult& r, const std::string& label, const std::string& name) {
-  return row(r, label).figures.at(name).as_int();
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -33,13 +31,10 @@ TEST_CASE(
   // ..., 2000 ms. The fixed window accepts 501..600 ms (window 0) and 1000..1099 ms (window 1):
   // 200 requests inside 0.6 s. The sliding log accepts 501..600 ms, then nothing until the first
   // of those leaves the log at 1501 ms.
-  ExperimentConfig config;
-  config.duration = seconds(3);
-  Experiment e(config);
-  e.set_workload(spike(milliseconds(500), seconds(2), 1000));
+  std::vector<hldlab::testing::SystemSpec> systems;
   for (const char* v : {"none", "fixed_window", "sliding_log", "sliding_window"})
-    e.add(registry(), "rate_limiting", v, {{"limit", 100}, {"window", "1s"}});
-  const auto r = e.run();
+    systems.push_back({"rate_limiting", v, {{"limit", 100}, {"window", "1s"}}});
+  const auto r = run_experiment(spike(milliseconds(500), seconds(2), 1000), seconds(3), systems);
   const std::int64_t limit = 100;
   REQUIRE(row(r, "none").requests == 1500);
   REQUIRE(figure(r, "none", "accepted") == 1500);
@@ -98,15 +93,12 @@ TEST_CASE("a leaky bucket queues at most its burst and releases it at the steady
   // burst 10, rate 100/s (one release per 10 ms); 1000 rps from 1 s to 2 s (arrivals 1001..2000
   // ms). Releases are at 1001 + 10 k ms and a request is accepted while its release is at most
   // burst * 10 ms away: the last release slot is 2000 + 100 ms, so k = 0..109.
-  ExperimentConfig config;
-  config.duration = seconds(3);
-  Experiment e(config);
-  e.set_workload(spike(seconds(1), seconds(2), 1000));
-  e.add(registry(), "rate_limiting", "leaky_bucket", {{"limit", 100}, {"burst", 10}});
-  const auto r = e.run();
+  const auto r =
+      run_experiment(spike(seconds(1), seconds(2), 1000), seconds(3),
+                     {{"rate_limiting", "leaky_bucket", {{"limit", 100}, {"burst", 10}}}});
   REQUIRE(figure(r, "leaky_bucket", "accepted") == 110);
   // Shaping costs latency instead of a 429: at most burst intervals of waiting, plus service.
-  const double p99 = row(r, "leaky_bucket").figures.at("ok_p99").as_double();
+  const double p99 = figure(r, "leaky_bucket", "ok_p99");
   CHECK(p99 > 0.09);
   CHECK(p99 < (0.100 + 0.001) * 1.02);
 }
@@ -189,53 +181,71 @@ TEST_CASE(
     "with one") {
   // Capacity: 10 workers x 10 ms = 1000 rps. Offered: 10 000 rps from 10 clients. The limiter
   // gives each client 90 rps (900 rps in total) with a burst of 10.
-  ExperimentConfig config;
-  config.duration = seconds(10);
-  Experiment e(config);
-  Workload w;
-  w.arrivals.rps = 10000;
+  Workload w = hldlab::testing::poisson_workload(10000);
   w.clients = 10;
   w.service = Distribution::exponential(static_cast<double>(milliseconds(10)));
-  e.set_workload(w);
+  std::vector<hldlab::testing::SystemSpec> systems;
   for (const char* v : {"none", "token_bucket", "gcra", "sliding_window"})
-    e.add(registry(), "rate_limiting", v,
-          {{"limit", 90}, {"burst", 10}, {"capacity", 10}, {"timeout", "5s"}});
-  const auto r = e.run();
+    systems.push_back(
+        {"rate_limiting", v, {{"limit", 90}, {"burst", 10}, {"capacity", 10}, {"timeout", "5s"}}});
+  const auto r = run_experiment(w, seconds(10), systems);
   const auto& none = row(r, "none");
   const auto& bucket = row(r, "token_bucket");
-  INFO("none ok_p99 " << none.figures.at("ok_p99").as_double() << ", bucket ok_p99 "
-                      << bucket.figures.at("ok_p99").as_double());
+  INFO("none ok_p99 " << figure(none, "ok_p99") << ", bucket ok_p99 " << figure(bucket, "ok_p99"));
   // Without a limiter the queue holds most of the traffic and almost everyone times out.
-  CHECK(none.figures.at("queue_max").as_int() > 30000);
+  CHECK(figure(none, "queue_max") > 30000);
   CHECK(none.count(Outcome::timeout) > none.requests / 2);
-  CHECK(none.figures.at("ok_p99").as_double() > 4.0);
+  CHECK(figure(none, "ok_p99") > 4.0);
   for (const char* v : {"token_bucket", "gcra", "sliding_window"}) {
     const auto& s = row(r, v);
     INFO(v);
     CHECK(s.count(Outcome::timeout) == 0);
     // The sliding window counter lets every client's whole first quota in at once at the start
     // (no previous window yet): a 900-request burst that its P99 remembers.
-    CHECK(s.figures.at("ok_p99").as_double() < (std::string(v) == "sliding_window" ? 1.0 : 0.2));
+    CHECK(figure(s, "ok_p99") < (std::string(v) == "sliding_window" ? 1.0 : 0.2));
     // 429 for the excess: about 91% of the traffic, each with a retry-after below the window.
     CHECK(s.count(Outcome::rejected) > s.requests * 85 / 100);
-    CHECK(s.figures.at("retry_after_mean").as_double() > 0);
-    CHECK(s.figures.at("retry_after_mean").as_double() < 1.0);
+    CHECK(figure(s, "retry_after_mean") > 0);
+    CHECK(figure(s, "retry_after_mean") < 1.0);
     // And more requests served in time than without a limiter.
     CHECK(s.count(Outcome::ok) > none.count(Outcome::ok));
   }
 }
 
 TEST_CASE("losing the limiter's state hands every client a fresh quota") {
-  ExperimentConfig config;
-  config.duration = seconds(3);
-  Experiment e(config);
-  e.set_workload(spike(milliseconds(500), seconds(3), 1000));
-  SystemSlot& s = e.add(registry(), "rate_limiting", "sliding_log", {{"limit", 100}});
-  e.at(seconds(1), [&s] { s.inject("limiter_state_lost", {}); });
-  const auto r = e.run();
+  const auto r =
+      run_experiment(spike(milliseconds(500), seconds(3), 1000), seconds(3),
+                     {{"rate_limiting", "sliding_log", {{"limit", 100}}}}, 1, [](Experiment& e) {
+                       SystemSlot& s = *e.systems()[0];
+                       e.at(seconds(1), [&s] { s.inject("limiter_state_lost", {}); });
+                     });
   // 501..600 ms, then a fresh log at 1 s: 1000..1099 ms, then 2000..2099 ms.
   REQUIRE(figure(r, "sliding_log", "accepted") == 300);
   REQUIRE(figure(r, "sliding_log", "peak_per_window") == 200);
+}
+
+TEST_CASE("a backend that lost all its workers queues every arrival until they are back") {
+  // No limiter, 10 workers of 10 ms, one request every 1.25 ms (800 rps: 8 workers busy).
+  // All workers die at 1 s (the running requests finish) and come back at 2 s. The arrivals
+  // at 1.000, 1.00125, ..., 1.99875 s queue: 800 of them; the one at 2 s finds the workers
+  // back (a callback runs before an arrival at the same instant), and they drain the backlog
+  // at 200 rps more than the arrivals bring.
+  Workload w = hldlab::testing::constant_workload(800, milliseconds(10));
+  Value during;
+  const auto r = run_experiment(
+      w, seconds(10), {{"rate_limiting", "none", {{"capacity", 10}}}}, 1, [&during](Experiment& e) {
+        SystemSlot& s = *e.systems()[0];
+        e.at(seconds(1), [&s] { s.inject("kill_workers", {{"count", 10}}); });
+        e.at(seconds(1.5), [&s, &during] { during = s.call("backend", {}); });
+        e.at(seconds(2), [&s] { s.inject("restore_workers", {}); });
+      });
+  REQUIRE(during["workers"].as_int() == 0);
+  REQUIRE(during["busy"].as_int() == 0);
+  REQUIRE(during["queued"].as_int() == 400);  // 1.000 .. 1.49875 s
+  REQUIRE(figure(r, "none", "queue_max") == 800);
+  REQUIRE(row(r, "none").count(Outcome::ok) == row(r, "none").requests);
+  // The longest wait is the first queued request's: it arrived at 1 s and started at 2 s.
+  REQUIRE(row(r, "none").max == Approx(1.010).margin(1e-9));
 }
 
 TEST_CASE("a burst that would take longer than 30 years to refill is refused") {
