@@ -51,6 +51,22 @@ class HyperLogLog {
       registers_[j] = std::max(registers_[j], other.registers_[j]);
   }
   void clear() { std::fill(registers_.begin(), registers_.end(), 0); }
+  /// The same sketch with 2^precision registers (precision <= p): the bits of an index
+  /// beyond the first `precision` become the first bits of the rank. Exactly the sketch of
+  /// that size fed the same hashes (how a sketch is shrunk to merge with a smaller one).
+  HyperLogLog folded(int precision) const {
+    if (precision > p_) throw std::invalid_argument("a sketch folds to a lower precision only");
+    HyperLogLog out(precision);
+    const int shift = p_ - precision;
+    for (std::size_t j = 0; j < registers_.size(); ++j) {
+      if (registers_[j] == 0) continue;
+      const std::size_t moved = j & ((std::size_t{1} << shift) - 1);  // now rank bits
+      const int rank = moved == 0 ? registers_[j] + shift : shift - (63 - __builtin_clzll(moved));
+      std::uint8_t& r = out.registers_[j >> shift];
+      if (rank > r) r = static_cast<std::uint8_t>(rank);
+    }
+    return out;
+  }
 
   /// The raw estimate alpha_m m^2 / sum_j 2^-M[j]: biased upwards for counts below ~2.5 m
   /// (with no visitor at all it says alpha_m m).
