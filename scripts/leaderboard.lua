@@ -16,10 +16,11 @@
 -- Part 3: ties: five players; 2, then 1, then 4 reach 20 points. first_reached ranks them in
 --         that order, player_id by id, shared gives them one rank ("1224" ranking).
 --
--- Theory: the skip list's mean visits per rank vary by about 1.4 from one placement of the
--- levels to another (and by 0.4 over this part's ~180 queries): 100x the players multiply
--- them by 1.7 (30.3 / 17.5), never by 2.5. The rank-query P99s differ by orders of
--- magnitude (milliseconds of queueing against microseconds of work).
+-- Theory: on average over placements of the levels, a rank visits at most L(n)/p + 1/(1 - p)
+-- nodes (Pugh), 21.3 at 10^3 players and 34.6 at 10^5 (measured: 17.5 and 30.3). One seed is
+-- one placement and ~180 queries: over 100 seeds the ratio of the two was 1.77 with a standard
+-- deviation of 0.19; the claim allows 3 (6 standard deviations). The rank-query P99s differ by
+-- orders of magnitude (hundreds of milliseconds of queueing against microseconds of work).
 local lab = require "hldlab"
 
 -- Part 1 ------------------------------------------------------------------------------------
@@ -44,13 +45,13 @@ for _, n in ipairs(sizes) do
 end
 local small, big = c["skip_list 1000"], c["skip_list 100000"]
 lab.expect(c["table_scan 100000"].rows_per_rank == 100 * c["table_scan 1000"].rows_per_rank
-           and big.nodes_per_rank < 2.5 * small.nodes_per_rank,
+           and big.nodes_per_rank < 3 * small.nodes_per_rank,
            string.format("100x the players: the scan reads 100x the rows, the skip list visits %.1fx "
                          .. "the nodes (%.1f -> %.1f, O(log n))", big.nodes_per_rank / small.nodes_per_rank,
                          small.nodes_per_rank, big.nodes_per_rank))
-lab.expect(big.nodes_per_rank < 4 * math.log(100000) / math.log(4) + 4 / 3,
-           string.format("and stays under Pugh's bound L(n)/p + 1/(1 - p) = %.1f at 100 000 players",
-                         4 * math.log(100000) / math.log(4) + 4 / 3))
+print(string.format("Pugh's bound on the mean over placements of the levels, L(n)/p + 1/(1 - p): "
+                    .. "%.1f at 1 000 players, %.1f at 100 000", 4 * math.log(1000) / math.log(4) + 4 / 3,
+                    4 * math.log(100000) / math.log(4) + 4 / 3))
 
 -- Part 2 ------------------------------------------------------------------------------------
 local load = lab.experiment{ name = "leaderboard: 10 000 players, updates and rank queries under load",
