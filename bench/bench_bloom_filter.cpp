@@ -74,7 +74,8 @@ int main() {
   w.arrivals.rps = 7000;
   w.keys = KeyDistribution::uniform(1000000);
   w.write_share = 0.02;
-  for (const char* v : {"db_lookup", "exact_set", "bloom", "bloom_clear_on_delete", "counting_bloom"})
+  for (const char* v :
+       {"db_lookup", "exact_set", "bloom", "bloom_clear_on_delete", "counting_bloom"})
     bench::run_lesson(lessons, "bloom_filter", v, {}, w, seconds(60));
   return 0;
 }

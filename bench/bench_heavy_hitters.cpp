@@ -30,7 +30,8 @@ int main() {
     sketch::CountMin<std::uint32_t> cms(2719, 5, hashes);
     sketch::TopK top(10);
     const double start = bench::now_seconds();
-    for (std::uint64_t topic : stream) top.offer(topic, cms.add(topic, 1, conservative, work), work);
+    for (std::uint64_t topic : stream)
+      top.offer(topic, cms.add(topic, 1, conservative, work), work);
     bench::report(conservative ? "count-min (2719 x 5) conservative + top-10 heap, per event"
                                : "count-min (2719 x 5) + top-10 heap, per event",
                   static_cast<double>(events), bench::now_seconds() - start, "events");
@@ -53,9 +54,10 @@ int main() {
   for (int i = 0; i < queries; ++i) exact.top(10, answer, work);
   bench::report("  top-10 query (scan every slot)", queries, bench::now_seconds() - start,
                 "queries");
-  std::printf("memory: count-min 2719 x 5 %zu B; exact map %.1f MiB for %zu topics (%.1f B a topic)\n",
-              std::size_t{2719} * 5 * 4, static_cast<double>(exact.memory_bytes()) / (1 << 20),
-              exact.size(), static_cast<double>(exact.memory_bytes()) / static_cast<double>(exact.size()));
+  std::printf(
+      "memory: count-min 2719 x 5 %zu B; exact map %.1f MiB for %zu topics (%.1f B a topic)\n",
+      std::size_t{2719} * 5 * 4, static_cast<double>(exact.memory_bytes()) / (1 << 20),
+      exact.size(), static_cast<double>(exact.memory_bytes()) / static_cast<double>(exact.size()));
 
   const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
   if (!lessons.has("heavy_hitters")) {

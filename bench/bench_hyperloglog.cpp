@@ -45,12 +45,13 @@ int main() {
   for (std::uint64_t id = 0; id < n; ++id) exact.insert(id * 0x9E3779B97F4A7C15ULL, work);
   bench::report("exact id set insert (grows from 16 slots)", static_cast<double>(n),
                 bench::now_seconds() - start, "ops");
-  std::printf("memory at %.0e distinct ids: exact set %.1f MiB (%.1f B an id), HyperLogLog %zu KiB "
-              "per server (estimate %.0f, error %.2f%%)\n",
-              static_cast<double>(n), static_cast<double>(exact.memory_bytes()) / (1 << 20),
-              static_cast<double>(exact.memory_bytes()) / static_cast<double>(n),
-              sketch.memory_bytes() / 1024, sketch.estimate(work),
-              100 * (sketch.estimate(work) - static_cast<double>(n)) / static_cast<double>(n));
+  std::printf(
+      "memory at %.0e distinct ids: exact set %.1f MiB (%.1f B an id), HyperLogLog %zu KiB "
+      "per server (estimate %.0f, error %.2f%%)\n",
+      static_cast<double>(n), static_cast<double>(exact.memory_bytes()) / (1 << 20),
+      static_cast<double>(exact.memory_bytes()) / static_cast<double>(n),
+      sketch.memory_bytes() / 1024, sketch.estimate(work),
+      100 * (sketch.estimate(work) - static_cast<double>(n)) / static_cast<double>(n));
 
   const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
   if (!lessons.has("hyperloglog")) {

@@ -40,8 +40,10 @@ int main() {
   std::uint64_t acc = 0;
   ranking::Work rank_work;
   start = bench::now_seconds();
-  for (int i = 0; i < ranks; ++i) acc += list.rank(static_cast<std::uint32_t>(rng.below(n)), rank_work);
-  bench::report("skip list rank query (10^6 players)", ranks, bench::now_seconds() - start, "queries");
+  for (int i = 0; i < ranks; ++i)
+    acc += list.rank(static_cast<std::uint32_t>(rng.below(n)), rank_work);
+  bench::report("skip list rank query (10^6 players)", ranks, bench::now_seconds() - start,
+                "queries");
   work_line("rank", rank_work, ranks);
 
   std::vector<Entry> top;
@@ -71,7 +73,8 @@ int main() {
   const int scans = 200;
   ranking::Work scan_work;
   start = bench::now_seconds();
-  for (int i = 0; i < scans; ++i) acc += table.rank(static_cast<std::uint32_t>(rng.below(n)), scan_work);
+  for (int i = 0; i < scans; ++i)
+    acc += table.rank(static_cast<std::uint32_t>(rng.below(n)), scan_work);
   bench::report("table scan rank query (COUNT(*) over 10^6 rows)", scans,
                 bench::now_seconds() - start, "queries");
   work_line("rank", scan_work, scans);
@@ -98,7 +101,8 @@ int main() {
   load.write_share = 0.9;
   const Map params{{"players", 1000000}, {"score_range", 1000000}};
   for (const char* v : {"table_scan", "skip_list"}) {
-    const ExperimentResult r = bench::run_lesson(lessons, "leaderboard", v, params, load, seconds(2));
+    const ExperimentResult r =
+        bench::run_lesson(lessons, "leaderboard", v, params, load, seconds(2));
     const auto& f = r.systems[0].figures;
     std::printf("    rank P99 %.3g s, update P99 %.3g s, %.0f rows + %.1f nodes per rank\n",
                 f.at("rank_p99").as_double(), f.at("update_p99").as_double(),

@@ -52,7 +52,8 @@ TEST_CASE("a username is a word then the id in decimal, at most 15 bytes, never 
   CHECK(name.substr(name.size() - 4) == "4711");
   CHECK(name.find_first_of("0123456789") == name.size() - 4);
   std::unordered_set<std::string> seen;
-  for (std::uint64_t id = 0; id < 100000; ++id) seen.insert(std::string(bloom::username(id, buffer)));
+  for (std::uint64_t id = 0; id < 100000; ++id)
+    seen.insert(std::string(bloom::username(id, buffer)));
   CHECK(seen.size() == 100000);
   CHECK(bloom::username(9999999999ULL, buffer).size() <= 15);
   CHECK_THROWS_WITH(bloom::username(10000000000000ULL, buffer), Catch::Contains("10^10"));
@@ -296,10 +297,10 @@ TEST_CASE(
   config.duration = seconds(20);
   Experiment e(config);
   e.set_workload(w);
-  SystemSlot& plain = e.add(hldlab::testing::registry(), "bloom_filter", "bloom",
-                            {{"registered", 20000}});
-  SystemSlot& counting = e.add(hldlab::testing::registry(), "bloom_filter", "counting_bloom",
-                               {{"registered", 20000}});
+  SystemSlot& plain =
+      e.add(hldlab::testing::registry(), "bloom_filter", "bloom", {{"registered", 20000}});
+  SystemSlot& counting =
+      e.add(hldlab::testing::registry(), "bloom_filter", "counting_bloom", {{"registered", 20000}});
   const auto r = e.run();
   const double stale = figure(r, "bloom", "stale_names");
   INFO("stale names " << stale);

@@ -1,5 +1,5 @@
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <map>
 
@@ -247,7 +247,8 @@ TEST_CASE(
   CHECK(figure(r, "count_min", "topk_recall") <= 0.4);
   CHECK(figure(r, "count_min_cu", "topk_recall") <= 0.4);
   CHECK(figure(r, "count_min_decayed", "topk_recall") >= 0.8);
-  CHECK(figure(r, "count_min_decayed", "within_bound") >= 1 - figure(r, "count_min_decayed", "delta"));
+  CHECK(figure(r, "count_min_decayed", "within_bound") >=
+        1 - figure(r, "count_min_decayed", "delta"));
 }
 
 TEST_CASE("forward decay renormalises without changing any answer") {
@@ -256,7 +257,8 @@ TEST_CASE("forward decay renormalises without changing any answer") {
   // half-lives: rate x half_life / ln 2 = 72 events (Poisson: standard deviation 6).
   const auto r = run_variants(events(5000, 1000), seconds(2), {{"half_life", "10ms"}});
   CHECK(figure(r, "exact_counts", "topk_recall") == 1);
-  CHECK(figure(r, "count_min_decayed", "within_bound") >= 1 - figure(r, "count_min_decayed", "delta"));
+  CHECK(figure(r, "count_min_decayed", "within_bound") >=
+        1 - figure(r, "count_min_decayed", "delta"));
   CHECK(std::isfinite(figure(r, "count_min_decayed", "mean_overestimate")));
   CHECK(figure(r, "count_min_decayed", "error_bound") ==
         Approx(std::exp(1.0) / 2719 * 5000 * 0.01 / std::log(2.0)).epsilon(0.4));
@@ -268,8 +270,7 @@ TEST_CASE("a query's work: the sketch sorts k entries, the exact map reads every
   const auto r = run_variants(events(1000, 100000, 0.05), seconds(10), costs);
   CHECK(figure(r, "count_min", "compares_per_query") < 40);  // sorting 10 entries
   CHECK(figure(r, "exact_counts", "compares_per_query") > figure(r, "exact_counts", "topics"));
-  CHECK(figure(r, "exact_counts", "query_p99") >
-        100 * figure(r, "count_min", "query_p99"));
+  CHECK(figure(r, "exact_counts", "query_p99") > 100 * figure(r, "count_min", "query_p99"));
 }
 
 TEST_CASE("after a warm-up the figures count the events that arrived after it") {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -73,7 +74,7 @@ class HyperLogLog {
   double raw_estimate(Work& work) const {
     work.scanned += registers_.size();
     double sum = 0;
-    for (std::uint8_t r : registers_) sum += std::ldexp(1.0, -r);
+    for (std::uint8_t r : registers_) sum += kInversePowers[r];
     const double m = static_cast<double>(registers_.size());
     return alpha(registers_.size()) * m * m / sum;
   }
@@ -106,6 +107,14 @@ class HyperLogLog {
   static double standard_error(std::size_t m) { return 1.04 / std::sqrt(static_cast<double>(m)); }
 
  private:
+  /// 2^-r for every rank a register can hold (at most 64 - 4 + 1).
+  static constexpr auto kInversePowers = [] {
+    std::array<double, 64> table{};
+    double x = 1;
+    for (double& t : table) t = x, x /= 2;
+    return table;
+  }();
+
   std::vector<std::uint8_t> registers_;
   int p_;
 };

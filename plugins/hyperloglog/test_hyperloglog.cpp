@@ -70,14 +70,15 @@ TEST_CASE(
   for (int p = 10; p <= 16; ++p) {
     const double rse = std::sqrt(sum_sq[p] / seeds);
     const double theory = hll::HyperLogLog::standard_error(std::size_t{1} << p);
-    INFO("m = 2^" << p << ": relative standard error " << rse << ", theory " << theory
-                  << ", ratio " << rse / theory << ", mean error " << sum[p] / seeds);
+    INFO("m = 2^" << p << ": relative standard error " << rse << ", theory " << theory << ", ratio "
+                  << rse / theory << ", mean error " << sum[p] / seeds);
     CHECK(std::abs(rse - theory) < 0.15 * theory);
     CHECK(std::abs(sum[p] / seeds) < 4 * theory / std::sqrt(seeds));  // unbiased
   }
 }
 
-TEST_CASE("merging by register-wise max gives exactly the registers of one sketch fed every visit") {
+TEST_CASE(
+    "merging by register-wise max gives exactly the registers of one sketch fed every visit") {
   // Ten servers see overlapping parts of 30 000 visits from 10 000 visitors.
   std::vector<hll::HyperLogLog> servers(10, hll::HyperLogLog(12));
   hll::HyperLogLog everything(12), merged(12);
@@ -136,8 +137,7 @@ TEST_CASE(
       INFO("n/m " << t << ", seed " << seed << ": corrected " << e << " for " << n);
       CHECK(std::abs(e - n) / n < 5 * sd);
     }
-    INFO("n/m " << t << ": mean raw error " << raw << ", corrected " << corrected << ", sd "
-                << sd);
+    INFO("n/m " << t << ": mean raw error " << raw << ", corrected " << corrected << ", sd " << sd);
     CHECK(raw > 0.03);  // the raw estimate overshoots in the whole small range
     CHECK(std::abs(corrected) < 4 * sd / std::sqrt(seeds));
     if (t <= 0.1) CHECK(raw > 5);  // with few visitors, by orders of magnitude
@@ -154,7 +154,8 @@ TEST_CASE("the exact id set counts every distinct id once, at most 3/4 full, 8 b
     CHECK(set.insert(id, work) == reference.insert(id).second);
   }
   CHECK(set.size() == reference.size());
-  for (std::uint64_t id = 0; id < 50000; ++id) CHECK(set.contains(id, work) == (reference.count(id) == 1));
+  for (std::uint64_t id = 0; id < 50000; ++id)
+    CHECK(set.contains(id, work) == (reference.count(id) == 1));
   CHECK(set.size() * 4 <= set.capacity() * 3);
   CHECK(set.memory_bytes() == 8 * set.capacity());
 }

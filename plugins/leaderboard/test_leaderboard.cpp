@@ -1,5 +1,5 @@
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 
 #include "hldlab_test.hpp"
@@ -93,7 +93,8 @@ TEST_CASE("a node has 1 + Geometric(1/4) levels: P(level > l) = 4^-l") {
   }
   for (int l = 1; l < 6; ++l) {
     const double expected = n * std::pow(0.25, l);
-    INFO("level > " << l << ": " << above[static_cast<std::size_t>(l)] << ", expected " << expected);
+    INFO("level > " << l << ": " << above[static_cast<std::size_t>(l)] << ", expected "
+                    << expected);
     CHECK(std::abs(above[static_cast<std::size_t>(l)] - expected) < 5 * std::sqrt(expected) + 1);
   }
   // Memory: a 32-byte node per player (and the header), an 8-byte link per level (the
@@ -209,7 +210,8 @@ TEST_CASE(
   // updates at 50 ns. Then 5 000 a second: 2 500 queries, over capacity: the queue grows.
   for (double rps : {4000.0, 5000.0}) {
     const auto r = run_both(traffic(rps, 0.5), seconds(10), {{"top_share", 0.0}});
-    const double scan = figure(r, "table_scan", "rank_p99"), list = figure(r, "skip_list", "rank_p99");
+    const double scan = figure(r, "table_scan", "rank_p99"),
+                 list = figure(r, "skip_list", "rank_p99");
     INFO(rps << " requests a second: rank P99 " << scan << " (scan), " << list << " (skip list)");
     CHECK(list < 10e-6);
     CHECK(scan > 1e-3);
