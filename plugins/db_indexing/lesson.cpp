@@ -157,9 +157,9 @@ class Database final : public System {
     if (rows_per_page_ < 1)
       throw std::invalid_argument("row_bytes must not exceed page_size: a row fits in a page");
     fill(static_cast<std::size_t>(p.integer("rows")));
+    analyze();
     if (planner_ != Planner::full_scan)
       for (const auto& columns : parse_indexes(p.string("indexes"))) create_index(columns);
-    analyze();
     height_metric_.set(indexes_.empty() ? 0 : indexes_.front().tree.height());
   }
 
@@ -229,30 +229,16 @@ class Database final : public System {
                            : (w.heap_pages + w.index_pages) * page_read_cost_;
     return overhead_ + reads + w.pages_written * page_write_cost_ + w.rows_examined * row_cost_;
   }
-  std::size_t rows() const { return customer_.size(); }
+  std::size_t rows() const { return columns_[id].size(); }
   std::size_t heap_pages() const { return (rows() + rows_per_page_ - 1) / rows_per_page_; }
-  std::int32_t value(std::uint32_t row, Column c) const {
-    switch (c) {
-      case id:
-        return static_cast<std::int32_t>(row);
-      case customer_id:
-        return customer_[row];
-      case status:
-        return status_[row];
-      case created_at:
-        return created_[row];
-      case amount:
-        return amount_[row];
-    }
-    return 0;
-  }
+  std::int32_t value(std::uint32_t row, Column c) const { return columns_[c][row]; }
 
   // ---- the table ------------------------------------------------------------------------------
 
   /// The same table in every variant: drawn from the lesson's stream (seed + lesson name).
   void fill(std::size_t n) {
     customers_ = std::max<std::int64_t>(1, static_cast<std::int64_t>(n) / kRowsPerCustomer);
-    customer_.reserve(n), status_.reserve(n), created_.reserve(n), amount_.reserve(n);
+    for (auto& column : columns_) column.reserve(n);
     Rng& rng = ctx_.rng();
     for (std::size_t i = 0; i < n; ++i) {
       const auto created = static_cast<std::int32_t>(static_cast<double>(i) * kYear / n);
@@ -273,8 +259,9 @@ class Database final : public System {
   }
   void append_row(std::int32_t customer, std::int32_t status, std::int32_t created,
                   std::int32_t amount) {
-    customer_.push_back(customer), status_.push_back(status), created_.push_back(created),
-        amount_.push_back(amount);
+    columns_[id].push_back(static_cast<std::int32_t>(rows()));
+    columns_[customer_id].push_back(customer), columns_[Column::status].push_back(status),
+        columns_[created_at].push_back(created), columns_[Column::amount].push_back(amount);
   }
 
   IndexKey key_of(const Index& ix, std::uint32_t row) const {
@@ -291,9 +278,27 @@ class Database final : public System {
     const std::size_t fanout = page_size_ / (8 * columns.size() + 8);
     if (fanout < 3) throw std::invalid_argument("page_size too small for an index page");
     Index ix{name + "_idx", columns, BPlusTree(fanout)};
+    // Rows in key order: stable sorts by the last column first, then the others (LSD), from
+    // row order, so equal keys stay in row order.
+    std::vector<std::uint32_t> order(rows()), sorted(rows());
+    for (std::uint32_t r = 0; r < rows(); ++r) order[r] = r;
+    for (auto c = columns.rbegin(); c != columns.rend(); ++c) {
+      const auto& v = columns_[*c];
+      const ColumnStats& s = stats_[*c];
+      const auto range = static_cast<std::size_t>(s.max - s.min) + 1;
+      if (range > 4 * rows() + 1024) {
+        std::stable_sort(order.begin(), order.end(),
+                         [&](std::uint32_t a, std::uint32_t b) { return v[a] < v[b]; });
+        continue;
+      }
+      std::vector<std::uint32_t> starts(range + 1, 0);  // counting sort
+      for (std::uint32_t r : order) ++starts[static_cast<std::size_t>(v[r] - s.min) + 1];
+      for (std::size_t i = 1; i <= range; ++i) starts[i] += starts[i - 1];
+      for (std::uint32_t r : order) sorted[starts[static_cast<std::size_t>(v[r] - s.min)]++] = r;
+      order.swap(sorted);
+    }
     std::vector<IndexKey> entries(rows());
-    for (std::uint32_t r = 0; r < rows(); ++r) entries[r] = key_of(ix, r);
-    std::sort(entries.begin(), entries.end());
+    for (std::uint32_t r = 0; r < rows(); ++r) entries[r] = key_of(ix, order[r]);
     ix.tree.bulk_load(entries);
     indexes_.push_back(std::move(ix));
   }
@@ -305,32 +310,30 @@ class Database final : public System {
       const auto column = static_cast<Column>(c);
       s = ColumnStats{};
       if (rows() == 0) continue;
-      s.min = s.max = value(0, column);
+      const auto& v = columns_[column];
+      s.min = s.max = v[0];
       s.clustered = true;
-      for (std::uint32_t r = 1; r < rows(); ++r) {
-        const std::int32_t v = value(r, column);
-        s.min = std::min(s.min, v), s.max = std::max(s.max, v);
-        if (v < value(r - 1, column)) s.clustered = false;
+      for (std::size_t r = 1; r < v.size(); ++r) {
+        s.min = std::min(s.min, v[r]), s.max = std::max(s.max, v[r]);
+        s.clustered = s.clustered && v[r - 1] <= v[r];
       }
       // Distinct values: count the changes along a sorted column, else mark a bitmap.
       std::size_t distinct = 1;
       if (s.clustered) {
-        for (std::uint32_t r = 1; r < rows(); ++r)
-          distinct += value(r, column) != value(r - 1, column);
+        for (std::size_t r = 1; r < v.size(); ++r) distinct += v[r] != v[r - 1];
       } else {
         std::vector<bool> seen(static_cast<std::size_t>(s.max - s.min) + 1);
         distinct = 0;
-        for (std::uint32_t r = 0; r < rows(); ++r) {
-          auto bit = seen[static_cast<std::size_t>(value(r, column) - s.min)];
+        for (std::int32_t x : v) {
+          auto bit = seen[static_cast<std::size_t>(x - s.min)];
           if (!bit) bit = true, ++distinct;
         }
       }
       s.distinct = static_cast<double>(distinct);
       if (distinct <= 16 && s.min >= 0) {  // few values: keep each one's share of the rows
         s.common_frequency.assign(static_cast<std::size_t>(s.max) + 1, 0.0);
-        for (std::uint32_t r = 0; r < rows(); ++r)
-          s.common_frequency[static_cast<std::size_t>(value(r, column))] +=
-              1.0 / static_cast<double>(rows());
+        for (std::int32_t x : v)
+          s.common_frequency[static_cast<std::size_t>(x)] += 1.0 / static_cast<double>(rows());
       }
     }
   }
@@ -454,8 +457,14 @@ class Database final : public System {
   Work run(const Query& q, const Plan& plan) const {
     Work w;
     if (plan.index < 0) {  // Seq Scan: every page, every row
-      for (std::uint32_t r = 0; r < rows(); ++r)
-        if (matches(q, r, 0)) ++w.rows_returned;
+      const Condition& first = q.where[0];
+      const std::int32_t* values = columns_[first.column].data();
+      if (q.conditions == 1) {
+        for (std::uint32_t r = 0; r < rows(); ++r) w.rows_returned += first.holds(values[r]);
+      } else {
+        for (std::uint32_t r = 0; r < rows(); ++r)
+          w.rows_returned += first.holds(values[r]) && matches(q, r, 1u << first.column);
+      }
       w.rows_examined = static_cast<std::int64_t>(rows());
       w.heap_pages = static_cast<std::int64_t>(heap_pages());
       w.sequential = true;
@@ -637,7 +646,7 @@ class Database final : public System {
   Metric& height_metric_;
 
   // The heap, one vector per column (row r lives on page r / rows_per_page); id is r.
-  std::vector<std::int32_t> customer_, status_, created_, amount_;
+  std::array<std::vector<std::int32_t>, kColumns> columns_;  // id is the row number
   std::int64_t customers_ = 1;
   std::int32_t next_created_ = 0, spacing_ = 1;
   std::vector<Index> indexes_;
