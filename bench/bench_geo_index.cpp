@@ -29,17 +29,20 @@ void place(Rng& rng, bool centre, double& x, double& y) {
   x = (rng.uniform() - 0.5) * kSide, y = (rng.uniform() - 0.5) * kSide;
 }
 
+/// Queries in batches of 100 until half a second has passed.
 template <class Query>
-void queries(const char* name, std::size_t count, const std::vector<double>& qx,
-             const std::vector<double>& qy, Query query) {
+void queries(const char* name, const std::vector<double>& qx, const std::vector<double>& qy,
+             Query query) {
   KNearest best(5);
   Work w;
   double total = 0;
+  std::size_t count = 0;
   const double start = bench::now_seconds();
-  for (std::size_t i = 0; i < count; ++i) {
-    query(qx[i % qx.size()], qy[i % qy.size()], best, w);
-    total += best.bound2();
-  }
+  while (bench::now_seconds() - start < 0.5)
+    for (int i = 0; i < 100; ++i, ++count) {
+      query(qx[count % qx.size()], qy[count % qy.size()], best, w);
+      total += best.bound2();
+    }
   bench::report(name, static_cast<double>(count), bench::now_seconds() - start, "queries");
   std::printf("   %.1f drivers examined, %.1f cells or nodes per query\n",
               static_cast<double>(w.points) / count, static_cast<double>(w.nodes) / count);
@@ -47,7 +50,7 @@ void queries(const char* name, std::size_t count, const std::vector<double>& qx,
 }
 
 void bench_fleet(std::size_t n, bool centre) {
-  std::printf("-- %zu drivers, %s\n", n, centre ? "70%% in a centre (sd 1.5 km)" : "spread evenly");
+  std::printf("-- %zu drivers, %s\n", n, centre ? "70% in a centre (sd 1.5 km)" : "spread evenly");
   Rng rng(3);
   Points fleet;
   fleet.x.resize(n), fleet.y.resize(n);
@@ -60,17 +63,16 @@ void bench_fleet(std::size_t n, bool centre) {
               static_cast<double>(grid.bytes()) / n, static_cast<double>(tree.bytes()) / n,
               tree.leaves(), tree.depth());
 
-  queries("scan", std::max<std::size_t>(200, 20'000'000 / n), qx, qy,
-          [&](double x, double y, KNearest& best, Work& w) {
-            best.clear();
-            for (PointId d = 0; d < n; ++d) best.offer(d, fleet.distance2(d, x, y));
-            w.points += static_cast<std::int64_t>(n);
-          });
-  queries("geohash_cell", 1'000'000, qx, qy,
+  queries("scan", qx, qy, [&](double x, double y, KNearest& best, Work& w) {
+    best.clear();
+    for (PointId d = 0; d < n; ++d) best.offer(d, fleet.distance2(d, x, y));
+    w.points += static_cast<std::int64_t>(n);
+  });
+  queries("geohash_cell", qx, qy,
           [&](double x, double y, KNearest& best, Work& w) { grid.own_cell(x, y, best, w); });
-  queries("geohash_neighbors", centre && n > 50000 ? 20000 : 500'000, qx, qy,
+  queries("geohash_neighbors", qx, qy,
           [&](double x, double y, KNearest& best, Work& w) { grid.nearest(x, y, best, w); });
-  queries("quadtree", 500'000, qx, qy,
+  queries("quadtree", qx, qy,
           [&](double x, double y, KNearest& best, Work& w) { tree.nearest(x, y, best, w); });
 
   // Location updates: a driver moves up to 200 m (clamped to the city).

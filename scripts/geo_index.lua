@@ -85,7 +85,11 @@ print("drivers examined by a query at the centre   before   after")
 for _, v in ipairs(variants) do
   print(string.format("%-40s %8d %7d", v, at_centre[v].before, at_centre[v].after))
 end
-lab.expect(at_centre.geohash_neighbors.after > 20 * at_centre.geohash_neighbors.before
+-- 2500 drivers in a normal of sd 750 m: ~73% of them fall in the 2.8 x 1.8 km block of 3 x 3
+-- cells around the centre, ~1850 drivers against ~64 before (x29; the block's place on the
+-- world's grid moves it: x20 at worst on 100 seeds). The quadtree splits its centre leaves
+-- instead: it examined at most 1.6x as many on those seeds.
+lab.expect(at_centre.geohash_neighbors.after > 10 * at_centre.geohash_neighbors.before
            and at_centre.quadtree.after < 3 * at_centre.quadtree.before,
            "rush hour: the grid's centre cells swell (x" .. math.floor(at_centre.geohash_neighbors.after
            / at_centre.geohash_neighbors.before) .. "), the quadtree splits and examines about as few")

@@ -685,7 +685,7 @@ LessonInfo info() {
        {"cost_based", false,
         "the same indexes; the planner estimates the pages of the scan and of each usable "
         "index from statistics and runs the cheapest"}},
-      {{"rows", ParamType::integer, 100000, "rows in the table at the start", 1, 5e7},
+      {{"rows", ParamType::integer, 100000, "rows in the table at the start", 1, 2e7},
        {"indexes", ParamType::string, "customer_id",
         "indexes: column lists separated by ';', columns by ',' (e.g. \"customer_id; "
         "customer_id,created_at; status\"); columns id, customer_id, status, created_at, amount; "
@@ -710,7 +710,7 @@ LessonInfo info() {
        {"row_cost", ParamType::duration, "200ns", "CPU time per row or index entry examined", 0, 1},
        {"query_overhead", ParamType::duration, "50us",
         "fixed time per statement (network, parse, plan)", 0, 10},
-       {"workers", ParamType::integer, 8, "statements the database runs at once", 1, 100000}},
+       {"workers", ParamType::integer, 16, "statements the database runs at once", 1, 100000}},
       {},
       {{"explain",
         "EXPLAIN ANALYZE of the query a request with this key runs: plan (text, with the "
