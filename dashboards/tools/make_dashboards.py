@@ -3,9 +3,10 @@
 
 The JSON files are what Grafana and the integration test (tests/integration/test_prometheus.cpp)
 read; this script is how they were made. To add a lesson to a family, or panels for a lesson's
-own metrics, edit FAMILIES / extra below and run:  python3 dashboards/tools/make_dashboards.py
+own metrics, edit FAMILIES below (a lesson's metrics come from `hldlab info --json`) and run:
+    python3 dashboards/tools/make_dashboards.py build/hldlab
 """
-import json, os
+import json, os, subprocess, sys
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'grafana', 'dashboards')
 DS = {"type": "prometheus", "uid": "hldlab-prometheus"}
 F = 'experiment=~"$experiment", lesson=~"$lesson", variant=~"$variant"'
@@ -35,8 +36,6 @@ FAULTS = f'sum by ({BY}, fault) (hldlab_faults_injected_total{{{F}}}) > 0'
 FAULTS_ALL = f'sum by ({BY}, fault) (hldlab_faults_injected_total{{{F}}})'
 CLOCK = 'hldlab_virtual_time_seconds{experiment=~"$experiment"}'
 SPEED = f'deriv(hldlab_virtual_time_seconds{{experiment=~"$experiment"}}[{RI}])'
-LESSON_COUNTERS = '{__name__=~"hldlab_(${lesson:regex})_.+_total", experiment=~"$experiment", variant=~"$variant"}'
-LESSON_GAUGES = '{__name__=~"hldlab_(${lesson:regex})_.+", __name__!~".+_total", experiment=~"$experiment", variant=~"$variant"}'
 
 def panel(title, targets, unit='short', desc='', kind='timeseries', w=12, h=8, minv=None, maxv=None, stack=False):
     p = {"type": kind, "title": title, "description": desc, "datasource": DS,
@@ -123,40 +122,59 @@ overview = common(hit=True) + [
     panel("Virtual clock", [q(CLOCK, '{{experiment}}')], 's', 'Each experiment\'s simulated time: where the run is (fault times in scripts are on this clock).', w=12),
     panel("Simulation speed (virtual s per wall s)", [q(SPEED, '{{experiment}}')], 'short', 'How fast virtual time advances: the --pace factor when the machine keeps up, lower when it cannot.', w=12)]
 
-def lesson_panels(gauges):
-    items = [row("Lesson metrics"),
-        panel("Lesson counters (cumulative)", [q(LESSON_COUNTERS, '{{__name__}} · {{variant}}')], 'short', 'Every counter the selected lessons declare (hldlab_<lesson>_<name>_total), per system.')]
-    if gauges:
-        items.append(panel("Lesson gauges", [q(LESSON_GAUGES, '{{__name__}} · {{variant}}')], 'short', 'Every gauge the selected lessons declare (hldlab_<lesson>_<name>), per system.'))
-    return items
+def metric_panel(lesson, m):
+    """One panel per declared lesson metric: cumulative for counters, as is for gauges."""
+    sel = f'lesson="{lesson}", experiment=~"$experiment", variant=~"$variant"'
+    legend = '{{variant}}' + (' · %s {{%s}}' % (m['label'], m['label']) if m['label'] else '')
+    name = m['name']
+    unit = 's' if name.endswith('_seconds') else 'bytes' if name.endswith('_bytes') else 'short'
+    title = name[len('hldlab_' + lesson + '_'):].replace('_', ' ')
+    title = (title[:-len(' total')] + ' (cumulative)') if m['kind'] == 'counter' else title
+    return panel(title[0].upper() + title[1:], [q(f'{name}{{{sel}}}', legend)], unit, m['help'] + '.', w=8)
 
-# (family, title, its lessons (built ones and catalogue ones to come), whether a built lesson of
-# the family declares a gauge: the integration test requires every panel to return data)
+def lesson_rows(info):
+    """A row per lesson with a panel for each metric it declares."""
+    if not info['metrics']:
+        return []
+    return [row(f"{info['name']}: {info['title']}")] + [metric_panel(info['name'], m) for m in info['metrics']]
+
+# (family, title, its lessons: the built ones get a row with their metrics; a family with no built
+# lesson gets no dashboard)
 FAMILIES = [
-    ("traffic", "Traffic: load balancing, rate limiting, scaling", "load_balancing|rate_limiting|llm_serving|horizontal_scaling|api_gateway", True),
-    ("caching", "Caching: policies, cache problems, CDN", "caching|cache_problems|cdn", True),
-    ("partitioning", "Partitioning: consistent hashing, sharding", "consistent_hashing|sharding|geo_index|distributed_search", True),
-    ("replication", "Replication: replicas, quorums, consensus", "replication|quorum_cap|consensus|vector_clocks", False),
-    ("resilience", "Resilience: circuit breakers, retries, idempotency, chaos", "circuit_breaker|retry_backoff|idempotency|chaos|bulkhead", True),
-    ("distributed", "Distributed workflows: sagas, queues, logs, ids, locks", "saga|message_queue|kafka_log|snowflake_ids|distributed_locking|ticketmaster|event_sourcing", False),
+    ("traffic", "Traffic: load balancing, rate limiting, scaling", "load_balancing|rate_limiting|horizontal_scaling"),
+    ("caching", "Caching: policies and cache problems", "caching|cache_problems"),
+    ("partitioning", "Partitioning: consistent hashing, sharding", "consistent_hashing|sharding"),
+    ("replication", "Replication: replicas, quorums, consensus, clocks", "replication|quorum_cap|consensus|vector_clocks"),
+    ("resilience", "Resilience: circuit breakers, retries, idempotency", "circuit_breaker|retry_backoff|idempotency"),
+    ("distributed", "Distributed workflows: sagas, ids, locks, reservations", "saga|snowflake_ids|distributed_locking|ticketmaster"),
+    ("messaging", "Messaging: queues, logs, outbox, event sourcing, schedulers, streams", "message_queue|kafka_log|outbox|event_sourcing|scheduler_notifications|click_analytics"),
+    ("structures", "Data structures: Bloom filters, sketches, leaderboards, geo, tries, indexes", "bloom_filter|hyperloglog|heavy_hitters|leaderboard|geo_index|autocomplete|db_indexing"),
+    ("edge", "Edge and APIs: CDN, API design, RPC encoding, tail latency, URL shortener", "cdn|api_design|rpc_encoding|tail_at_scale|url_shortener"),
+    ("cases", "Case studies: feed, chat, file sync, video, crawler, search, monitoring", "news_feed|chat|file_sync|video_streaming|web_crawler|distributed_search|metrics_monitoring"),
+    ("ai", "AI serving: LLM serving, semantic cache, vector index", "llm_serving|semantic_cache|vector_index"),
+    ("consistency", "Consistency: transactions, concurrency, chaos", "acid_transactions|concurrency|chaos"),
 ]
-LB = 'lesson="load_balancing", experiment=~"$experiment", variant=~"$variant"'
-CB = 'lesson="circuit_breaker", experiment=~"$experiment", variant=~"$variant"'
-extra = {"traffic": [row("load_balancing"),
-    panel("Backends in rotation", [f'hldlab_load_balancing_backends_in_rotation{{{LB}}}'], 'short', 'Backends the balancer routes to; drops when a health check removes a dead one.', w=8),
-    panel("Requests failed by a dead backend (cumulative)", [f'hldlab_load_balancing_dead_backend_errors_total{{{LB}}}'], 'short', 'Requests routed to a killed backend before it left the rotation.', w=8),
-    panel("Health-check removals (cumulative)", [f'hldlab_load_balancing_health_check_removals_total{{{LB}}}'], 'short', 'Backends removed from rotation by failed health checks.', w=8)],
-  "resilience": [row("circuit_breaker"),
-    panel("Breaker state per downstream (0 closed, 1 open, 2 half-open)", [q(f'hldlab_circuit_breaker_state{{{CB}}}', 'downstream {{downstream}} · {{variant}}')], 'short', 'The state machine of each breaker over time: it opens when the failure rate crosses the threshold, probes when half-open, closes when probes succeed.', w=12),
-    panel("Connections in use", [q(f'hldlab_circuit_breaker_connections_in_use{{{CB}}}', '{{variant}}')], 'short', 'The caller\'s pool: without a breaker or bulkhead a hanging downstream holds every connection.', w=12)]}
 
+def lesson_info(hldlab, lesson):
+    """`hldlab info --json lesson`, or None when the lesson is not built."""
+    run = subprocess.run([hldlab, 'info', '--json', lesson], capture_output=True, text=True)
+    return json.loads(run.stdout) if run.returncode == 0 else None
+
+if len(sys.argv) != 2:
+    sys.exit('usage: python3 dashboards/tools/make_dashboards.py build/hldlab')
+HLDLAB = sys.argv[1]
 os.makedirs(OUT, exist_ok=True)
 def write(name, d):
     with open(os.path.join(OUT, name), 'w') as f:
         json.dump(d, f, indent=2, ensure_ascii=False); f.write('\n')
 write('hldlab-overview.json', dashboard('hldlab-overview', 'hldlab overview',
     'Every system of every experiment: latency percentiles, throughput, hit ratio, error and rejection rates; faults as annotations.', overview))
-for fam, title, lessons, gauges in FAMILIES:
-    items = common(hit=(fam == 'caching')) + lesson_panels(gauges) + extra.get(fam, [])
+for fam, title, lessons in FAMILIES:
+    infos = [i for i in (lesson_info(HLDLAB, l) for l in lessons.split('|')) if i is not None]
+    path = os.path.join(OUT, f'hldlab-{fam}.json')
+    if not infos:  # no lesson of the family is built: no dashboard
+        if os.path.exists(path): os.remove(path)
+        continue
+    items = common(hit=(fam == 'caching')) + [p for i in infos for p in lesson_rows(i)]
     write(f'hldlab-{fam}.json', dashboard(f'hldlab-{fam}', f'hldlab {title}',
-        f'Lessons of the {fam} family ({lessons.replace("|", ", ")}): core metrics and every lesson metric.', items, lessons, tags=(fam,)))
+        f'Lessons of the {fam} family ({lessons.replace("|", ", ")}): core metrics, and a row per lesson with each metric it declares.', items, lessons, tags=(fam,)))

@@ -303,6 +303,45 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "every built lesson is on one family dashboard, with a panel for each metric it declares") {
+  std::map<std::string, std::string> family_of;  // lesson -> dashboard title
+  std::map<std::string, std::string> exprs;      // dashboard title -> every panel query
+  for (const auto& entry : fs::directory_iterator(kDashboards)) {
+    if (entry.path().extension() != ".json") continue;
+    const json d = json::parse(read_file(entry.path()));
+    const std::string title = d["title"];
+    std::vector<json> panels;
+    collect_panels(d["panels"], panels);
+    for (const auto& p : panels)
+      for (const auto& t : p["targets"]) exprs[title] += t["expr"].get<std::string>() + "\n";
+    for (const auto& v : d["templating"]["list"]) {
+      if (v["name"] != "family_lessons") continue;
+      const std::string lessons = v["query"];
+      for (std::size_t from = 0; from <= lessons.size();) {
+        const std::size_t bar = std::min(lessons.find('|', from), lessons.size());
+        const std::string lesson = lessons.substr(from, bar - from);
+        INFO(lesson << " is in " << title);
+        CHECK(family_of.emplace(lesson, title).second);  // in one family only
+        from = bar + 1;
+      }
+    }
+  }
+  const auto& registry = hldlab::testing::registry();
+  REQUIRE_FALSE(registry.names().empty());
+  for (const auto& name : registry.names()) {
+    INFO("lesson " << name);
+    REQUIRE(family_of.count(name));
+    const std::string& queries = exprs[family_of[name]];
+    for (const auto& m : registry.get(name).lesson->info().metrics) {
+      const std::string metric = "hldlab_" + name + "_" + m.name +
+                                 (m.kind == hldlab::MetricSpec::Kind::counter ? "_total" : "");
+      INFO("metric " << metric);
+      CHECK(std::regex_search(queries, std::regex("(^|[^a-z_])" + metric + "[{\\[ ]")));
+    }
+  }
+}
+
+TEST_CASE(
     "every query of every dashboard returns plausible data from a real Prometheus scraping a paced "
     "run") {
   const char* prometheus_binary = "/usr/bin/prometheus";
