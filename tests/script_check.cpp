@@ -6,13 +6,14 @@
 //     environment variable HLDLAB_CHECK_SEEDS, e.g. "1-100" or "5,17,99");
 //  5. every system measures the same when it runs alone (the others of its experiment built but
 //     idle) as beside them.
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "hldlab/runtime/script.hpp"
 
@@ -57,20 +58,27 @@ int main(int argc, char** argv) {
   registry.load_directory(HLDLAB_TEST_PLUGIN_DIR);
   for (const auto& e : registry.errors()) std::fprintf(stderr, "plugin refused: %s\n", e.c_str());
   ScriptOptions options;
+  // Traces the script replays are read from the data/ folder beside it (as --data would give).
+  const std::filesystem::path data = std::filesystem::path(argv[1]).parent_path() / "data";
+  if (std::filesystem::is_directory(data)) options.data_dirs = {data.string()};
   const ScriptResult first = run_script(argv[1], registry, options);
   std::fputs(first.output.c_str(), stdout);
   if (first.exit_code() != 0) {
     std::fprintf(stderr, "FAIL: exit code %d %s\n", first.exit_code(), first.error.c_str());
     return 1;
   }
-  if (first.experiments.empty()) {
+  if (first.experiments.empty() && first.sweeps.empty()) {
     std::fprintf(stderr, "FAIL: the script ran no experiment\n");
     return 1;
   }
   options.print_reports = false;
-  const ScriptResult again = run_script(argv[1], registry, options);
+  ScriptOptions two_threads = options;  // systems and sweep runs on two threads: the same JSON
+  two_threads.jobs = 2;
+  const ScriptResult again = run_script(argv[1], registry, two_threads);
   if (to_json(again).dump() != to_json(first).dump()) {
-    std::fprintf(stderr, "FAIL: two runs with the same seed gave different JSON results\n");
+    std::fprintf(
+        stderr,
+        "FAIL: two runs with the same seed (on 1 and 2 threads) gave different JSON results\n");
     return 1;
   }
   int failures = 0;

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/filesystem.hpp>
 #include <chrono>
@@ -16,10 +17,12 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
 
+#include "hldlab/runtime/compare.hpp"
 #include "hldlab/runtime/exporter.hpp"
 #include "hldlab/runtime/loader.hpp"
 #include "hldlab/runtime/new_lesson.hpp"
@@ -74,9 +77,12 @@ double parse_number(const std::string& text, const std::string& flag, double lo,
 
 /// "4GiB", "512MiB", "2e9" (bytes).
 double parse_bytes(const std::string& text, const std::string& flag) {
-  static const std::pair<const char*, double> units[] = {
-      {"GiB", 1024.0 * 1024 * 1024}, {"MiB", 1024.0 * 1024}, {"KiB", 1024.0},
-      {"GB", 1e9},                   {"MB", 1e6},            {"KB", 1e3}};
+  static const std::pair<const char*, double> units[] = {{"GiB", 1024.0 * 1024 * 1024},
+                                                         {"MiB", 1024.0 * 1024},
+                                                         {"KiB", 1024.0},
+                                                         {"GB", 1e9},
+                                                         {"MB", 1e6},
+                                                         {"KB", 1e3}};
   for (const auto& [unit, scale] : units) {
     const std::string u = unit;
     if (text.size() > u.size() && text.compare(text.size() - u.size(), u.size(), u) == 0)
@@ -144,6 +150,32 @@ class Watchdog {
 
 // ---- output -------------------------------------------------------------------------------------
 
+/// What `hldlab info --json` prints: what tools (the dashboard generator) need of a lesson.
+nlohmann::json info_json(const LessonInfo& info) {
+  nlohmann::json out = {{"name", info.name},
+                        {"title", info.title},
+                        {"problem", info.problem},
+                        {"fix", info.fix},
+                        {"variants", nlohmann::json::array()},
+                        {"figures", nlohmann::json::array()},
+                        {"metrics", nlohmann::json::array()},
+                        {"faults", nlohmann::json::array()}};
+  for (const auto& v : info.variants)
+    out["variants"].push_back({{"name", v.name}, {"naive", v.naive}, {"summary", v.summary}});
+  for (const auto& f : info.figures)
+    out["figures"].push_back({{"name", f.name}, {"unit", unit_name(f.unit)}, {"doc", f.doc}});
+  for (const auto& m : info.metrics) {
+    const bool counter = m.kind == MetricSpec::Kind::counter;
+    out["metrics"].push_back(
+        {{"name", "hldlab_" + info.name + "_" + m.name + (counter ? "_total" : "")},
+         {"kind", counter ? "counter" : "gauge"},
+         {"label", m.label},
+         {"help", m.help}});
+  }
+  for (const auto& f : info.faults) out["faults"].push_back({{"name", f.name}, {"doc", f.doc}});
+  return out;
+}
+
 void print_info(const LessonInfo& info) {
   std::cout << info.name << " — " << info.title << "\n\nProblem: " << info.problem
             << "\nFix:     " << info.fix << "\n";
@@ -161,8 +193,9 @@ void print_info(const LessonInfo& info) {
   auto print_params = [](const std::vector<ParamSpec>& params, const char* indent) {
     for (const auto& p : params)
       std::cout << indent << p.name << " (" << param_type_name(p.type)
-                << (p.default_value.is_nil() ? ", required"
-                                             : ", default " + format_param_value(p, p.default_value))
+                << (p.default_value.is_nil()
+                        ? ", required"
+                        : ", default " + format_param_value(p, p.default_value))
                 << "): " << p.doc << "\n";
   };
   std::cout << "\nParameters:\n";
@@ -249,13 +282,47 @@ double wall_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+/// A JSON file, or BadInput naming it.
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw BadInput("cannot read '" + path + "': " + std::strerror(errno));
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw BadInput("'" + path + "' is not JSON: " + e.what());
+  }
+}
+
+/// "5%" or "0.05" as a fraction.
+double parse_threshold(const std::string& text) {
+  if (!text.empty() && text.back() == '%')
+    return parse_number(text.substr(0, text.size() - 1), "--threshold", 0, 1e6) / 100;
+  return parse_number(text, "--threshold", 0, 1e4);
+}
+
+/// Prints the comparison of two result files; 1 on a regression, else 0.
+int print_comparison(const nlohmann::json& base, const nlohmann::json& now, double threshold,
+                     bool all, const std::string& base_name) {
+  Comparison c;
+  try {
+    c = compare_results(base, now, threshold, all);
+  } catch (const std::invalid_argument& e) {
+    throw BadInput(e.what());
+  }
+  std::cout << "\n== compared with " << base_name << " (threshold " << threshold * 100 << "%)\n"
+            << c.table << c.compared << " figures compared, " << c.beyond
+            << " changed beyond the threshold, " << c.regressions << " regressions\n";
+  return c.regressions > 0 ? 1 : 0;
+}
+
 // ---- commands -----------------------------------------------------------------------------------
 
 /// What `run` and `tour` share, as typed on the command line.
 struct RunFlags {
   std::string seed, json_path, timeline_path, max_instructions = "2000000000", pace = "0", metrics,
-      memory;
+                                              memory;
   std::string timeout = "1h", jobs;
+  std::string baseline, threshold = "5%";  ///< run --baseline: diff the results against a file
   std::vector<std::string> data_dirs;
   double hold = 0;
   bool metrics_given = false;
@@ -283,7 +350,8 @@ RunSettings settle(const RunFlags& flags) {
   s.options.data_dirs = flags.data_dirs;
   if (flags.metrics_given) {
     if (flags.metrics.empty())
-      throw BadInput("--metrics needs HOST:PORT or PORT (e.g. 127.0.0.1:9464, or 0 for a free port)");
+      throw BadInput(
+          "--metrics needs HOST:PORT or PORT (e.g. 127.0.0.1:9464, or 0 for a free port)");
     s.exporter = std::make_unique<MetricsExporter>(flags.metrics);  // may throw ExporterError
     std::cerr << "hldlab: serving metrics on " << s.exporter->url() << std::endl;
     s.options.on_run_start = [exporter = s.exporter.get()](const std::shared_ptr<Experiment>& e) {
@@ -318,6 +386,11 @@ int run_command(const PluginRegistry& registry, const std::string& script, RunSe
     written &= write_file(flags.timeline_path, timeline_csv(result.experiments), "timeline CSV");
   hold_endpoint(s, flags.hold);
   if (!written && result.exit_code() == 0) return kExitEnvironment;
+  if (!flags.baseline.empty() && result.error.empty()) {
+    const int diff = print_comparison(read_json(flags.baseline), to_json(result),
+                                      parse_threshold(flags.threshold), false, flags.baseline);
+    return std::max(result.exit_code(), diff);
+  }
   return result.exit_code();
 }
 
@@ -391,7 +464,7 @@ int tour_command(const PluginRegistry& registry, std::string script_dir, RunSett
   auto line = [&](const std::vector<std::string>& cells) {
     for (std::size_t i = 0; i < cells.size(); ++i)
       out << cells[i]
-                << (i + 1 < cells.size() ? std::string(width[i] - cells[i].size() + 2, ' ') : "");
+          << (i + 1 < cells.size() ? std::string(width[i] - cells[i].size() + 2, ' ') : "");
     out << "\n";
   };
   line(header);
@@ -406,16 +479,199 @@ int tour_command(const PluginRegistry& registry, std::string script_dir, RunSett
   return exit_code;
 }
 
+/// The shard of `hldlab sweep`: --shard i/N, or --shards N with the index from the batch
+/// system (Kubernetes Indexed Jobs: JOB_COMPLETION_INDEX; Slurm arrays: SLURM_ARRAY_TASK_ID
+/// minus SLURM_ARRAY_TASK_MIN).
+std::pair<std::size_t, std::size_t> parse_shard(const std::string& shard,
+                                                const std::string& shards) {
+  std::uint64_t index = 0, count = 1;
+  if (!shard.empty()) {
+    const auto slash = shard.find('/');
+    if (slash == std::string::npos || !shards.empty())
+      throw BadInput("--shard takes i/N (e.g. 2/8), without --shards");
+    index = parse_unsigned(shard.substr(0, slash), "--shard's index");
+    count = parse_unsigned(shard.substr(slash + 1), "--shard's count");
+  } else if (!shards.empty()) {
+    count = parse_unsigned(shards, "--shards");
+    if (const char* k8s = std::getenv("JOB_COMPLETION_INDEX")) {
+      index = parse_unsigned(k8s, "JOB_COMPLETION_INDEX");
+    } else if (const char* slurm = std::getenv("SLURM_ARRAY_TASK_ID")) {
+      index = parse_unsigned(slurm, "SLURM_ARRAY_TASK_ID");
+      if (const char* min = std::getenv("SLURM_ARRAY_TASK_MIN")) {
+        const std::uint64_t first = parse_unsigned(min, "SLURM_ARRAY_TASK_MIN");
+        if (index < first) throw BadInput("SLURM_ARRAY_TASK_ID is below SLURM_ARRAY_TASK_MIN");
+        index -= first;
+      }
+    } else {
+      throw BadInput(
+          "--shards N needs the shard index: --shard i/N, or JOB_COMPLETION_INDEX "
+          "(Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm) in the environment");
+    }
+  }
+  if (count == 0 || index >= count)
+    throw BadInput("shard " + std::to_string(index) + "/" + std::to_string(count) +
+                   ": the index must be below the count (from 0)");
+  return {index, count};
+}
+
+nlohmann::json sweeps_json(const std::vector<SweepResult>& sweeps) {
+  nlohmann::json out;
+  out["sweeps"] = nlohmann::json::array();
+  for (const auto& s : sweeps) out["sweeps"].push_back(to_json(s));
+  return out;
+}
+
+/// hldlab sweep: runs the script's sweeps (one shard of their runs) and writes the sweep JSON.
+int sweep_command(const PluginRegistry& registry, const std::string& script, RunSettings& s,
+                  const RunFlags& flags, std::pair<std::size_t, std::size_t> shard) {
+  s.options.shard = shard;
+  const bool partial = shard.second > 1;
+  if (partial) s.options.print_reports = false;  // tables of one shard would mislead
+  ScriptResult result;
+  {
+    Watchdog watchdog(s.timeout_seconds);
+    result = run_script(resolve_script(script), registry, s.options);
+  }
+  if (!result.error.empty()) {
+    spdlog::error("{}", result.error);
+    return result.exit_code();
+  }
+  if (result.sweeps.empty()) throw BadInput(script + " has no lab.sweep: nothing to sweep");
+  nlohmann::json out = sweeps_json(result.sweeps);
+  std::size_t runs = 0;
+  for (const auto& sw : result.sweeps) runs += sw.runs.size();
+  if (partial) {
+    out["shard"] = {{"index", shard.first}, {"count", shard.second}};
+    std::cerr << "hldlab: shard " << shard.first << "/" << shard.second << " did " << runs
+              << " runs of " << result.sweeps.size()
+              << " sweep(s); merge the shards with hldlab merge (claims are checked by a whole "
+                 "run)\n";
+  }
+  if (!flags.json_path.empty() && !write_json(flags.json_path, out)) return kExitEnvironment;
+  return partial ? 0 : result.exit_code();
+}
+
+/// hldlab merge: the shards' sweep JSON files into one, identical to a single-process sweep.
+int merge_command(const std::vector<std::string>& files, const std::string& json_path) {
+  std::vector<std::vector<SweepResult>> parts;
+  for (const auto& f : files) {
+    const nlohmann::json j = read_json(f);
+    if (!j.contains("sweeps") || !j["sweeps"].is_array())
+      throw BadInput("'" + f + "' is not the output of hldlab sweep (no \"sweeps\")");
+    std::vector<SweepResult> part;
+    try {
+      for (const auto& sw : j["sweeps"]) part.push_back(sweep_from_json(sw));
+    } catch (const std::invalid_argument& e) {
+      throw BadInput(f + ": " + e.what());
+    }
+    parts.push_back(std::move(part));
+  }
+  std::vector<SweepResult> merged;
+  try {
+    merged = merge_sweeps(parts);
+  } catch (const std::invalid_argument& e) {
+    throw BadInput(e.what());
+  }
+  for (const auto& sw : merged)
+    (json_path == "-" ? std::cerr : std::cout) << format_sweep(sw) << "\n";
+  if (!json_path.empty() && !write_json(json_path, sweeps_json(merged))) return kExitEnvironment;
+  return 0;
+}
+
+/// tour --seeds N: every lesson's script on N seeds, on the worker threads; per claim, on how
+/// many seeds it held. A claim is known by where it is stated (file:line, and its order there).
+int tour_seeds_command(const PluginRegistry& registry, const std::string& script_dir,
+                       RunSettings& s, const RunFlags& flags, std::uint64_t seeds) {
+  namespace fs = boost::filesystem;
+  struct Job {
+    std::string lesson, path;
+    std::uint64_t seed;
+    ScriptResult result;
+  };
+  std::vector<Job> jobs;
+  const std::uint64_t first = s.options.seed.value_or(1);
+  int exit_code = 0;
+  for (const auto& name : registry.names()) {
+    const std::string path = script_dir + "/" + name + ".lua";
+    boost::system::error_code ec;
+    if (!fs::exists(path, ec)) {
+      std::cout << name << ": NO SCRIPT (" << path << ")\n";
+      exit_code = 1;
+      continue;
+    }
+    for (std::uint64_t k = 0; k < seeds; ++k) jobs.push_back({name, path, first + k, {}});
+  }
+  {
+    Watchdog watchdog(s.timeout_seconds);
+    ScriptOptions options = s.options;
+    options.print_reports = false;
+    options.jobs = 1;
+    std::atomic<std::size_t> next{0};
+    std::vector<std::thread> threads;
+    const unsigned workers = std::max(1u, std::min<unsigned>(s.options.jobs, jobs.size()));
+    for (unsigned w = 0; w < workers; ++w)
+      threads.emplace_back([&] {
+        for (std::size_t i; (i = next++) < jobs.size() && !stop_requested();) {
+          ScriptOptions mine = options;
+          mine.seed = jobs[i].seed;
+          jobs[i].result = run_script(jobs[i].path, registry, mine);
+        }
+      });
+    for (auto& t : threads) t.join();
+  }
+  if (stop_requested())
+    return stop_reason() == StopReason::interrupted ? kExitInterrupted : kExitBadInput;
+  nlohmann::json all = nlohmann::json::object();
+  std::cout << "=== hldlab tour on " << seeds << " seeds (" << first << ".." << first + seeds - 1
+            << "): claims held on how many seeds\n";
+  for (std::size_t i = 0; i < jobs.size();) {
+    const std::string lesson = jobs[i].lesson;
+    // Claims by (where, n-th at that place), in the order of the first seed's run.
+    std::vector<std::string> order;
+    std::map<std::string, std::pair<std::string, std::uint64_t>> held;  // key -> (message, seeds)
+    std::vector<std::string> errors;
+    for (; i < jobs.size() && jobs[i].lesson == lesson; ++i) {
+      const ScriptResult& r = jobs[i].result;
+      all[lesson][std::to_string(jobs[i].seed)] = to_json(r);
+      exit_code = std::max(exit_code, r.exit_code());
+      if (!r.error.empty())
+        errors.push_back("seed " + std::to_string(jobs[i].seed) + ": " + r.error);
+      std::map<std::string, int> nth;
+      for (const auto& e : r.expectations) {
+        if (!e.claim && e.passed) continue;  // sanity checks show only when they fail
+        const std::string key = e.where + "#" + std::to_string(nth[e.where]++);
+        auto [it, inserted] = held.try_emplace(key, (e.claim ? "" : "check: ") + e.message, 0);
+        if (inserted) order.push_back(key);
+        it->second.second += e.passed;
+      }
+    }
+    std::cout << "\n" << lesson << "\n";
+    for (const auto& key : order) {
+      const auto& [message, n] = held[key];
+      std::cout << "  " << (n == seeds ? "ok    " : "FAIL  ") << std::setw(4) << n << "/" << seeds
+                << "  " << message
+                << (n == seeds ? "" : "  (" + key.substr(0, key.rfind('#')) + ")") << "\n";
+    }
+    for (const auto& e : errors) std::cout << "  ERROR " << e << "\n";
+  }
+  if (!flags.json_path.empty() && !write_json(flags.json_path, all)) return kExitEnvironment;
+  return exit_code;
+}
+
 void add_run_flags(CLI::App* cmd, RunFlags& f) {
   cmd->add_option("--seed", f.seed, "seed for every experiment (overrides the script's)");
-  cmd->add_option("--json", f.json_path, "also write the results as JSON to this file (- : stdout)");
+  cmd->add_option("--json", f.json_path,
+                  "also write the results as JSON to this file (- : stdout)");
   cmd->add_option("--timeline", f.timeline_path,
                   "also write every system's per-window figures as CSV to this file");
-  cmd->add_option("--pace", f.pace, "0: as fast as possible; X: virtual time runs X times wall speed");
-  cmd->add_option("--jobs", f.jobs, "threads running the systems of an experiment (default: cores)");
+  cmd->add_option("--pace", f.pace,
+                  "0: as fast as possible; X: virtual time runs X times wall speed");
+  cmd->add_option("--jobs", f.jobs,
+                  "threads running the systems of an experiment (default: cores)");
   cmd->add_option("--timeout", f.timeout, "wall-clock limit, e.g. 30m (0: none; default 1h)");
-  cmd->add_option("--memory", f.memory,
-                  "memory budget for queued work per experiment, e.g. 4GiB (default: half the RAM)");
+  cmd->add_option(
+      "--memory", f.memory,
+      "memory budget for queued work per experiment, e.g. 4GiB (default: half the RAM)");
   cmd->add_option("--max-instructions", f.max_instructions, "Lua instruction budget");
   cmd->add_option("--data", f.data_dirs,
                   "a directory scripts may read traces from (repeatable; nothing else is opened)");
@@ -457,19 +713,55 @@ int main(int argc, char** argv) {
       "info", "show a lesson: problem, fix, variants, parameters, faults, figures, metrics");
   std::string lesson_name;
   info->add_option("lesson", lesson_name, "lesson name")->required();
+  bool info_as_json = false;
+  info->add_flag("--json", info_as_json,
+                 "print it as JSON (name, variants, figures, metrics, faults)");
 
   RunFlags flags;
   auto* run = app.add_subcommand("run", "run a Lua experiment script");
   std::string script_path;
-  run->add_option("script", script_path, "the .lua script (else looked up in the installed scripts)")
+  run->add_option("script", script_path,
+                  "the .lua script (else looked up in the installed scripts)")
       ->required();
   add_run_flags(run, flags);
+  run->add_option("--baseline", flags.baseline,
+                  "compare the results with this JSON file of an earlier run (as hldlab diff)");
+  run->add_option("--threshold", flags.threshold, "with --baseline: e.g. 5% (default)");
 
   auto* tour =
       app.add_subcommand("tour", "run every lesson's experiment and print a verdict table");
   std::string script_dir;
   tour->add_option("--scripts", script_dir, "directory of the lesson scripts");
+  std::string tour_seeds;
+  tour->add_option("--seeds", tour_seeds,
+                   "run every script on N seeds (from --seed, default 1) in parallel and show on "
+                   "how many seeds each claim held");
   add_run_flags(tour, flags);
+
+  auto* sweep = app.add_subcommand(
+      "sweep", "run a script's lab.sweep points (or one shard of them) and write the sweep JSON");
+  sweep->add_option("script", script_path, "the .lua script")->required();
+  std::string shard, shards;
+  sweep->add_option("--shard", shard, "i/N: run only shard i (from 0) of N");
+  sweep->add_option("--shards", shards,
+                    "N shards, the index from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID");
+  add_run_flags(sweep, flags);
+
+  auto* merge = app.add_subcommand("merge", "merge the JSON files of sweep shards into one");
+  std::vector<std::string> merge_files;
+  std::string merge_json;
+  merge->add_option("parts", merge_files, "the shards' JSON files")->required();
+  merge->add_option("--json", merge_json, "write the merged sweep JSON here (- : stdout)");
+
+  auto* diff = app.add_subcommand(
+      "diff", "compare two result files (run or tour --json): figures, changes, regressions");
+  std::string diff_base, diff_new, diff_threshold = "5%";
+  bool diff_all = false;
+  diff->add_option("base", diff_base, "the baseline results (JSON)")->required();
+  diff->add_option("new", diff_new, "the new results (JSON)")->required();
+  diff->add_option("--threshold", diff_threshold,
+                   "relative change that counts, e.g. 5% (default) or 0.05");
+  diff->add_flag("--all", diff_all, "show every figure, not only those beyond the threshold");
 
   auto* new_lesson =
       app.add_subcommand("new-lesson", "scaffold plugins/NAME/ and scripts/NAME.lua");
@@ -502,8 +794,10 @@ int main(int argc, char** argv) {
       std::cout << app.get_subcommand(help_topic)->help();
       return 0;
     } catch (const CLI::OptionNotFound&) {
-      spdlog::error("no command '{}' (commands: list, info, run, tour, new-lesson, version, help)",
-                    help_topic);
+      spdlog::error(
+          "no command '{}' (commands: list, info, run, tour, sweep, merge, diff, "
+          "new-lesson, version, help)",
+          help_topic);
       return kExitBadInput;
     }
   }
@@ -547,7 +841,11 @@ int main(int argc, char** argv) {
 
   if (*info) {
     try {
-      print_info(registry.get(lesson_name).lesson->info());
+      const LessonInfo& lesson_info = registry.get(lesson_name).lesson->info();
+      if (info_as_json)
+        std::cout << info_json(lesson_info).dump(2) << "\n";
+      else
+        print_info(lesson_info);
     } catch (const std::exception& e) {
       spdlog::error("{}", e.what());
       return kExitBadInput;
@@ -556,8 +854,21 @@ int main(int argc, char** argv) {
   }
 
   try {
+    if (*merge) return merge_command(merge_files, merge_json);
+    if (*diff)
+      return print_comparison(read_json(diff_base), read_json(diff_new),
+                              parse_threshold(diff_threshold), diff_all, diff_base);
+    if (!flags.baseline.empty()) parse_threshold(flags.threshold);  // bad input before a run
     RunSettings settings = settle(flags);
     if (*run) return run_command(registry, script_path, settings, flags);
+    if (*sweep)
+      return sweep_command(registry, script_path, settings, flags, parse_shard(shard, shards));
+    if (!tour_seeds.empty()) {
+      const std::uint64_t n = parse_unsigned(tour_seeds, "--seeds");
+      if (n == 0 || n > 10000) throw BadInput("--seeds must be from 1 to 10000");
+      return tour_seeds_command(registry, script_dir.empty() ? installed_script_dir() : script_dir,
+                                settings, flags, n);
+    }
     return tour_command(registry, script_dir, settings, flags);
   } catch (const ExporterError& e) {
     spdlog::error("{}", e.what());

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <lua.hpp>
 #include <sstream>
+#include <thread>
 
 #include "hldlab/runtime/params.hpp"
 #include "hldlab/runtime/stop.hpp"
@@ -37,6 +38,10 @@ struct Runner {
   std::uint64_t instructions = 0;
   std::size_t memory = 0;
   std::vector<std::shared_ptr<Experiment>> experiments;
+  const std::function<int(lua_State*)>* load = nullptr;  ///< loads the script (sweep workers)
+  std::size_t sweeps_seen = 0;
+  bool in_sweep = false;     ///< inside a sweep's run function
+  bool worker_done = false;  ///< a sweep worker did its runs: the script stops here
 
   void out(const std::string& text) {
     result.output += text;
@@ -222,8 +227,9 @@ void push_system(lua_State* L, std::shared_ptr<Experiment> experiment, SystemSlo
 
 /// The message that unwinds a script stopped by SIGINT/SIGTERM or --timeout.
 std::string stop_message() {
-  return stop_reason() == StopReason::timeout ? "stopped: the run exceeded its time limit (--timeout)"
-                                              : "interrupted";
+  return stop_reason() == StopReason::timeout
+             ? "stopped: the run exceeded its time limit (--timeout)"
+             : "interrupted";
 }
 
 /// Message handler of every protected call: an error raised with something else than a
@@ -246,16 +252,16 @@ int error_message(lua_State* L) {
   return 1;
 }
 
-/// lua_pcall with error_message as the handler; returns the error text, or "" on success.
-std::string protected_call(lua_State* L, int nargs) {
+/// lua_pcall with error_message as the handler; returns the error text, or "" on success
+/// (then the `results` results are on the stack).
+std::string protected_call(lua_State* L, int nargs, int results = 0) {
   const int base = lua_gettop(L) - nargs;  // the function's index
   lua_pushcfunction(L, error_message);
   lua_insert(L, base);
-  const int status = lua_pcall(L, nargs, 0, base);
+  const int status = lua_pcall(L, nargs, results, base);
   lua_remove(L, base);
   if (status == LUA_OK) return "";
-  std::string message =
-      lua_tostring(L, -1) ? lua_tostring(L, -1) : "error object is not a string";
+  std::string message = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error object is not a string";
   lua_pop(L, 1);
   return message;
 }
@@ -356,9 +362,10 @@ void push_row(lua_State* L, const SystemResult& s) {
   luaL_setmetatable(L, kResultsMeta);
 }
 
-void push_results(lua_State* L, const ExperimentResult& r, std::size_t id) {
+/// `id`: the index in ScriptResult::experiments, -1 for an experiment of a sweep's run.
+void push_results(lua_State* L, const ExperimentResult& r, std::int64_t id) {
   lua_newtable(L);
-  set_integer(L, "__id", static_cast<std::int64_t>(id));
+  set_integer(L, "__id", id);
   set_string(L, "experiment", r.name);
   set_integer(L, "seed", static_cast<std::int64_t>(r.seed));
   set_number(L, "duration", r.duration);
@@ -384,7 +391,7 @@ int lab_experiment(lua_State* L) {
     const Value v(spec);
     if (!v["name"].is_nil()) config.name = field_string(spec, "name", "lab.experiment");
     Runner& r = runner(L);
-    if (r.options.seed)
+    if (r.options.seed && !r.in_sweep)  // a sweep's run uses the seed it is given
       config.seed = *r.options.seed;
     else if (!v["seed"].is_nil()) {
       if (v["seed"].kind() != Value::Kind::integer || v["seed"].as_int() < 0)
@@ -460,6 +467,16 @@ int exp_run(lua_State* L) {
   return guarded(L, [&] {
     auto& box = box_arg<ExperimentBox>(L, 1, kExperimentMeta, "exp:run(): experiment");
     Runner& r = runner(L);
+    if (r.worker_done) throw std::runtime_error("sweep worker done");
+    if (r.in_sweep) {  // one of many runs: not exported, not kept, not run alone
+      RunOptions options;
+      options.jobs = r.options.jobs;
+      if (stop_requested()) throw std::runtime_error(stop_message());
+      const ExperimentResult result = box.experiment->run(options);
+      if (box.experiment->interrupted()) throw std::runtime_error(stop_message());
+      push_results(L, result, -1);
+      return 1;
+    }
     if (r.options.on_run_start) r.options.on_run_start(box.experiment);
     RunOptions options;
     options.pace = r.options.pace;
@@ -472,10 +489,11 @@ int exp_run(lua_State* L) {
     if (box.experiment->interrupted()) {  // show what it measured, then stop the script
       r.result.stopped = stop_reason();
       r.out(format_table(r.result.experiments.back()) + "\n");
-      throw std::runtime_error(stop_message() + " at " +
-                               format_duration(box.experiment->now()) + " of virtual time");
+      throw std::runtime_error(stop_message() + " at " + format_duration(box.experiment->now()) +
+                               " of virtual time");
     }
-    push_results(L, r.result.experiments.back(), r.result.experiments.size() - 1);
+    push_results(L, r.result.experiments.back(),
+                 static_cast<std::int64_t>(r.result.experiments.size() - 1));
     return 1;
   });
 }
@@ -540,8 +558,8 @@ int sys_trace(lua_State* L) {
     if (v["from"].is_nil() || v["to"].is_nil())
       throw std::invalid_argument("sys:trace needs from and to (virtual times)");
     const double max = v["max"].is_nil() ? 2000 : v["max"].as_double();
-    box.slot->trace(duration_from(v["from"], "sys:trace from"), duration_from(v["to"], "sys:trace to"),
-                    static_cast<std::size_t>(max));
+    box.slot->trace(duration_from(v["from"], "sys:trace from"),
+                    duration_from(v["to"], "sys:trace to"), static_cast<std::size_t>(max));
     return 0;
   });
 }
@@ -564,9 +582,10 @@ int sys_index(lua_State* L) {
     else if (key == "now")
       lua_pushnumber(L, to_seconds(box.slot->now()));
     else
-      throw std::invalid_argument("a system has no field '" + key + "'" +
-                                  did_you_mean(key, {"inject", "clear", "call", "at", "trace",
-                                                     "label", "variant", "lesson", "naive", "now"}));
+      throw std::invalid_argument(
+          "a system has no field '" + key + "'" +
+          did_you_mean(key, {"inject", "clear", "call", "at", "trace", "label", "variant", "lesson",
+                             "naive", "now"}));
     return 1;
   });
 }
@@ -574,8 +593,21 @@ int sys_index(lua_State* L) {
 int lab_report(lua_State* L) {
   return guarded(L, [&] {
     Runner& r = runner(L);
+    if (r.in_sweep)
+      throw std::invalid_argument(
+          "lab.report inside a sweep's run function: return the figures, report the sweep");
     if (lua_type(L, 1) != LUA_TTABLE)
-      throw std::invalid_argument("lab.report(r) takes the results of exp:run()");
+      throw std::invalid_argument("lab.report(r) takes the results of exp:run() or lab.sweep");
+    lua_pushstring(L, "__sweep");
+    lua_rawget(L, 1);  // results tables refuse unknown fields
+    if (lua_isinteger(L, -1)) {
+      const lua_Integer id = lua_tointeger(L, -1);
+      if (id < 0 || id >= static_cast<lua_Integer>(r.result.sweeps.size()))
+        throw std::invalid_argument("lab.report: not a sweep of this script");
+      r.out(format_sweep(r.result.sweeps[static_cast<std::size_t>(id)]) + "\n");
+      return 0;
+    }
+    lua_pop(L, 1);
     lua_getfield(L, 1, "__id");
     const bool ok = lua_isinteger(L, -1);
     const lua_Integer id = lua_tointeger(L, -1);
@@ -593,6 +625,10 @@ int lab_report(lua_State* L) {
 int expectation(lua_State* L, bool claim) {
   return guarded(L, [&] {
     Runner& r = runner(L);
+    if (r.in_sweep)
+      throw std::invalid_argument(std::string(claim ? "lab.expect" : "lab.check") +
+                                  " inside a sweep's run function: return the figure (a "
+                                  "boolean counts as 1 or 0) and state the claim over the sweep");
     Expectation e;
     e.claim = claim;
     e.passed = lua_toboolean(L, 1) != 0;
@@ -689,6 +725,304 @@ int lab_fixed(lua_State* L) {
 
 // ---- sandbox -----------------------------------------------------------------------------------
 
+ScriptResult run_chunk(const std::function<int(lua_State*)>& load, const PluginRegistry& registry,
+                       const ScriptOptions& options);
+
+// ---- sweeps ------------------------------------------------------------------------------------
+
+/// Pushes a Stats as a table {n, mean, sd, lo, hi, min, max}.
+void push_stats(lua_State* L, const Stats& st) {
+  lua_createtable(L, 0, 7);
+  set_integer(L, "n", static_cast<std::int64_t>(st.n));
+  set_number(L, "mean", st.mean);
+  set_number(L, "sd", st.sd);
+  set_number(L, "lo", st.lo);
+  set_number(L, "hi", st.hi);
+  set_number(L, "min", st.min);
+  set_number(L, "max", st.max);
+}
+
+/// What a sweep's run function returned (at the top of the stack): named numbers, nested
+/// tables flattened as "a.b", booleans as 1 or 0.
+void collect_values(lua_State* L, int index, const std::string& prefix,
+                    std::vector<std::pair<std::string, double>>& out, int depth = 0) {
+  index = lua_absindex(L, index);
+  if (depth > 8) throw std::invalid_argument("the sweep's run returned tables nested too deeply");
+  std::vector<std::pair<std::string, int>> keys;  // sorted for a fixed order
+  lua_pushnil(L);
+  while (lua_next(L, index) != 0) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      lua_pop(L, 2);
+      throw std::invalid_argument("the sweep's run must return a table of named figures");
+    }
+    keys.emplace_back(prefix + lua_tostring(L, -2), 0);
+    lua_pop(L, 1);
+  }
+  std::sort(keys.begin(), keys.end());
+  for (const auto& [name, unused] : keys) {
+    lua_getfield(L, index, name.substr(prefix.size()).c_str());
+    if (lua_type(L, -1) == LUA_TNUMBER)
+      out.emplace_back(name, lua_tonumber(L, -1));
+    else if (lua_type(L, -1) == LUA_TBOOLEAN)
+      out.emplace_back(name, lua_toboolean(L, -1) ? 1.0 : 0.0);
+    else if (lua_type(L, -1) == LUA_TTABLE)
+      collect_values(L, -1, name + ".", out, depth + 1);
+    else {
+      const std::string type = luaL_typename(L, -1);
+      lua_pop(L, 1);
+      throw std::invalid_argument("the sweep's run returned '" + name + "' = a " + type +
+                                  ": figures are numbers or booleans");
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/// Runs run `i` of sweep `s` with the run function at stack index `fn`.
+SweepRun run_point(lua_State* L, int fn, const SweepResult& s, std::size_t i) {
+  Runner& r = runner(L);
+  SweepRun run;
+  run.index = i;
+  run.seed = s.seeds[i % s.seeds.size()];
+  const Map params = s.point_params(i / s.seeds.size());
+  lua_pushvalue(L, fn);
+  push_value(L, Value(params));
+  lua_pushinteger(L, static_cast<lua_Integer>(run.seed));
+  r.in_sweep = true;
+  const std::string error = protected_call(L, 2, 1);
+  r.in_sweep = false;
+  auto where = [&] {
+    std::string w = "sweep '" + s.name + "' at";
+    for (const auto& [k, v] : params) w += " " + k + "=" + format_value(v);
+    return w + " seed " + std::to_string(run.seed) + ": ";
+  };
+  if (!error.empty()) throw ScriptError(where() + error);
+  try {
+    if (lua_type(L, -1) != LUA_TTABLE)
+      throw std::invalid_argument("the run function must return a table of named figures");
+    collect_values(L, -1, "", run.values);
+  } catch (const std::exception& e) {
+    lua_pop(L, 1);
+    throw ScriptError(where() + e.what());
+  }
+  lua_pop(L, 1);
+  return run;
+}
+
+/// Runs the runs of `s` that are `index` modulo `count` within this process's shard.
+void run_share(lua_State* L, int fn, SweepResult& s, std::size_t index, std::size_t count) {
+  const auto [shard, shards] = runner(L).options.shard;
+  std::size_t mine = 0;
+  for (std::size_t i = 0; i < s.total_runs(); ++i)
+    if (in_shard(i, shard, shards) && mine++ % count == index)
+      s.runs.push_back(run_point(L, fn, s, i));
+}
+
+/// Pushes the Lua view of a sweep: name, seeds, params, points (params + stats per figure with
+/// the per-seed values) and the method at{...}.
+void push_sweep(lua_State* L, const SweepResult& s, std::size_t id) {
+  lua_newtable(L);
+  set_integer(L, "__sweep", static_cast<std::int64_t>(id));
+  set_string(L, "name", s.name);
+  lua_createtable(L, static_cast<int>(s.seeds.size()), 0);
+  for (std::size_t i = 0; i < s.seeds.size(); ++i) {
+    lua_pushinteger(L, static_cast<lua_Integer>(s.seeds[i]));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  lua_setfield(L, -2, "seeds");
+  Map params;
+  for (const auto& [name, values] : s.params) params[name] = Value(values);
+  push_value(L, Value(params));
+  lua_setfield(L, -2, "params");
+  const auto figures = s.figures();
+  lua_createtable(L, static_cast<int>(s.points()), 0);
+  for (std::size_t p = 0; p < s.points(); ++p) {
+    lua_newtable(L);
+    push_value(L, Value(s.point_params(p)));
+    lua_setfield(L, -2, "params");
+    for (const auto& f : figures) {
+      push_stats(L, s.stats(p, f));
+      lua_createtable(L, static_cast<int>(s.seeds.size()), 0);  // per seed, NaN where not run
+      for (std::size_t k = 0; k < s.seeds.size(); ++k) {
+        double v = std::nan("");
+        const std::size_t index = p * s.seeds.size() + k;
+        for (const auto& run : s.runs)
+          if (run.index == index)
+            for (const auto& [name, value] : run.values)
+              if (name == f) v = value;
+        lua_pushnumber(L, v);
+        lua_rawseti(L, -2, static_cast<lua_Integer>(k + 1));
+      }
+      lua_setfield(L, -2, "values");
+      lua_setfield(L, -2, f.c_str());
+    }
+    lua_rawseti(L, -2, static_cast<lua_Integer>(p + 1));
+  }
+  lua_setfield(L, -2, "points");
+  lua_getfield(L, LUA_REGISTRYINDEX, "hldlab.sweep_at");
+  lua_setfield(L, -2, "at");
+}
+
+/// sweep:at{ name = value, ... }: the one point with these parameter values.
+int sweep_at(lua_State* L) {
+  return guarded(L, [&] {
+    if (lua_type(L, 1) != LUA_TTABLE) throw std::invalid_argument("use sweep:at{...}, with ':'");
+    const Map where = table_arg(L, 2, "sweep:at{...}");
+    lua_getfield(L, 1, "points");
+    const int points = lua_gettop(L);
+    int found = 0;
+    for (lua_Integer i = 1; lua_rawgeti(L, points, i) == LUA_TTABLE; ++i) {
+      lua_getfield(L, -1, "params");
+      const Value params = to_value(L, -1, "params");
+      lua_pop(L, 1);
+      bool match = true;
+      for (const auto& [k, v] : where) {
+        if (params[k].is_nil())
+          throw std::invalid_argument("sweep:at: the sweep has no parameter '" + k + "'");
+        match = match && (params[k] == v || (params[k].is_number() && v.is_number() &&
+                                             params[k].as_double() == v.as_double()));
+      }
+      if (match) {
+        if (found) throw std::invalid_argument("sweep:at: more than one point matches");
+        found = lua_gettop(L);
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+    if (!found) throw std::invalid_argument("sweep:at: no point has these parameter values");
+    lua_pushvalue(L, found);
+    return 1;
+  });
+}
+
+/// lab.sweep{ name, seeds = N | {s1, s2, ...}, params = { name = {values} }, run = fn }:
+/// run(point, seed) for every combination of parameter values on every seed, on --jobs worker
+/// threads (each a Lua state re-running the script up to this sweep), merged in a fixed order.
+int lab_sweep(lua_State* L) {
+  return guarded(L, [&] {
+    Runner& r = runner(L);
+    if (r.in_sweep) throw std::invalid_argument("lab.sweep inside a sweep's run function");
+    if (r.worker_done) throw std::runtime_error("sweep worker done");
+    if (lua_type(L, 1) != LUA_TTABLE)
+      throw std::invalid_argument(
+          "lab.sweep{ seeds = N, params = {...}, run = function(point, seed) ... end }");
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+      const std::string key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+      lua_pop(L, 1);
+      if (key != "name" && key != "seeds" && key != "params" && key != "run")
+        throw std::invalid_argument("lab.sweep: unknown field '" + key +
+                                    "' (fields: name, seeds, params, run)");
+    }
+    SweepResult s;
+    const std::size_t k = r.sweeps_seen++;
+    lua_getfield(L, 1, "name");
+    s.name =
+        lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "sweep " + std::to_string(k + 1);
+    lua_getfield(L, 1, "seeds");
+    const Value seeds = to_value(L, -1, "lab.sweep seeds");
+    if (seeds.kind() == Value::Kind::integer && seeds.as_int() >= 1 && seeds.as_int() <= 100000) {
+      const std::uint64_t first = r.options.seed.value_or(1);
+      for (std::int64_t i = 0; i < seeds.as_int(); ++i)
+        s.seeds.push_back(first + static_cast<std::uint64_t>(i));
+    } else if (seeds.kind() == Value::Kind::list) {
+      for (const Value& v : seeds.as_list()) {
+        if (v.kind() != Value::Kind::integer || v.as_int() < 0)
+          throw std::invalid_argument("lab.sweep: seeds must be non-negative integers");
+        s.seeds.push_back(static_cast<std::uint64_t>(v.as_int()));
+      }
+    }
+    if (s.seeds.empty())
+      throw std::invalid_argument(
+          "lab.sweep: seeds must be a count (1..100000) or a list of seeds");
+    lua_getfield(L, 1, "params");
+    if (!lua_isnil(L, -1)) {
+      const Map params = table_arg(L, -1, "lab.sweep params");
+      for (const auto& [name, values] : params) {
+        if (values.kind() != Value::Kind::list || values.as_list().empty())
+          throw std::invalid_argument("lab.sweep: params." + name + " must be a list of values");
+        for (const Value& v : values.as_list())
+          if (!v.is_number() && v.kind() != Value::Kind::string && v.kind() != Value::Kind::boolean)
+            throw std::invalid_argument("lab.sweep: params." + name +
+                                        " holds a value that is not a number, string or boolean");
+        s.params.emplace_back(name, values.as_list());
+      }
+    }
+    if (s.total_runs() > 10'000'000) throw std::invalid_argument("lab.sweep: more than 10^7 runs");
+    lua_getfield(L, 1, "run");
+    if (lua_type(L, -1) != LUA_TFUNCTION)
+      throw std::invalid_argument("lab.sweep: run must be a function(point, seed)");
+    const int fn = lua_gettop(L);
+
+    if (const auto& worker = r.options.sweep_worker) {
+      if (k < worker->sweep) {  // done by the main state already
+        r.result.sweeps.push_back(worker->earlier.at(k));
+      } else {
+        run_share(L, fn, s, worker->worker, worker->workers);
+        r.result.sweeps.push_back(std::move(s));
+        r.worker_done = true;
+        throw std::runtime_error("sweep worker done");
+      }
+    } else {
+      const auto [shard, shards] = r.options.shard;
+      std::size_t mine = 0;
+      for (std::size_t i = 0; i < s.total_runs(); ++i) mine += in_shard(i, shard, shards);
+      const std::size_t workers = std::min<std::size_t>(std::max(1u, r.options.jobs), mine);
+      if (workers <= 1 || r.load == nullptr) {
+        run_share(L, fn, s, 0, 1);
+      } else {
+        auto role = std::make_shared<ScriptOptions::SweepWorker>();
+        role->sweep = k;
+        role->workers = workers;
+        role->earlier = r.result.sweeps;
+        std::vector<ScriptResult> parts(workers);
+        std::vector<std::thread> threads;
+        for (std::size_t w = 0; w < workers; ++w)
+          threads.emplace_back([&, w] {
+            ScriptOptions options = r.options;
+            auto mine_role = std::make_shared<ScriptOptions::SweepWorker>(*role);
+            mine_role->worker = w;
+            options.sweep_worker = mine_role;
+            options.print_reports = false;
+            options.jobs = 1;
+            options.on_run_start = nullptr;
+            options.run_alone.reset();
+            parts[w] = run_chunk(*r.load, r.registry, options);
+          });
+        for (auto& t : threads) t.join();
+        for (auto& part : parts) {
+          if (!part.error.empty()) throw ScriptError(part.error);
+          if (part.sweeps.size() != k + 1)
+            throw std::runtime_error("lab.sweep: a worker did not reach sweep '" + s.name +
+                                     "' (does the script depend on something outside it?)");
+          for (auto& run : part.sweeps.back().runs) s.runs.push_back(std::move(run));
+        }
+        std::sort(s.runs.begin(), s.runs.end(),
+                  [](const SweepRun& a, const SweepRun& b) { return a.index < b.index; });
+      }
+      r.result.sweeps.push_back(std::move(s));
+    }
+    push_sweep(L, r.result.sweeps.back(), r.result.sweeps.size() - 1);
+    return 1;
+  });
+}
+
+/// lab.mean_ci{ values }: { n, mean, sd, lo, hi, min, max } with a Student-t 95 % interval.
+int lab_mean_ci(lua_State* L) {
+  return guarded(L, [&] {
+    const Value v = to_value(L, 1, "lab.mean_ci");
+    std::vector<double> values;
+    if (v.kind() == Value::Kind::list)
+      for (const Value& x : v.as_list()) {
+        if (!x.is_number()) throw std::invalid_argument("lab.mean_ci takes a list of numbers");
+        if (!std::isnan(x.as_double())) values.push_back(x.as_double());
+      }
+    else if (!(v.kind() == Value::Kind::map && v.as_map().empty()))
+      throw std::invalid_argument("lab.mean_ci takes a list of numbers");
+    push_stats(L, mean_ci(values));
+    return 1;
+  });
+}
+
 int sandbox_print(lua_State* L) {
   const int n = lua_gettop(L);
   luaL_Buffer b;
@@ -743,7 +1077,7 @@ int sandbox_require(lua_State* L) {
 
 int strict_global(lua_State* L) {
   const char* name = lua_tostring(L, 2);
-  static const char* forbidden[] = {"os",   "io",     "debug",          "package", "dofile",
+  static const char* forbidden[] = {"os",   "io",     "debug",          "package",  "dofile",
                                     "load", "rawset", "collectgarbage", "loadfile", nullptr};
   for (const char** f = forbidden; *f; ++f)
     if (name && std::strcmp(name, *f) == 0)
@@ -791,16 +1125,14 @@ end
 /// A read-only view of `table` (at the top of the stack, replaced by the view): writes raise
 /// `message`, and its metatable cannot be read or changed.
 void make_read_only(lua_State* L, const char* message) {
-  lua_newtable(L);                 // the view
-  lua_newtable(L);                 // its metatable
+  lua_newtable(L);  // the view
+  lua_newtable(L);  // its metatable
   lua_pushvalue(L, -3);
   lua_setfield(L, -2, "__index");  // reads go to the table
   lua_pushstring(L, message);
   lua_pushcclosure(
       L,
-      [](lua_State* L) -> int {
-        return luaL_error(L, "%s", lua_tostring(L, lua_upvalueindex(1)));
-      },
+      [](lua_State* L) -> int { return luaL_error(L, "%s", lua_tostring(L, lua_upvalueindex(1))); },
       1);
   lua_setfield(L, -2, "__newindex");
   lua_pushstring(L, "protected");
@@ -836,15 +1168,15 @@ void open_sandbox(lua_State* L) {
   lua_newtable(L);  // the script's globals
   const int env = lua_gettop(L);
   lua_getfield(L, loaded, LUA_GNAME);
-  for (const char* name : {"assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall",
-                           "rawequal", "rawget", "rawlen", "select", "setmetatable", "tonumber",
-                           "tostring", "type", "xpcall", "_VERSION"}) {
+  for (const char* name :
+       {"assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget",
+        "rawlen", "select", "setmetatable", "tonumber", "tostring", "type", "xpcall", "_VERSION"}) {
     lua_getfield(L, -1, name);
     lua_setfield(L, env, name);
   }
   lua_pop(L, 1);
-  for (const char* lib : {LUA_TABLIBNAME, LUA_STRLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME,
-                          LUA_COLIBNAME}) {
+  for (const char* lib :
+       {LUA_TABLIBNAME, LUA_STRLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME, LUA_COLIBNAME}) {
     lua_getfield(L, loaded, lib);
     lua_setfield(L, env, lib);
   }
@@ -866,19 +1198,27 @@ void open_sandbox(lua_State* L) {
   lua_setfield(L, env, "_G");
 
   // The module, read-only: a script cannot replace lab.expect.
-  static const luaL_Reg lab[] = {{"experiment", lab_experiment}, {"report", lab_report},
-                                 {"expect", lab_expect},         {"check", lab_check},
-                                 {"duration", lab_duration},     {"lessons", lab_lessons},
-                                 {"info", lab_info},             {"fixed", lab_fixed},
+  static const luaL_Reg lab[] = {{"experiment", lab_experiment},
+                                 {"report", lab_report},
+                                 {"expect", lab_expect},
+                                 {"check", lab_check},
+                                 {"duration", lab_duration},
+                                 {"lessons", lab_lessons},
+                                 {"info", lab_info},
+                                 {"fixed", lab_fixed},
+                                 {"sweep", lab_sweep},
+                                 {"mean_ci", lab_mean_ci},
                                  {nullptr, nullptr}};
   luaL_newlib(L, lab);
-  for (const char* kind : {"poisson", "constant", "closed", "trace", "uniform", "zipf",
-                           "hotspot", "exponential", "lognormal", "pareto", "bimodal"}) {
+  for (const char* kind : {"poisson", "constant", "closed", "trace", "uniform", "zipf", "hotspot",
+                           "exponential", "lognormal", "pareto", "bimodal"}) {
     lua_pushstring(L, kind);
     lua_pushcclosure(L, lab_tagged, 1);
     lua_setfield(L, -2, kind);
   }
   make_read_only(L, "the hldlab module is read-only");
+  lua_pushcfunction(L, sweep_at);
+  lua_setfield(L, LUA_REGISTRYINDEX, "hldlab.sweep_at");
   lua_setfield(L, LUA_REGISTRYINDEX, "hldlab.module");
 
   static const luaL_Reg experiment_methods[] = {
@@ -891,12 +1231,9 @@ void open_sandbox(lua_State* L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newmetatable(L, kSystemMeta);
-  static const luaL_Reg system_methods[] = {{"inject", sys_inject},
-                                            {"clear", sys_clear},
-                                            {"call", sys_call},
-                                            {"at", sys_at},
-                                            {"trace", sys_trace},
-                                            {nullptr, nullptr}};
+  static const luaL_Reg system_methods[] = {{"inject", sys_inject}, {"clear", sys_clear},
+                                            {"call", sys_call},     {"at", sys_at},
+                                            {"trace", sys_trace},   {nullptr, nullptr}};
   luaL_newlib(L, system_methods);
   lua_pushcclosure(L, sys_index, 1);
   lua_setfield(L, -2, "__index");
@@ -927,6 +1264,7 @@ void open_sandbox(lua_State* L) {
 ScriptResult run_chunk(const std::function<int(lua_State*)>& load, const PluginRegistry& registry,
                        const ScriptOptions& options) {
   Runner r{registry, options, {}, Rng(options.seed.value_or(1)), 0, 0, {}};
+  r.load = &load;
   lua_State* L = lua_newstate(limited_alloc, &r);
   if (L == nullptr) {
     r.result.error = "cannot create a Lua state";
@@ -942,6 +1280,7 @@ ScriptResult run_chunk(const std::function<int(lua_State*)>& load, const PluginR
     lua_setupvalue(L, -2, 1);  // the chunk's _ENV
     lua_sethook(L, count_hook, LUA_MASKCOUNT, kHookEvery);
     r.result.error = protected_call(L, 0);
+    if (r.worker_done) r.result.error.clear();  // a sweep worker stops after its runs
   }
   lua_close(L);
   return std::move(r.result);
@@ -987,6 +1326,10 @@ nlohmann::json to_json(const ScriptResult& r) {
   nlohmann::json out;
   out["experiments"] = nlohmann::json::array();
   for (const auto& e : r.experiments) out["experiments"].push_back(to_json(e));
+  if (!r.sweeps.empty()) {
+    out["sweeps"] = nlohmann::json::array();
+    for (const auto& s : r.sweeps) out["sweeps"].push_back(to_json(s));
+  }
   out["expectations"] = nlohmann::json::array();
   for (const auto& e : r.expectations)
     out["expectations"].push_back({{"message", e.message},

@@ -12,6 +12,7 @@
 #include "hldlab/runtime/experiment.hpp"
 #include "hldlab/runtime/loader.hpp"
 #include "hldlab/runtime/stop.hpp"
+#include "hldlab/runtime/sweep.hpp"
 
 namespace hldlab {
 
@@ -30,6 +31,15 @@ struct ScriptOptions {
   bool reports_to_stderr = false;  ///< print them to stderr instead (stdout carries JSON)
   /// Called when an experiment starts running (the metrics exporter registers it).
   std::function<void(const std::shared_ptr<Experiment>&)> on_run_start;
+  /// (i, N): every lab.sweep does only its runs r with r % N == i (hldlab sweep --shard i/N).
+  std::pair<std::size_t, std::size_t> shard{0, 1};
+  /// Internal: this Lua state is worker `worker` of `workers` for the script's sweep number
+  /// `sweep`; the sweeps before it return `earlier` without running.
+  struct SweepWorker {
+    std::size_t sweep = 0, worker = 0, workers = 1;
+    std::vector<SweepResult> earlier;
+  };
+  std::shared_ptr<const SweepWorker> sweep_worker;
 };
 
 struct Expectation {
@@ -40,7 +50,8 @@ struct Expectation {
 };
 
 struct ScriptResult {
-  std::vector<ExperimentResult> experiments;
+  std::vector<ExperimentResult> experiments;  ///< those outside sweeps, in the order they ran
+  std::vector<SweepResult> sweeps;            ///< lab.sweep results, in the order they ran
   std::vector<Expectation> expectations;
   std::string error;   ///< the script failed (syntax, runtime or input error): one line
   std::string output;  ///< what lab.report and print wrote (also printed unless suppressed)
