@@ -233,13 +233,12 @@ TEST_CASE("the exposition text parses and every metric follows the Prometheus na
       for (const auto& label : common_labels) CHECK(s.labels.count(label));
     for (const auto& [label, value] : s.labels) {
       if (common_labels.count(label)) continue;
-      const bool allowed = (label == "outcome" && family == "hldlab_requests_total") ||
-                           (label == "fault" && family == "hldlab_faults_injected_total") ||
-                           (label == "le" && type == "histogram") ||
-                           (label == "quantile" && type == "summary") ||
-                           (label == "window" &&
-                            family == "hldlab_request_duration_quantile_seconds") ||
-                           (label == "shard" && family == "hldlab_passthrough_per_shard");
+      const bool allowed =
+          (label == "outcome" && family == "hldlab_requests_total") ||
+          (label == "fault" && family == "hldlab_faults_injected_total") ||
+          (label == "le" && type == "histogram") || (label == "quantile" && type == "summary") ||
+          (label == "window" && family == "hldlab_request_duration_quantile_seconds") ||
+          (label == "shard" && family == "hldlab_passthrough_per_shard");
       CHECK(allowed);
     }
     CHECK(std::isfinite(s.value));
@@ -322,7 +321,8 @@ TEST_CASE("exported counters, gauges and histograms equal the experiment's own r
   };
   CHECK(e.value("hldlab_faults_injected_total", lb_fault("errors")) == 1);
   CHECK(e.value("hldlab_faults_injected_total", lb_fault("kill_backend")) == 1);
-  CHECK(e.value("hldlab_faults_injected_total", lb_fault("latency")) == 0);  // declared, never injected
+  CHECK(e.value("hldlab_faults_injected_total", lb_fault("latency")) ==
+        0);  // declared, never injected
   CHECK(e.value("hldlab_requests_total", {{"variant", "round_robin"}, {"outcome", "error"}}) > 100);
   CHECK(e.value("hldlab_load_balancing_backends_in_rotation", lb) == 4);
   CHECK(e.value("hldlab_cache_hits_total", {{"variant", "instant"}}) > 500);

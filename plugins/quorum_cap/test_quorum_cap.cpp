@@ -10,6 +10,15 @@ using hldlab::testing::row;
 
 namespace {
 
+/// "r2w3": the label of the system with read quorum r and write quorum w.
+std::string label(int r, int w) {
+  std::string out = "r";
+  out += std::to_string(r);
+  out += 'w';
+  out += std::to_string(w);
+  return out;
+}
+
 std::int64_t figure(const SystemResult& s, const std::string& name) {
   return s.figures.at(name).as_int();
 }
@@ -68,11 +77,11 @@ TEST_CASE("quorums with R + W > N never return a stale read, R + W <= N do") {
     for (int r = 1; r <= 3; ++r)
       for (int w = 1; w <= 3; ++w)
         e.add(registry(), "quorum_cap", "cp", {{"read_quorum", r}, {"write_quorum", w}},
-              "r" + std::to_string(r) + "w" + std::to_string(w));
+              label(r, w));
     const auto result = e.run();
     for (int r = 1; r <= 3; ++r)
       for (int w = 1; w <= 3; ++w) {
-        const auto& s = row(result, "r" + std::to_string(r) + "w" + std::to_string(w));
+        const auto& s = row(result, label(r, w));
         INFO("seed " << seed << " R=" << r << " W=" << w);
         if (r + w > 3)
           CHECK(figure(s, "stale_reads") == 0);

@@ -65,10 +65,10 @@ class Families {
 bool is_runtime_family(const std::string& name) {
   static const char* const names[] = {
       "hldlab_request_duration_seconds", "hldlab_request_duration_quantile_seconds",
-      "hldlab_requests_total",
-      "hldlab_requests_arrived_total",   "hldlab_requests_in_flight",
-      "hldlab_cache_hits_total",         "hldlab_cache_misses_total",
-      "hldlab_faults_injected_total",    "hldlab_virtual_time_seconds"};
+      "hldlab_requests_total",           "hldlab_requests_arrived_total",
+      "hldlab_requests_in_flight",       "hldlab_cache_hits_total",
+      "hldlab_cache_misses_total",       "hldlab_faults_injected_total",
+      "hldlab_virtual_time_seconds"};
   return std::any_of(std::begin(names), std::end(names), [&](const char* n) { return name == n; });
 }
 
@@ -167,9 +167,9 @@ void collect_system(Families& fams, const std::string& experiment, const SystemS
     ClientMetric m = with_labels(plus("window", window));
     for (int i = 0; i < 3; ++i)
       m.summary.quantile.push_back(
-          {quantiles[i], recent ? rec.recent_quantile(i)
-                                : static_cast<double>(rec.latency().quantile(quantiles[i])) /
-                                      kNanosPerSecond});
+          {quantiles[i],
+           recent ? rec.recent_quantile(i)
+                  : static_cast<double>(rec.latency().quantile(quantiles[i])) / kNanosPerSecond});
     m.summary.sample_count =
         static_cast<std::uint64_t>(recent ? rec.recent_count() : rec.latency().count());
     m.summary.sample_sum = recent ? rec.recent_sum() : rec.latency().sum() / kNanosPerSecond;
@@ -201,7 +201,8 @@ void collect_system(Families& fams, const std::string& experiment, const SystemS
             spec->variants.end())
       continue;
     add_counter(fams, "hldlab_faults_injected_total", "Fault activations (sys:inject)",
-                plus("fault", f.name), static_cast<double>(f.count.load(std::memory_order_relaxed)));
+                plus("fault", f.name),
+                static_cast<double>(f.count.load(std::memory_order_relaxed)));
   }
 
   const std::string prefix = "hldlab_" + metric_name_part(info.name) + "_";
@@ -253,7 +254,8 @@ const std::vector<double>& latency_buckets_seconds() {
     std::vector<double> b;
     for (double decade = 1e-6; decade < 1000; decade *= 10)
       for (double m : {1.0, 1.25, 1.6, 2.0, 2.5, 3.2, 4.0, 5.0, 6.3, 8.0}) {
-        const double bound = std::stod(std::to_string(m) + "e" + std::to_string(std::lround(std::log10(decade))));
+        const double bound =
+            std::stod(std::to_string(m) + "e" + std::to_string(std::lround(std::log10(decade))));
         if (bound <= 300) b.push_back(bound);  // exact decimal bounds: le="1.6e-05"
       }
     return b;
@@ -311,7 +313,8 @@ MetricsExporter::MetricsExporter(const std::string& address)
                                 "' is not an IP address (use e.g. 127.0.0.1:9464)");
   }
   listener_ = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listener_ < 0) throw ExporterError(std::string("cannot open a socket: ") + std::strerror(errno));
+  if (listener_ < 0)
+    throw ExporterError(std::string("cannot open a socket: ") + std::strerror(errno));
   const int one = 1;
   ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(listener_, reinterpret_cast<sockaddr*>(&storage), length) != 0 ||
@@ -369,7 +372,8 @@ void MetricsExporter::answer(int connection) {
     request.append(buffer, static_cast<std::size_t>(n));
   }
   std::string status = "200 OK", body;
-  const bool metrics = request.rfind("GET /metrics ", 0) == 0 || request.rfind("GET /metrics?", 0) == 0;
+  const bool metrics =
+      request.rfind("GET /metrics ", 0) == 0 || request.rfind("GET /metrics?", 0) == 0;
   if (metrics) {
     std::ostringstream out;
     prometheus::TextSerializer().Serialize(out, collector_->Collect());
@@ -384,7 +388,8 @@ void MetricsExporter::answer(int connection) {
                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
   const std::string response = head + body;
   for (std::size_t sent = 0; sent < response.size();) {
-    const ssize_t n = ::send(connection, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
+    const ssize_t n =
+        ::send(connection, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) return;
     sent += static_cast<std::size_t>(n);
   }

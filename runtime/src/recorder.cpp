@@ -78,7 +78,8 @@ void Recorder::close_window() {
   window_.p999 = to_seconds(window_latency_.quantile(0.999));
   windows_.push_back(window_);
   if (metric_series_.size() != metrics_.size()) metric_series_.resize(metrics_.size());
-  for (std::size_t i = 0; i < metrics_.size(); ++i) metric_series_[i].push_back(metrics_[i].value.value());
+  for (std::size_t i = 0; i < metrics_.size(); ++i)
+    metric_series_[i].push_back(metrics_[i].value.value());
   if (window_latency_.count() > 0) {
     recent_[0].store(window_.p50, std::memory_order_relaxed);
     recent_[1].store(window_.p99, std::memory_order_relaxed);

@@ -93,7 +93,7 @@ class Recorder {
   struct Window {
     std::int64_t arrivals = 0;
     std::array<std::int64_t, kOutcomeCount> outcomes{};
-    std::int64_t in_flight = 0;       ///< at the window's end
+    std::int64_t in_flight = 0;         ///< at the window's end
     double p50 = 0, p99 = 0, p999 = 0;  ///< seconds, of the completions in the window
   };
   struct FaultMark {
