@@ -30,6 +30,8 @@ struct ScriptOptions {
   bool reports_to_stderr = false;  ///< print them to stderr instead (stdout carries JSON)
   /// Called when an experiment starts running (the metrics exporter registers it).
   std::function<void(const std::shared_ptr<Experiment>&)> on_run_start;
+  /// Called when it has run (or failed to): the progress line clears itself.
+  std::function<void(const std::shared_ptr<Experiment>&)> on_run_end;
 };
 
 struct Expectation {
