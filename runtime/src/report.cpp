@@ -362,6 +362,14 @@ std::string figure_bars(const std::string& name, const ExperimentResult& e,
   return card(name, unit_name(unit), o.str());
 }
 
+/// Seconds with up to six significant digits ("10.015s"): the traced windows are short.
+std::string precise_seconds(double s) {
+  if (s < 1) return format_seconds(s);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6gs", s);
+  return buf;
+}
+
 /// The space-time (Lamport) diagram of one traced system: a vertical line per node, time going
 /// down, an arrow per message and a dot per node event.
 std::string space_time(const SystemResult& s, const std::string& color) {
@@ -408,34 +416,41 @@ std::string space_time(const SystemResult& s, const std::string& color) {
   for (double t : ticks(t0, t1, 16)) {
     if (Y(t) - last_y < 16) continue;
     last_y = Y(t);
-    o << "<text x=\"52\" y=\"" << num(Y(t) + 4) << "\">" << esc(format_seconds(t)) << "</text>";
+    o << "<text x=\"52\" y=\"" << num(Y(t) + 4) << "\">" << esc(precise_seconds(t)) << "</text>";
   }
   o << "</g><g class=\"data msg\" stroke=\"" << color << "\">";
   std::size_t drawn = 0;
   for (const auto& m : s.messages) {
     if (m.from >= nodes || m.to >= nodes || drawn++ >= kMaxArrows) continue;
     const double ts = to_seconds(m.sent), tr = to_seconds(m.received);
-    o << "<line x1=\"" << num(X(m.from)) << "\" y1=\"" << num(Y(ts)) << "\" x2=\"" << num(X(m.to))
-      << "\" y2=\"" << num(Y(tr)) << "\" marker-end=\"url(#arrow-" << esc(s.label) << ")\"><title>n"
-      << m.from << " → n" << m.to << " " << esc(m.label) << " (" << esc(format_seconds(ts)) << " → "
-      << esc(format_seconds(tr)) << ")"
-      << "</title></line>";
+    // A message that never arrived (its label says "lost" or "dropped") stops a third of the
+    // way, dashed, at an ×.
+    const bool lost =
+        m.label.find("lost") != std::string::npos || m.label.find("dropped") != std::string::npos;
+    const double x2 = lost ? X(m.from) + 0.35 * (X(m.to) - X(m.from)) : X(m.to);
+    o << "<line x1=\"" << num(X(m.from)) << "\" y1=\"" << num(Y(ts)) << "\" x2=\"" << num(x2)
+      << "\" y2=\"" << num(Y(tr)) << "\""
+      << (lost ? " class=\"lost\"" : " marker-end=\"url(#arrow-" + esc(s.label) + ")\"")
+      << "><title>n" << m.from << " → n" << m.to << " " << esc(m.label) << " ("
+      << esc(precise_seconds(ts)) << " → " << esc(precise_seconds(tr)) << ")</title></line>";
+    if (lost)
+      o << "<text class=\"lost\" x=\"" << num(x2) << "\" y=\"" << num(Y(tr) + 4) << "\">×</text>";
   }
   o << "</g><g class=\"data events\">";
   for (const auto& ev : s.node_events) {
     if (ev.node >= nodes) continue;
     const double t = to_seconds(ev.at);
     o << "<g><title>"
-      << "n" << ev.node << " " << esc(format_seconds(t)) << ": " << esc(ev.label)
+      << "n" << ev.node << " " << esc(precise_seconds(t)) << ": " << esc(ev.label)
       << "</title><circle cx=\"" << num(X(ev.node)) << "\" cy=\"" << num(Y(t))
       << "\" r=\"4\"/><text x=\"" << num(X(ev.node) + 6) << "\" y=\"" << num(Y(t) + 4) << "\">"
       << esc(ev.label.size() > 18 ? ev.label.substr(0, 17) + "…" : ev.label) << "</text></g>";
   }
   o << "</g></svg>";
-  std::string note = std::to_string(s.messages.size()) + " messages, " +
-                     std::to_string(s.node_events.size()) + " events, " + format_seconds(t0) +
-                     " – " + format_seconds(t1) +
-                     "; time goes down (spread where busy); hover an arrow for its message";
+  std::string note =
+      std::to_string(s.messages.size()) + " messages, " + std::to_string(s.node_events.size()) +
+      (s.node_events.size() == 1 ? " event, " : " events, ") + precise_seconds(t0) + " – " +
+      precise_seconds(t1) + "; time goes down (spread where busy); hover an arrow for its message";
   if (s.messages.size() > kMaxArrows)
     note += "; the first " + std::to_string(kMaxArrows) + " drawn";
   return "<div class=\"card wide\"><h4>Messages of " + esc(s.label) + " <span class=\"note\">" +
@@ -611,7 +626,8 @@ svg text{fill:var(--muted);font-size:11px}
 .line .data circle{stroke:none}
 .fault line{stroke:var(--bad);stroke-dasharray:4 3;stroke-width:1.2}.fault text{fill:var(--bad)}
 .hover{fill:transparent}.hover:hover{fill:var(--hover)}
-.msg line{stroke-width:1.1;opacity:.8}.msg line:hover{stroke-width:3;opacity:1}
+.msg line{stroke-width:1.1;opacity:.8}.msg line.lost{stroke-dasharray:3 2}
+.msg text.lost{fill:var(--bad);text-anchor:middle;font-size:13px;stroke:none}.msg line:hover{stroke-width:3;opacity:1}
 .events circle{fill:var(--bad)}.events text{fill:var(--fg);font-size:10px}
 table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 10px;text-align:left;
 border-bottom:1px solid var(--grid);vertical-align:top}

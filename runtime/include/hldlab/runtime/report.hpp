@@ -3,7 +3,9 @@
 /// inline CSS and inline SVG charts (no JavaScript, no network). Per experiment: a line chart
 /// per figure over virtual time (one line per system, fault injections as labelled markers), a
 /// latency CDF, bars of the lesson's figures, the claims with ✓/✗ and the space-time diagram of
-/// every traced system. Hovering a point shows its value (SVG `<title>`).
+/// every traced system. Hovering a point shows its value (SVG `<title>`). In a space-time
+/// diagram, a message whose label contains "lost" or "dropped" is drawn as one that never
+/// arrived (dashed, stopping at an ×).
 #pragma once
 
 #include <string>
