@@ -162,7 +162,8 @@ class Consensus final : public System {
   /// The message on the space-time diagram (sys:trace{...}).
   void trace(const Message& m, Time sent) {
     static const char* names[] = {"RequestVote", "Vote", "AppendEntries"};
-    std::string label = names[static_cast<int>(m.kind)] + std::string(" t=") + std::to_string(m.term);
+    std::string label =
+        names[static_cast<int>(m.kind)] + std::string(" t=") + std::to_string(m.term);
     if (m.kind == Message::Kind::vote) label += m.granted ? " yes" : " no";
     if (!node(m.to).alive) label += " (lost: node down)";
     ctx_.trace_message(m.from, m.to, sent, label);

@@ -241,7 +241,7 @@ class QuorumStore final : public System {
     messages_.release(m);
     if (side_[msg.from] != side_[msg.to]) return lost(msg);  // a partition started in flight
     if (ctx_.tracing()) trace(msg, "");
-    const bool current = ops_.live(msg.op);                  // its operation still waits
+    const bool current = ops_.live(msg.op);  // its operation still waits
     switch (msg.kind) {
       case Kind::write: {  // replica applies (last write wins), acks
         std::uint64_t& v = versions_[msg.key * n_ + msg.to];

@@ -235,9 +235,9 @@ class Store final : public System {
   }
 
   void trace(const Message& m, const char* note) {
-    ctx_.trace_message(static_cast<int>(m.from), static_cast<int>(m.to), m.sent,
-                       "key " + std::to_string(m.key) + " update " +
-                           std::to_string(m.version.update) + note);
+    ctx_.trace_message(
+        static_cast<int>(m.from), static_cast<int>(m.to), m.sent,
+        "key " + std::to_string(m.key) + " update " + std::to_string(m.version.update) + note);
   }
 
   void apply_lww(std::vector<Version>& held, const Version& v) {

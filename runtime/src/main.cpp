@@ -430,8 +430,10 @@ int tour_command(const PluginRegistry& registry, std::string script_dir, RunSett
   for (const auto& r : rows) line({r.lesson, r.claims, r.verdict, r.time, r.headline});
   bool written = flags.json_path.empty() || write_json(flags.json_path, all);
   if (!flags.report_path.empty()) {
-    written &= write_file(flags.report_path, render_report("hldlab tour", sections), "HTML report");
-    if (written) out << "\nreport: " << flags.report_path << "\n";
+    const bool ok =
+        write_file(flags.report_path, render_report("hldlab tour", sections), "HTML report");
+    if (ok) out << "\nreport: " << flags.report_path << "\n";
+    written &= ok;
   }
   if (!flags.timeline_path.empty())
     written &= write_file(flags.timeline_path, timeline_csv(experiments), "timeline CSV");
