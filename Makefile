@@ -14,9 +14,9 @@ build: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The main job: every lesson's experiment and a verdict table.
+# The main job: every lesson's experiment, a verdict table and the HTML report.
 demo: build
-	./$(BUILD)/hldlab tour
+	./$(BUILD)/hldlab tour --report $(BUILD)/report.html
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

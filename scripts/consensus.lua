@@ -69,7 +69,9 @@ local live = lab.experiment{ name = "consensus: commands across leader crashes",
                              duration = "30s" }
 live:workload{ arrivals = lab.poisson{ rps = 200 }, service = "1ms" }
 for _, variant in ipairs{ "fixed", "randomized" } do
-  live:add{ lesson = "consensus", variant = variant }
+  local sys = live:add{ lesson = "consensus", variant = variant }
+  -- The messages around the first crash, for the report's space-time diagram (--report).
+  sys:trace{ from = "1.9s", to = "2.6s" }
 end
 for t = 2, 28, 2 do
   live:at(t, function(sys) sys:inject("crash_leader", { restart_after = "1s" }) end)

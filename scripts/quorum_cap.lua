@@ -30,8 +30,10 @@ local traffic = {
 
 local p = lab.experiment{ name = "quorum_cap: partition", seed = 42, duration = "30s" }
 p:workload(traffic)
-p:add{ lesson = "quorum_cap", variant = "ap" }
-p:add{ lesson = "quorum_cap", variant = "cp" }
+for _, variant in ipairs{ "ap", "cp" } do
+  -- 30 ms around the partition, for the report's space-time diagram (--report).
+  p:add{ lesson = "quorum_cap", variant = variant }:trace{ from = "9.99s", to = "10.02s" }
+end
 p:at("10s", function(sys) sys:inject("partition", { nodes = { 0 } }) end)
 p:at("20s", function(sys) sys:inject("heal", {}) end)
 local c = p:run()

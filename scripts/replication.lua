@@ -40,7 +40,9 @@ lab.expect(r.sync.write_ms > 2 * r.semi_sync.write_ms, "sync pays the slowest re
 local crash = lab.experiment{ name = "replication: leader crashes", seed = 42, duration = "60s" }
 crash:workload(traffic)
 for _, v in ipairs{ "async_replica_reads", "semi_sync", "sync" } do
-  crash:add{ lesson = "replication", variant = v, params = { lag_median = "100ms" } }
+  local sys = crash:add{ lesson = "replication", variant = v, params = { lag_median = "100ms" } }
+  -- Around the first crash, for the report's space-time diagram (--report).
+  sys:trace{ from = "14.8s", to = "15.3s" }
 end
 for _, t in ipairs{ "15s", "30s", "45s" } do
   crash:at(t, function(sys) sys:inject("crash_leader", {}) end)

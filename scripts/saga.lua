@@ -44,7 +44,10 @@ local crash = lab.experiment{ name = "saga: coordinator crash at 20s for 10s", s
 crash:workload{ arrivals = lab.poisson{ rps = 1000 },
                 service = lab.lognormal{ median = "20ms", p99 = "200ms" } }
 for _, v in ipairs(variants) do
-  crash:add{ lesson = "saga", variant = v, params = { fail_step = 2, fail_rate = 0.05 } }
+  local sys = crash:add{ lesson = "saga", variant = v, params = { fail_step = 2, fail_rate = 0.05 } }
+  -- 20 ms around the crash, for the report's space-time diagram (--report): node 0 is the
+  -- coordinator, 1-4 the services.
+  sys:trace{ from = "19.99s", to = "20.01s" }
 end
 crash:at("20s", function(sys) sys:inject("crash_coordinator", { ["for"] = "10s" }) end)
 local c = crash:run()

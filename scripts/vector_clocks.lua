@@ -19,6 +19,9 @@ local lww_sys = exp:add{ lesson = "vector_clocks", variant = "last_write_wins",
                         params = { replication_delay = "20ms" } }
 local vc_sys = exp:add{ lesson = "vector_clocks", variant = "vector_clocks",
                        params = { replication_delay = "20ms" } }
+-- Replication around the partition, for the report's space-time diagram (--report).
+lww_sys:trace{ from = "19.9s", to = "20.1s" }
+vc_sys:trace{ from = "19.9s", to = "20.1s" }
 exp:at("20s", function(sys) sys:inject("partition", { replica = 0 }) end)
 exp:at("30s", function(sys) sys:inject("heal", {}) end)
 exp:at("40s", function(sys) sys:inject("clock_skew", { replica = 1, behind = "500ms" }) end)

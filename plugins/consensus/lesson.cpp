@@ -153,7 +153,23 @@ class Consensus final : public System {
 
   /// `m` arrives after a network delay, sent `after` from now.
   void send(const Message& m, Time after = 0) {
-    ctx_.after(after + config_.delay.sample_time(ctx_.rng()), [this, m] { deliver(m); });
+    const Time sent = ctx_.now() + after;
+    ctx_.after(after + config_.delay.sample_time(ctx_.rng()), [this, m, sent] {
+      if (ctx_.tracing()) trace(m, sent);
+      deliver(m);
+    });
+  }
+  /// The message on the space-time diagram (sys:trace{...}).
+  void trace(const Message& m, Time sent) {
+    static const char* names[] = {"RequestVote", "Vote", "AppendEntries"};
+    std::string label =
+        names[static_cast<int>(m.kind)] + std::string(" t=") + std::to_string(m.term);
+    if (m.kind == Message::Kind::vote) label += m.granted ? " yes" : " no";
+    if (!node(m.to).alive) label += " (lost: node down)";
+    ctx_.trace_message(m.from, m.to, sent, label);
+  }
+  void trace_event(int i, const std::string& what) {
+    if (ctx_.tracing()) ctx_.trace_event(i, what + " t=" + std::to_string(node(i).term));
   }
   void broadcast(int from, Message::Kind kind, std::uint64_t term, std::int64_t log) {
     for (int to = 0; to < size(); ++to)
@@ -178,6 +194,7 @@ class Consensus final : public System {
     n.voted_for = i;
     n.votes = 1;
     candidacies_.push_back(n.term);
+    trace_event(i, "candidate");
     reset_timer(i);
     broadcast(i, Message::Kind::request_vote, n.term, n.log);
   }
@@ -187,6 +204,7 @@ class Consensus final : public System {
     n.role = Role::leader;
     ctx_.cancel(n.election_timer);
     leader_ = i;
+    trace_event(i, "leader");
     if (crashed_at_ >= 0) elected();
     // Waiting commands whose timeout has not fired yet are served now.
     for (const SlotHandle h : waiting_)
@@ -265,6 +283,7 @@ class Consensus final : public System {
     ctx_.cancel(heartbeat_);
     leader_ = -1;
     crashed_at_ = ctx_.now();
+    trace_event(crashed, "crash");
     candidacies_.clear();
     if (config_.unequal_logs) {
       std::vector<int> order;  // survivors in a random order (Fisher-Yates)
@@ -284,6 +303,7 @@ class Consensus final : public System {
     Node& n = node(i);
     if (n.alive) return;
     n.alive = true;
+    trace_event(i, "restart");
     reset_timer(i);
   }
 

@@ -70,6 +70,7 @@ struct Job {
   std::int64_t value = 0;  // value read from storage
   Time asked_at = 0;       // when it last sent an acquire: its lease ends before asked_at + lease
   Time frozen_mark = 0;    // the worker's frozen_total when the work (re)started
+  Time sent = -1;          // its message in flight was sent then (-1: none; for sys:trace)
 };
 
 struct Worker {
@@ -218,6 +219,9 @@ class Locking final : public System {
   }
 
   void pause(std::uint32_t w, Time duration) {
+    if (ctx_.tracing())
+      ctx_.trace_event(static_cast<int>(w),
+                       "pause " + std::to_string(to_seconds(duration)).substr(0, 4) + "s");
     Worker& worker = workers_[w];
     const Time from = std::max(worker.frozen_until, ctx_.now());
     const Time until = std::max(from, ctx_.now() + duration);
@@ -237,6 +241,7 @@ class Locking final : public System {
   /// The worker dies: its jobs fail and their messages in flight are lost; a job already
   /// answered only had its release left, which is lost too.
   void crash(std::uint32_t w) {
+    if (ctx_.tracing()) ctx_.trace_event(static_cast<int>(w), "crash");
     workers_[w].alive = false;
     workers_[w].frozen_until = 0;
     jobs_.for_each([&](SlotHandle h, Job& job) {
@@ -259,9 +264,32 @@ class Locking final : public System {
     jobs_[h].event = ctx_.after(after, [this, h] { client(h); });
   }
 
+  /// A reply of the lock service or the storage to the job's client.
+  void reply(SlotHandle h, Phase phase) {
+    jobs_[h].sent = ctx_.now();
+    to_client(h, phase, delay(jobs_[h]));
+  }
+
+  /// The job's message on the space-time diagram: nodes 0.. are the clients, then the lock
+  /// service, then the storage.
+  void trace(const Job& job, bool to_server) {
+    static const char* names[] = {"start",   "busy",    "retry",    "granted",
+                                  "read ok", "working", "write ok", "rejected (old token)",
+                                  "acquire", "read",    "write",    "release"};
+    const auto lock = static_cast<int>(workers_.size());
+    const bool storage = job.phase == Phase::reading || job.phase == Phase::writing ||
+                         job.phase == Phase::read_done || job.phase == Phase::write_ok ||
+                         job.phase == Phase::rejected;
+    const int server = storage ? lock + 1 : lock, client = static_cast<int>(job.worker);
+    ctx_.trace_message(
+        to_server ? client : server, to_server ? server : client, job.sent,
+        std::string(names[static_cast<int>(job.phase)]) + " token " + std::to_string(job.token));
+  }
+
   void to_server(SlotHandle h, Phase phase) {
     Job& job = jobs_[h];
     job.phase = phase;
+    job.sent = ctx_.now();
     const Worker& worker = workers_[job.worker];
     const Time extra = worker.slow_until > ctx_.now() ? worker.slow_extra : 0;
     job.event = ctx_.after(delay(job) + extra, [this, h] { server(h); });
@@ -269,6 +297,7 @@ class Locking final : public System {
 
   /// A message arriving at the lock service or the storage.
   void server(SlotHandle h) {
+    if (ctx_.tracing()) trace(jobs_[h], true);
     switch (jobs_[h].phase) {
       case Phase::acquiring:
         return acquire(h);
@@ -289,6 +318,10 @@ class Locking final : public System {
     Job& job = jobs_[h];
     const Worker& worker = workers_[job.worker];
     const Time now = ctx_.now();
+    if (job.sent >= 0) {  // a reply arrived (a paused client handles it later)
+      if (ctx_.tracing()) trace(job, false);
+      job.sent = -1;
+    }
     if (job.phase == Phase::working) {
       const Time frozen = worker.frozen_total - job.frozen_mark;
       if (frozen > 0) {  // paused during the work: the rest of it runs after the pause
@@ -337,7 +370,7 @@ class Locking final : public System {
     Job& job = jobs_[h];
     Resource& r = resources_[job.resource];
     const Time now = ctx_.now();
-    if (r.held && now < r.expires) return to_client(h, Phase::busy, delay(job));
+    if (r.held && now < r.expires) return reply(h, Phase::busy);
     if (r.held) {  // the lease ran out without a release: the lock is free again
       ++leases_expired_;
       expired_metric_.add(1);
@@ -349,7 +382,7 @@ class Locking final : public System {
     r.holder = job.worker;
     r.holder_job = h;
     job.token = r.token;
-    to_client(h, Phase::granted, delay(job));
+    reply(h, Phase::granted);
   }
 
   void release(SlotHandle h) {
@@ -371,16 +404,16 @@ class Locking final : public System {
   void read(SlotHandle h) {
     Job& job = jobs_[h];
     Resource& r = resources_[job.resource];
-    if (fenced(job)) return to_client(h, Phase::rejected, delay(job));
+    if (fenced(job)) return reply(h, Phase::rejected);
     r.max_token = std::max(r.max_token, job.token);
     job.value = r.counter;
-    to_client(h, Phase::read_done, delay(job));
+    reply(h, Phase::read_done);
   }
 
   void write(SlotHandle h) {
     Job& job = jobs_[h];
     Resource& r = resources_[job.resource];
-    if (fenced(job)) return to_client(h, Phase::rejected, delay(job));
+    if (fenced(job)) return reply(h, Phase::rejected);
     if (job.token < r.max_token) {  // the storage already served a newer lock holder
       ++unsafe_writes_;
       unsafe_metric_.add(1);
@@ -392,7 +425,7 @@ class Locking final : public System {
     ++r.writes;
     ++writes_;
     lost_metric_.set(static_cast<double>(writes_ - counter_sum_));
-    to_client(h, Phase::write_ok, delay(job));
+    reply(h, Phase::write_ok);
   }
 
   Scheme scheme_;

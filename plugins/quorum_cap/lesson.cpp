@@ -52,6 +52,7 @@ struct Message {
   std::uint32_t key = 0;  // key index
   std::uint64_t version = 0;
   Kind kind = Kind::write;
+  Time sent = 0;  // for the space-time diagram (sys:trace{...})
 };
 
 /// A write the coordinator could not deliver, to replay when the partition heals.
@@ -133,6 +134,9 @@ class QuorumStore final : public System {
         side_[static_cast<std::size_t>(node)] = 1;
       }
       partitioned_ = true;
+      if (ctx_.tracing())
+        for (std::uint32_t i = 0; i < n_; ++i)
+          if (side_[i]) ctx_.trace_event(static_cast<int>(i), "partitioned off");
       // A pending anti-entropy or divergence check belongs to the last heal: not any more.
       ctx_.cancel(anti_entropy_event_);
       ctx_.cancel(divergence_check_);
@@ -141,6 +145,9 @@ class QuorumStore final : public System {
       if (!partitioned_) return;
       partitioned_ = false;
       healed_ = true;
+      if (ctx_.tracing())
+        for (std::uint32_t i = 0; i < n_; ++i)
+          if (side_[i]) ctx_.trace_event(static_cast<int>(i), "healed");
       std::fill(side_.begin(), side_.end(), 0);
       divergent_at_heal_ += divergent_keys();
       settle_conflicts();
@@ -193,6 +200,16 @@ class QuorumStore final : public System {
                      : 0);
   }
 
+  /// A message on the space-time diagram (a coordinator's message to itself is not drawn).
+  void trace(const Message& msg, const char* note) {
+    if (msg.from == msg.to) return;
+    static const char* names[] = {"write", "write ack", "read", "read reply"};
+    ctx_.trace_message(static_cast<int>(msg.from), static_cast<int>(msg.to),
+                       msg.sent ? msg.sent : ctx_.now(),
+                       std::string(names[static_cast<int>(msg.kind)]) + " key " +
+                           std::to_string(msg.key) + " v" + std::to_string(msg.version) + note);
+  }
+
   void send(Kind kind, SlotHandle op, std::uint32_t from, std::uint32_t to, std::uint64_t version) {
     post(Message{op, from, to, ops_[op].key, version, kind});
   }
@@ -201,6 +218,7 @@ class QuorumStore final : public System {
     if (side_[msg.from] != side_[msg.to]) return lost(msg);  // dropped by the partition
     const SlotHandle m = messages_.acquire();
     messages_[m] = msg;
+    messages_[m].sent = ctx_.now();
     ctx_.after(msg.from == msg.to ? 0 : delay(), [this, m] { deliver(m); });
   }
 
@@ -208,6 +226,7 @@ class QuorumStore final : public System {
   /// when it hands off: at once if the replica was unreachable when it sent, and for a write
   /// lost in flight as it would when that replica's ack does not come.
   void lost(const Message& msg) {
+    if (ctx_.tracing()) trace(msg, " (dropped by the partition)");
     if (mode_ != Mode::hinted_handoff || msg.kind != Kind::write) return;
     std::vector<Hint>& hints = hints_[msg.from];
     if (hints.size() >= max_hints_) {
@@ -221,7 +240,8 @@ class QuorumStore final : public System {
     const Message msg = messages_[m];
     messages_.release(m);
     if (side_[msg.from] != side_[msg.to]) return lost(msg);  // a partition started in flight
-    const bool current = ops_.live(msg.op);                  // its operation still waits
+    if (ctx_.tracing()) trace(msg, "");
+    const bool current = ops_.live(msg.op);  // its operation still waits
     switch (msg.kind) {
       case Kind::write: {  // replica applies (last write wins), acks
         std::uint64_t& v = versions_[msg.key * n_ + msg.to];

@@ -84,6 +84,7 @@ class Replicated final : public System {
     if (fault != "crash_leader") return;
     if (leader_down_) return;  // already failing over
     leader_down_ = true;
+    if (ctx_.tracing()) ctx_.trace_event(static_cast<int>(leader_), "leader crash");
     // Replication in flight dies with the leader: replicas keep what they applied.
     for (Node& n : nodes_) stop_applying(n);
     // Writes waiting for replica acks fail: the client never got an ack, so they are not lost.
@@ -157,7 +158,12 @@ class Replicated final : public System {
   Time ship(std::uint32_t i) {
     Node& n = nodes_[i];
     n.last_apply = std::max(n.last_apply, ctx_.now() + lag(n));
-    n.applying.push_back(ctx_.after(n.last_apply - ctx_.now(), [this, i] {
+    const auto from = static_cast<std::uint32_t>(leader_);
+    const Time sent = ctx_.now();
+    n.applying.push_back(ctx_.after(n.last_apply - ctx_.now(), [this, i, from, sent] {
+      if (ctx_.tracing())  // the space-time diagram (sys:trace{...})
+        ctx_.trace_message(static_cast<int>(from), static_cast<int>(i), sent,
+                           "entry #" + std::to_string(nodes_[i].applied + 1));
       ++nodes_[i].applied;
       nodes_[i].applying.pop_front();
     }));
@@ -192,6 +198,7 @@ class Replicated final : public System {
     if (it != sessions_.end()) {
       Session& s = it->second;
       if (version < s.own_write) {
+        if (ctx_.tracing()) ctx_.trace_event(static_cast<int>(node), "stale read");
         ++stale_reads_;
         stale_metric_.add(1);
       }
@@ -248,6 +255,8 @@ class Replicated final : public System {
       stop_applying(nodes_[i]);
       for (std::size_t k = nodes_[i].applied; k < log_.size(); ++k) ship(i);
     }
+    if (ctx_.tracing())
+      ctx_.trace_event(static_cast<int>(best), "promoted, " + std::to_string(lost) + " lost");
     ctx_.log("replica " + std::to_string(best) + " promoted to leader; " + std::to_string(lost) +
              " acknowledged writes lost");
   }

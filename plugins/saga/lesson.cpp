@@ -79,6 +79,7 @@ class Saga final : public System {
         return;
       }
       if (coordinator_down()) return;
+      if (ctx_.tracing()) ctx_.trace_event(0, "crash");
       down_until_ = ctx_.now() + p["for"].as_int();
       ctx_.log("coordinator crashed until " + std::to_string(to_seconds(down_until_)) + " s");
       ctx_.after(p["for"].as_int(), [this] { recover(); });
@@ -121,6 +122,7 @@ class Saga final : public System {
 
   /// The current step (or compensation, or 2PC vote round) of an order has finished.
   void advance(SlotHandle h) {
+    if (ctx_.tracing() && mode_ != Mode::two_phase_commit && !resuming_) trace_step(orders_[h]);
     if (mode_ == Mode::two_phase_commit) return decide(h);
     if (mode_ != Mode::choreography && coordinator_down()) {
       // The reply reaches a dead orchestrator; its saga log resumes the order at recovery.
@@ -150,6 +152,11 @@ class Saga final : public System {
   /// 2PC: the votes are in. Commit if all voted yes, else abort; a dead coordinator decides
   /// nothing and the participants that voted yes wait, locked, for it to come back.
   void decide(SlotHandle h) {
+    if (ctx_.tracing())
+      for (int k = 0; k < kSteps; ++k)
+        ctx_.trace_message(k + 1, 0, ctx_.now() - hop_,
+                           std::string(orders_[h].fail_at == k ? "vote no" : "vote yes") +
+                               (coordinator_down() ? " (coordinator down: lost)" : ""));
     if (coordinator_down()) {
       in_doubt_.emplace_back(h, ctx_.now());
       return;
@@ -161,7 +168,25 @@ class Saga final : public System {
     finish(h, Outcome::ok);
   }
 
+  /// The message whose arrival is this event, on the space-time diagram (sys:trace{...}): node 0
+  /// is the coordinator (orchestrator), nodes 1-4 the services. Orchestration: the step's reply
+  /// reaches the orchestrator. Choreography: the step's event reaches the next service (forward)
+  /// or the previous one (a failure or a compensation); none after the last.
+  void trace_step(const Order& o) {
+    const bool failing = !o.compensating && o.step == o.fail_at;
+    const std::string what = std::string(kStepNames[o.step]) + (o.compensating ? " compensated"
+                                                                : failing      ? " failed"
+                                                                               : " done");
+    const int from = o.step + 1;
+    if (mode_ != Mode::choreography)
+      return ctx_.trace_message(from, 0, ctx_.now() - hop_,
+                                what + (coordinator_down() ? " (orchestrator down: lost)" : ""));
+    const int to = o.compensating || failing ? o.step : o.step + 2;
+    if (to >= 1 && to <= kSteps) ctx_.trace_message(from, to, ctx_.now() - hop_, what);
+  }
+
   void recover() {
+    if (ctx_.tracing()) ctx_.trace_event(0, "recover");
     ctx_.log("coordinator recovered: " + std::to_string(in_doubt_.size()) +
              " transactions in doubt, " + std::to_string(deferred_.size()) + " sagas to resume");
     // 2PC with presumed abort: no commit record was written, so the in-doubt ones abort.
@@ -179,7 +204,9 @@ class Saga final : public System {
     in_doubt_.clear();
     std::vector<SlotHandle> resume;
     resume.swap(deferred_);
+    resuming_ = true;  // the replies arrived before: not traced again
     for (SlotHandle h : resume) advance(h);
+    resuming_ = false;
   }
 
   bool counted(const Order& o) const { return o.request.arrival >= counting_from_; }
@@ -211,6 +238,7 @@ class Saga final : public System {
   std::vector<SlotHandle> deferred_;                   // sagas waiting for the orchestrator
   std::vector<std::pair<SlotHandle, Time>> in_doubt_;  // 2PC orders, since when
   Time down_until_ = -1;
+  bool resuming_ = false;  // recover() resumes the deferred sagas
   Time counting_from_ = 0;
   std::int64_t failed_ = 0, inconsistent_ = 0, compensations_ = 0, messages_ = 0;
   std::int64_t blocked_participants_ = 0;

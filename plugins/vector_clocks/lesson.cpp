@@ -59,6 +59,7 @@ struct Message {
   Version version;
   std::uint64_t key = 0;
   std::uint32_t from = 0, to = 0;
+  Time sent = 0;  // for the space-time diagram (sys:trace{...})
 };
 
 class Store final : public System {
@@ -88,6 +89,9 @@ class Store final : public System {
 
   void inject(const std::string& fault, const Value& p) override {
     if (fault == "heal") {
+      if (ctx_.tracing())
+        for (std::size_t i = 0; i < replicas_; ++i)
+          if (isolated_[i]) ctx_.trace_event(static_cast<int>(i), "healed");
       std::fill(isolated_.begin(), isolated_.end(), false);
       std::vector<SlotHandle> held;
       held.swap(held_);
@@ -100,6 +104,7 @@ class Store final : public System {
       behind_[replica] = p["behind"].as_int();
     } else if (fault == "partition") {
       isolated_[replica] = true;
+      if (ctx_.tracing()) ctx_.trace_event(static_cast<int>(replica), "partitioned off");
       ctx_.log("replica " + std::to_string(replica) + " cut off from the others");
     }
   }
@@ -208,7 +213,7 @@ class Store final : public System {
     for (std::uint32_t to = 0; to < replicas_; ++to) {
       if (to == replica) continue;
       const SlotHandle h = messages_.acquire();
-      messages_[h] = {v, key, replica, to};
+      messages_[h] = {v, key, replica, to, ctx_.now()};
       ctx_.after(delay_, [this, h] { deliver(h); });
     }
     return v.update;
@@ -216,13 +221,23 @@ class Store final : public System {
 
   void deliver(SlotHandle h) {
     const Message& m = messages_[h];
-    if (isolated_[m.from] || isolated_[m.to]) return held_.push_back(h);  // until heal
+    if (isolated_[m.from] || isolated_[m.to]) {
+      if (ctx_.tracing()) trace(m, " (dropped until the heal)");
+      return held_.push_back(h);  // until heal
+    }
+    if (ctx_.tracing()) trace(m, "");
     std::vector<Version>& held = data_[m.to][m.key];
     if (vc_)
       apply_vc(held, m.version);
     else
       apply_lww(held, m.version);
     messages_.release(h);
+  }
+
+  void trace(const Message& m, const char* note) {
+    ctx_.trace_message(
+        static_cast<int>(m.from), static_cast<int>(m.to), m.sent,
+        "key " + std::to_string(m.key) + " update " + std::to_string(m.version.update) + note);
   }
 
   void apply_lww(std::vector<Version>& held, const Version& v) {

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -27,6 +28,8 @@
 #include "hldlab/runtime/loader.hpp"
 #include "hldlab/runtime/new_lesson.hpp"
 #include "hldlab/runtime/params.hpp"
+#include "hldlab/runtime/progress.hpp"
+#include "hldlab/runtime/report.hpp"
 #include "hldlab/runtime/results.hpp"
 #include "hldlab/runtime/script.hpp"
 #include "hldlab/runtime/stop.hpp"
@@ -323,6 +326,8 @@ struct RunFlags {
                                               memory;
   std::string timeout = "1h", jobs;
   std::string baseline, threshold = "5%";  ///< run --baseline: diff the results against a file
+  std::string report_path;  // --report: the HTML report
+  bool quiet = false;       // --quiet: no progress line
   std::vector<std::string> data_dirs;
   double hold = 0;
   bool metrics_given = false;
@@ -333,6 +338,7 @@ struct RunSettings {
   ScriptOptions options;
   double timeout_seconds = 0;
   std::unique_ptr<MetricsExporter> exporter;
+  std::unique_ptr<Progress> progress;  // the live progress line (a terminal, no --quiet)
 };
 
 RunSettings settle(const RunFlags& flags) {
@@ -356,6 +362,17 @@ RunSettings settle(const RunFlags& flags) {
     std::cerr << "hldlab: serving metrics on " << s.exporter->url() << std::endl;
     s.options.on_run_start = [exporter = s.exporter.get()](const std::shared_ptr<Experiment>& e) {
       exporter->collector().add(e);
+    };
+  }
+  if (Progress::wanted(flags.quiet)) {
+    s.progress = std::make_unique<Progress>(s.options.pace);
+    s.options.on_run_start = [progress = s.progress.get(), then = s.options.on_run_start](
+                                 const std::shared_ptr<Experiment>& e) {
+      if (then) then(e);
+      progress->start(e);
+    };
+    s.options.on_run_end = [progress = s.progress.get()](const std::shared_ptr<Experiment>&) {
+      progress->finish();
     };
   }
   return s;
@@ -384,6 +401,12 @@ int run_command(const PluginRegistry& registry, const std::string& script, RunSe
   bool written = flags.json_path.empty() || write_json(flags.json_path, to_json(result));
   if (!flags.timeline_path.empty())
     written &= write_file(flags.timeline_path, timeline_csv(result.experiments), "timeline CSV");
+  if (!flags.report_path.empty()) {
+    const std::string name = boost::filesystem::path(path).stem().string();
+    written &= write_file(flags.report_path,
+                          render_report("hldlab: " + name, {{name, "", "", "", "", &result}}),
+                          "HTML report");
+  }
   hold_endpoint(s, flags.hold);
   if (!written && result.exit_code() == 0) return kExitEnvironment;
   if (!flags.baseline.empty() && result.error.empty()) {
@@ -408,12 +431,16 @@ int tour_command(const PluginRegistry& registry, std::string script_dir, RunSett
   nlohmann::json all = nlohmann::json::object();
   std::vector<ExperimentResult> experiments;
   int exit_code = 0;
-  std::ostream& out = flags.json_path == "-" ? std::cerr : out;  // stdout carries JSON
+  std::ostream& out = flags.json_path == "-" ? std::cerr : std::cout;  // stdout carries JSON
+  std::deque<ScriptResult> kept;  // for --report
+  std::vector<ReportSection> sections;
   Watchdog watchdog(s.timeout_seconds);
   for (const auto& name : registry.names()) {
     const std::string path = script_dir + "/" + name + ".lua";
     if (!fs::exists(path, ec)) {
       rows.push_back({name, "-", "NO SCRIPT", "-", "no " + path});
+      sections.push_back({name, registry.get(name).lesson->info().title, "NO SCRIPT", "-",
+                          "no " + path, nullptr});
       exit_code = std::max(exit_code, 1);
       continue;
     }
@@ -450,6 +477,11 @@ int tour_command(const PluginRegistry& registry, std::string script_dir, RunSett
     }
     exit_code = std::max(exit_code, result.exit_code());
     rows.push_back(row);
+    if (!flags.report_path.empty()) {
+      kept.push_back(result);
+      sections.push_back({name, registry.get(name).lesson->info().title, row.verdict, row.claims,
+                          row.headline, &kept.back()});
+    }
   }
   out << "\n=== hldlab tour: " << rows.size() << " lessons\n";
   const std::vector<std::string> header = {"lesson", "claims", "verdict", "time", "headline"};
@@ -470,6 +502,12 @@ int tour_command(const PluginRegistry& registry, std::string script_dir, RunSett
   line(header);
   for (const auto& r : rows) line({r.lesson, r.claims, r.verdict, r.time, r.headline});
   bool written = flags.json_path.empty() || write_json(flags.json_path, all);
+  if (!flags.report_path.empty()) {
+    const bool ok =
+        write_file(flags.report_path, render_report("hldlab tour", sections), "HTML report");
+    if (ok) out << "\nreport: " << flags.report_path << "\n";
+    written &= ok;
+  }
   if (!flags.timeline_path.empty())
     written &= write_file(flags.timeline_path, timeline_csv(experiments), "timeline CSV");
   hold_endpoint(s, flags.hold);
@@ -606,6 +644,8 @@ int tour_seeds_command(const PluginRegistry& registry, const std::string& script
     ScriptOptions options = s.options;
     options.print_reports = false;
     options.jobs = 1;
+    options.on_run_start = nullptr;  // no exporter or progress line across parallel scripts
+    options.on_run_end = nullptr;
     std::atomic<std::size_t> next{0};
     std::vector<std::thread> threads;
     const unsigned workers = std::max(1u, std::min<unsigned>(s.options.jobs, jobs.size()));
@@ -664,6 +704,9 @@ void add_run_flags(CLI::App* cmd, RunFlags& f) {
                   "also write the results as JSON to this file (- : stdout)");
   cmd->add_option("--timeline", f.timeline_path,
                   "also write every system's per-window figures as CSV to this file");
+  cmd->add_option("--report", f.report_path,
+                  "also write a self-contained HTML report (charts, claims) to this file");
+  cmd->add_flag("--quiet", f.quiet, "no live progress line on the terminal");
   cmd->add_option("--pace", f.pace,
                   "0: as fast as possible; X: virtual time runs X times wall speed");
   cmd->add_option("--jobs", f.jobs,

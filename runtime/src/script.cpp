@@ -485,6 +485,13 @@ int exp_run(lua_State* L) {
       box.experiment->run_alone(r.options.run_alone->second);
     spdlog::debug("running experiment {}", box.experiment->config().name);
     if (stop_requested()) throw std::runtime_error(stop_message());
+    struct RunEnd {  // on_run_end, however run() leaves
+      Runner& r;
+      const std::shared_ptr<Experiment>& e;
+      ~RunEnd() {
+        if (r.options.on_run_end) r.options.on_run_end(e);
+      }
+    } run_end{r, box.experiment};
     r.result.experiments.push_back(box.experiment->run(options));
     if (box.experiment->interrupted()) {  // show what it measured, then stop the script
       r.result.stopped = stop_reason();
@@ -985,6 +992,7 @@ int lab_sweep(lua_State* L) {
             options.print_reports = false;
             options.jobs = 1;
             options.on_run_start = nullptr;
+            options.on_run_end = nullptr;
             options.run_alone.reset();
             parts[w] = run_chunk(*r.load, r.registry, options);
           });

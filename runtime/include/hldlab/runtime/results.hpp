@@ -60,6 +60,9 @@ struct SystemResult {
   std::vector<Recorder::Window> timeline;
   std::vector<std::pair<std::string, std::vector<double>>> timeline_metrics;
   std::vector<Recorder::FaultMark> fault_marks;
+  /// A compact latency CDF of every counted completion, for the report: (seconds, fraction of
+  /// completions at or below), ascending, at most about 200 points (not in the JSON).
+  std::vector<std::pair<double, double>> latency_cdf;
   /// Messages and node events recorded by sys:trace{...} (empty unless asked).
   std::vector<TracedMessage> messages;
   std::vector<TracedEvent> node_events;

@@ -31,6 +31,8 @@ struct ScriptOptions {
   bool reports_to_stderr = false;  ///< print them to stderr instead (stdout carries JSON)
   /// Called when an experiment starts running (the metrics exporter registers it).
   std::function<void(const std::shared_ptr<Experiment>&)> on_run_start;
+  /// Called when it has run (or failed to): the progress line clears itself.
+  std::function<void(const std::shared_ptr<Experiment>&)> on_run_end;
   /// (i, N): every lab.sweep does only its runs r with r % N == i (hldlab sweep --shard i/N).
   std::pair<std::size_t, std::size_t> shard{0, 1};
   /// Internal: this Lua state is worker `worker` of `workers` for the script's sweep number
