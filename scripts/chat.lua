@@ -20,9 +20,6 @@ local r = exp:run()
 lab.report(r)
 
 local poll, long, push, saf = r.polling, r.long_polling, r.push, r.push_store_forward
-print(string.format("ratios: qps %.2f delivery %.2f lost %.3f ooo %d long %.4f saf %.4f",
-  poll.db_qps / saf.db_qps, poll.online_delivery_mean / saf.online_delivery_mean,
-  push.lost / push.requests, push.out_of_order, long.online_delivery_mean, saf.online_delivery_mean))
 lab.expect(poll.db_qps > 3 * saf.db_qps and
            poll.online_delivery_mean > 5 * saf.online_delivery_mean,
            "polling loads the DB 3x more than push with store-and-forward and delivers 5x slower",

@@ -25,9 +25,6 @@ lab.report(r)
 
 local scan, index, s4, s32, h32, t32 = r.scan, r.index, r.sharded_4, r.sharded_32, r.hedged_32,
                                        r.timeout_32
-print(string.format("ratios: words/postings %.1f scanp50/indexp50 %.1f s4p99 %.4f s32p99 %.4f h32p99 %.4f t32 recall %.4f partial %d",
-  scan.words_per_query / index.postings_per_query, scan.p50 / index.p50, s4.p99, s32.p99, h32.p99,
-  t32.recall, t32.partial_answers))
 lab.expect(scan.words_per_query > 20 * index.postings_per_query and scan.p50 > 3 * index.p50,
            "the index reads 20x less than a scan and answers 3x faster", { headline = true })
 -- One in 1000 shard requests is slow: a query over 4 shards is slow with probability 0.4 %,

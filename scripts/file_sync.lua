@@ -19,9 +19,6 @@ local r = exp:run()
 lab.report(r)
 
 local whole, fixed, cdc = r.whole_file, r.fixed_blocks, r.cdc
-print(string.format("ratios: whole/cdc %.1f fixed/cdc %.1f chunks %.3f mean %.0f dedup %.2f %.2f %.2f",
-  whole.bytes_per_sync / cdc.bytes_per_sync, fixed.bytes_per_sync / cdc.bytes_per_sync,
-  cdc.chunks_per_sync, cdc.chunk_mean, whole.dedup_ratio, fixed.dedup_ratio, cdc.dedup_ratio))
 lab.expect(whole.bytes_per_sync > 10 * cdc.bytes_per_sync and
            fixed.bytes_per_sync > 5 * cdc.bytes_per_sync,
            "after a small edit CDC sends 10x less than the whole file and 5x less than fixed blocks",

@@ -19,9 +19,6 @@ local r = exp:run()
 lab.report(r)
 
 local raw, push, pull = r.raw_push, r.rollup_push, r.rollup_pull
-print(string.format("ratios: bytes %.0f series %d/%d query %.0f alert push %.1f pull %.2f",
-  raw.bytes_30d / push.bytes_30d, raw.series, push.series, raw.query_points_30d / push.query_points_30d,
-  push.alert_delay_mean, pull.alert_delay_mean))
 lab.expect(raw.bytes_30d > 100 * push.bytes_30d and raw.series > 100 * push.series and
            pull.alert_delay_mean * 10 < push.alert_delay_mean,
            "rollups store 100x less over 30 days, bounded labels keep 100x fewer series, and " ..

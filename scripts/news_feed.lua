@@ -34,10 +34,6 @@ lab.expect(push.queries_per_read == 1 and pull.queries_per_read > 3 * hybrid.que
            "pull reads cost 3x the queries of hybrid reads; push reads are one query")
 lab.expect(push.storage_bytes > 2 * hybrid.storage_bytes,
            "push stores a copy of every post per follower: twice hybrid's storage")
-print(string.format("ratios: read_p99 %.2f staleness %.2f writes %.2f queries %.2f storage %.2f",
-  pull.read_p99 / hybrid.read_p99, push.staleness_p99 / hybrid.staleness_p99,
-  push.writes_per_post / hybrid.writes_per_post, pull.queries_per_read / hybrid.queries_per_read,
-  push.storage_bytes / hybrid.storage_bytes))
 for _, v in ipairs(variants) do
   lab.check(r[v].completed == r[v].requests, v .. ": every request ends, exactly once")
   lab.check(r[v].posts == r.pull.posts, v .. ": the same posts")

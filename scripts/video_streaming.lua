@@ -21,9 +21,6 @@ lab.report(r)
 local high, low, tput, bba = r.fixed_high, r.fixed_low, r.throughput, r.bba
 print(string.format("abandoned %d %d %d %d stallsessions %d %d",
   high.abandoned, low.abandoned, tput.abandoned, bba.abandoned, high.sessions_with_stall, bba.sessions_with_stall))
-print(string.format("ratios: rebuf high %.4f tput %.4f bba %.4f  bitrate low %.2f tput %.2f bba %.2f  startup %.2f %.2f %.2f",
-  high.rebuffer_ratio, tput.rebuffer_ratio, bba.rebuffer_ratio, low.mean_bitrate,
-  tput.mean_bitrate, bba.mean_bitrate, high.startup_mean, tput.startup_mean, bba.startup_mean))
 lab.expect(high.rebuffer_ratio > 5 * tput.rebuffer_ratio and
            high.rebuffer_ratio > 5 * bba.rebuffer_ratio and
            tput.mean_bitrate > 1.5 * low.mean_bitrate and bba.mean_bitrate > 1.5 * low.mean_bitrate,

@@ -19,9 +19,6 @@ local r = exp:run()
 lab.report(r)
 
 local naive, exact, bloom = r.naive, r.polite_hashset, r.polite_bloom
-print(string.format("ratios: pages %.2f naive dup %d banned %d rate %d missed %d bloom pages %.2f",
-  exact.pages / naive.pages, naive.duplicate_fetches, naive.banned_hosts, naive.max_host_rate,
-  bloom.missed_urls, bloom.pages / exact.pages))
 lab.expect(exact.pages > 1.5 * naive.pages and naive.banned_hosts > 0 and exact.banned_hosts == 0,
            "per-host politeness crawls 1.5x the pages of one FIFO, which gets itself banned",
            { headline = true })
