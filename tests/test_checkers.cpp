@@ -78,8 +78,9 @@ TEST_CASE("a sequential register history that reads the last write is linearizab
   CHECK(r.keys == 1);
 }
 
-TEST_CASE("a read that returns an overwritten value after the overwrite completed is not "
-          "linearizable, and the witness is the two writes and the read") {
+TEST_CASE(
+    "a read that returns an overwritten value after the overwrite completed is not "
+    "linearizable, and the witness is the two writes and the read") {
   Registers h;
   h.write(1, 10, 0, 1);
   h.write(1, 20, 2, 3);
@@ -91,8 +92,9 @@ TEST_CASE("a read that returns an overwritten value after the overwrite complete
   CHECK(r.witness[2].kind == HistoryKind::read);
 }
 
-TEST_CASE("a read concurrent with a write may return the old or the new value, but once a read "
-          "returned the new one a later read may not return the old one") {
+TEST_CASE(
+    "a read concurrent with a write may return the old or the new value, but once a read "
+    "returned the new one a later read may not return the old one") {
   Registers both;
   both.write(1, 10, 0, 100);
   both.read(1, nil, 1, 2);
@@ -127,8 +129,9 @@ TEST_CASE("a read of a value nobody wrote is not linearizable") {
   CHECK(h.verdict() == Verdict::invalid);
 }
 
-TEST_CASE("a failed write never took effect; a write of unknown outcome may take effect any time "
-          "after its invocation, or never") {
+TEST_CASE(
+    "a failed write never took effect; a write of unknown outcome may take effect any time "
+    "after its invocation, or never") {
   Registers failed;
   failed.write(1, 10, 0, 1, HistoryOutcome::fail);
   failed.read(1, 10, 2, 3);
@@ -152,8 +155,9 @@ TEST_CASE("a failed write never took effect; a write of unknown outcome may take
   CHECK(never.verdict() == Verdict::invalid);
 }
 
-TEST_CASE("keys are checked independently: one invalid key makes the history invalid and is "
-          "named") {
+TEST_CASE(
+    "keys are checked independently: one invalid key makes the history invalid and is "
+    "named") {
   Registers h;
   h.write(1, 10, 0, 1);
   h.read(1, 10, 2, 3);
@@ -168,8 +172,9 @@ TEST_CASE("keys are checked independently: one invalid key makes the history inv
   CHECK(r.key == 2);
 }
 
-TEST_CASE("the witness of a long history with one stale read is just that read and the writes "
-          "that make it stale") {
+TEST_CASE(
+    "the witness of a long history with one stale read is just that read and the writes "
+    "that make it stale") {
   Registers h;
   Time t = 0;
   for (int i = 1; i <= 200; ++i) {  // write i, then read it back
@@ -190,7 +195,7 @@ TEST_CASE("the witness of a long history with one stale read is just that read a
 
 TEST_CASE("a search that exceeds its bound says unknown, not valid") {
   Registers h;
-  for (int i = 0; i < 12; ++i) h.write(1, i, 0, 100);  // all concurrent
+  for (int i = 0; i < 12; ++i) h.write(1, i, 0, 100);                   // all concurrent
   for (int i = 0; i < 12; ++i) h.read(1, i, 101 + 2 * i, 102 + 2 * i);  // impossible order
   h.read(1, 0, 200, 201);
   LinearizabilityOptions options;
@@ -225,10 +230,12 @@ TEST_CASE("a serial history of transactions has no anomaly, and its edges are th
   CHECK(r.rw_edges == 1);  // T1 read x = 10, which T2 overwrote
 }
 
-TEST_CASE("G0: two transactions whose writes to two keys are installed in opposite orders "
-          "(dirty write)") {
+TEST_CASE(
+    "G0: two transactions whose writes to two keys are installed in opposite orders "
+    "(dirty write)") {
   // x: T1 then T2; y: T2 then T1.
-  const auto r = check({{Txn().w(1, 11, nil).w(2, 12, 22), ok}, {Txn().w(1, 21, 11).w(2, 22, nil), ok}});
+  const auto r =
+      check({{Txn().w(1, 11, nil).w(2, 12, 22), ok}, {Txn().w(1, 21, 11).w(2, 22, nil), ok}});
   CHECK(r.verdict == Verdict::invalid);
   CHECK(r.counts.at("G0") == 1);
   CHECK(total(r) == 1);
@@ -274,8 +281,8 @@ TEST_CASE("G-single: a lost update is a cycle with exactly one anti-dependency")
 
 TEST_CASE("G2: write skew is a cycle of two anti-dependencies, allowed by snapshot isolation") {
   // Doctors on call: both read x and y (on call), T1 takes x off, T2 takes y off.
-  const auto r = check({{Txn().r(1, nil).r(2, nil).w(1, 1, nil), ok},
-                        {Txn().r(1, nil).r(2, nil).w(2, 2, nil), ok}});
+  const auto r = check(
+      {{Txn().r(1, nil).r(2, nil).w(1, 1, nil), ok}, {Txn().r(1, nil).r(2, nil).w(2, 2, nil), ok}});
   CHECK(r.counts.at("G2") == 1);
   CHECK(r.counts.at("G-single") == 0);
   CHECK(total(r) == 1);
@@ -284,8 +291,8 @@ TEST_CASE("G2: write skew is a cycle of two anti-dependencies, allowed by snapsh
 
 TEST_CASE("aborted transactions are not in the graph: their versions make no edge") {
   // T2's overwrite of x aborts: T1's read of the initial x then has no anti-dependency.
-  const auto r = check({{Txn().r(1, nil).w(2, 5, nil), ok}, {Txn().w(1, 1, nil), aborted},
-                        {Txn().r(2, 5), ok}});
+  const auto r = check(
+      {{Txn().r(1, nil).w(2, 5, nil), ok}, {Txn().w(1, 1, nil), aborted}, {Txn().r(2, 5), ok}});
   CHECK(r.verdict == Verdict::valid);
   CHECK(r.rw_edges == 0);
   CHECK(r.wr_edges == 1);

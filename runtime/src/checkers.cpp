@@ -31,8 +31,8 @@ constexpr Time kInfinity = std::numeric_limits<Time>::max();
 
 /// A register operation of one key, as the search sees it.
 struct RegisterOp {
-  Time call = 0, ret = 0;  // ret = kInfinity: a write whose outcome is unknown
-  std::int64_t value = 0;  // written, or read
+  Time call = 0, ret = 0;   // ret = kInfinity: a write whose outcome is unknown
+  std::int64_t value = 0;   // written, or read
   std::uint32_t index = 0;  // into History::ops()
   bool write = false;
 };
@@ -305,7 +305,8 @@ struct VersionKey {
 };
 struct VersionKeyHash {
   std::size_t operator()(const VersionKey& v) const {
-    return static_cast<std::size_t>(Rng::hash(v.key ^ Rng::hash(static_cast<std::uint64_t>(v.value))));
+    return static_cast<std::size_t>(
+        Rng::hash(v.key ^ Rng::hash(static_cast<std::uint64_t>(v.value))));
   }
 };
 
@@ -468,14 +469,16 @@ TransactionsResult check_transactions(const History& history, const Transactions
         if (it != writes.end() && it->second.txn != me) {
           const Write& w = it->second;
           if (ops[w.txn].outcome == HistoryOutcome::fail) {
-            keep({"G1a", {}, name(me) + " read key " + std::to_string(m.key) + " = " +
-                                 value_text(m.value) + " written by " + name(w.txn) +
-                                 ", which aborted"});
+            keep({"G1a",
+                  {},
+                  name(me) + " read key " + std::to_string(m.key) + " = " + value_text(m.value) +
+                      " written by " + name(w.txn) + ", which aborted"});
           } else if (committed(w.txn)) {
             if (!w.final)
-              keep({"G1b", {}, name(me) + " read key " + std::to_string(m.key) + " = " +
-                                   value_text(m.value) + ", an intermediate write of " +
-                                   name(w.txn)});
+              keep({"G1b",
+                    {},
+                    name(me) + " read key " + std::to_string(m.key) + " = " + value_text(m.value) +
+                        ", an intermediate write of " + name(w.txn)});
             g.add(node_of[w.txn], node, kWR, m.key);
             ++result.wr_edges;
           }
@@ -533,7 +536,9 @@ TransactionsResult check_transactions(const History& history, const Transactions
           return edges;
         }
         if (!(o.kinds & allowed) || comp[o.to] != comp[from] || parent[o.to] >= 0) continue;
-        const std::uint8_t k = (o.kinds & allowed & kWW) ? kWW : (o.kinds & allowed & kWR) ? kWR : kRW;
+        const std::uint8_t k = (o.kinds & allowed & kWW)   ? kWW
+                               : (o.kinds & allowed & kWR) ? kWR
+                                                           : kRW;
         parent[o.to] = v;
         parent_kind[o.to] = k;
         parent_key[o.to] = o.key[k == kWW ? 0 : k == kWR ? 1 : 2];
@@ -598,8 +603,8 @@ TransactionsResult check_transactions(const History& history, const Transactions
     result.verdict = Verdict::invalid;
   } else if (gave_up) {
     result.verdict = Verdict::unknown;
-    result.reason = "the cycle search exceeded " + std::to_string(options.max_search_steps) +
-                    " steps";
+    result.reason =
+        "the cycle search exceeded " + std::to_string(options.max_search_steps) + " steps";
   }
   return result;
 }
@@ -683,7 +688,8 @@ std::string result_text(const std::string& system, const TransactionsResult& r) 
                      " aborted";
   for (const std::string& type : anomaly_types()) {
     const auto it = r.counts.find(type);
-    if (it != r.counts.end() && it->second > 0) text += ", " + type + " " + std::to_string(it->second);
+    if (it != r.counts.end() && it->second > 0)
+      text += ", " + type + " " + std::to_string(it->second);
   }
   text += ")";
   if (!r.reason.empty()) text += ": " + r.reason;

@@ -409,7 +409,7 @@ int lab_experiment(lua_State* L) {
   });
 }
 
-// ---- histories and their checkers ----------------------------------------------------------------
+// ---- histories and their checkers -------------------------------------------------------------
 
 /// exp:add{ history = true } (at most kDefaultHistory operations) or { history = N }.
 constexpr std::int64_t kDefaultHistory = 200000;

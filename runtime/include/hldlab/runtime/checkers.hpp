@@ -40,11 +40,11 @@ struct LinearizabilityOptions {
 
 struct LinearizabilityResult {
   Verdict verdict = Verdict::valid;
-  std::string reason;  ///< unknown: why
+  std::string reason;          ///< unknown: why
   std::size_t operations = 0;  ///< register operations checked (failed ones excluded)
   std::size_t keys = 0, invalid_keys = 0, unknown_keys = 0;
-  std::uint64_t steps = 0;  ///< search steps, all keys together
-  std::uint64_t key = 0;    ///< invalid: the first invalid key (in key order)
+  std::uint64_t steps = 0;         ///< search steps, all keys together
+  std::uint64_t key = 0;           ///< invalid: the first invalid key (in key order)
   std::vector<HistoryOp> witness;  ///< invalid: a minimal offending sub-history of that key
 };
 
@@ -62,13 +62,13 @@ struct DependencyEdge {
 };
 
 struct Anomaly {
-  std::string type;  ///< G0, G1a, G1b, G1c, G-single, G2
+  std::string type;                   ///< G0, G1a, G1b, G1c, G-single, G2
   std::vector<DependencyEdge> cycle;  ///< cycles: the edges in order (empty for G1a / G1b)
   std::string text;                   ///< one line: the cycle, or the offending read
 };
 
 struct TransactionsOptions {
-  std::size_t examples_per_type = 8;      ///< anomalies kept (with their text) per type
+  std::size_t examples_per_type = 8;            ///< anomalies kept (with their text) per type
   std::uint64_t max_search_steps = 50'000'000;  ///< cycle search; beyond it: unknown
 };
 

@@ -156,7 +156,8 @@ class SystemSlot final : public Context {
     Time blackhole_timeout = -1;  // < 0: off
     double slow_factor = 1;
   } faults_;
-  std::unique_ptr<History> history_;  // null: recording off
+  // The history recorded for the checkers; null: recording off.
+  std::unique_ptr<History> history_;
   SlotPool<Request> held_;  // requests delayed or blackholed by a generic fault
   Kernel kernel_;           // destroyed before system_: events may point into it
   std::unique_ptr<System> system_;
