@@ -15,6 +15,8 @@
 ///   if (history_) history_->complete(h, HistoryOutcome::ok, ctx_.now());
 /// @endcode
 ///
+/// The history covers the whole run: a warm-up (System::reset_stats) does not clear it.
+///
 /// Outcomes follow Jepsen: `ok` (it happened, with this result), `fail` (it certainly did not
 /// happen: rejected before any effect) and `info` (unknown: a timeout, a crash; it may have
 /// happened at any time after its invocation). An operation never completed counts as `info`.
