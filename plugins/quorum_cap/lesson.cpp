@@ -40,7 +40,9 @@ struct Operation {
   std::uint64_t acked_before = 0;  // read: the newest version acked to anyone when it started
   std::uint32_t coordinator = 0;
   int needed = 0, replies = 0;
-  bool after_heal = false;  // read: started after a heal, with no partition
+  bool after_heal = false;    // read: started after a heal, with no partition
+  bool writing_back = false;  // read with read_repair: writing its version back to W replicas
+  std::uint32_t recorded = History::kNone;  // its operation in the history, when recording
 };
 
 enum class Kind : std::uint8_t { write, write_ack, read, read_reply };
@@ -77,9 +79,11 @@ class QuorumStore final : public System {
         timeout_(p.duration("request_timeout")),
         anti_entropy_delay_(p.duration("anti_entropy_delay")),
         max_hints_(static_cast<std::size_t>(p.integer("max_hints"))),
+        read_repair_(p.boolean("read_repair")),
         stale_metric_(ctx.metric("stale_reads")),
         rejected_metric_(ctx.metric("rejected_no_quorum")),
-        hints_dropped_metric_(ctx.metric("hints_dropped")) {
+        hints_dropped_metric_(ctx.metric("hints_dropped")),
+        history_(ctx.history()) {
     if (r_ > static_cast<int>(n_) || w_ > static_cast<int>(n_))
       throw std::invalid_argument("read_quorum and write_quorum must be at most replicas (" +
                                   std::to_string(n_) + ")");
@@ -97,6 +101,11 @@ class QuorumStore final : public System {
     if (reachable < needed) {
       if (mode_ == Mode::cp) {
         rejected_metric_.add(1);
+        if (history_)  // rejected before any effect: a failed operation
+          history_->complete(
+              history_->invoke(r.client, r.op == Op::write ? HistoryKind::write : HistoryKind::read,
+                               r.key, 0, r.arrival),
+              HistoryOutcome::fail, ctx_.now());
         return ctx_.complete(r, Outcome::rejected);
       }
       needed = reachable;  // sloppy: whatever this side has
@@ -108,6 +117,7 @@ class QuorumStore final : public System {
     op.coordinator = coordinator;
     op.needed = needed;
     op.replies = 0;
+    op.writing_back = false;
     if (r.op == Op::write) {
       op.version = ++clock_;
     } else {
@@ -115,9 +125,15 @@ class QuorumStore final : public System {
       op.acked_before = acked_[op.key];
       op.after_heal = healed_ && !partitioned_;
     }
+    if (history_)
+      op.recorded = history_->invoke(
+          r.client, r.op == Op::write ? HistoryKind::write : HistoryKind::read, r.key,
+          r.op == Op::write ? static_cast<std::int64_t>(op.version) : 0, r.arrival);
     for (std::uint32_t j = 0; j < n_; ++j)
       send(r.op == Op::write ? Kind::write : Kind::read, slot, coordinator, j, op.version);
     ops_[slot].timeout = ctx_.after(timeout_, [this, slot] {
+      // A write that timed out may have reached replicas: its outcome is unknown.
+      if (history_) history_->complete(ops_[slot].recorded, HistoryOutcome::info, ctx_.now());
       ctx_.complete(ops_[slot].request, Outcome::timeout);
       ops_.release(slot);
     });
@@ -257,7 +273,10 @@ class QuorumStore final : public System {
       case Kind::read_reply: {
         if (!current) return;
         Operation& op = ops_[msg.op];
-        op.version = std::max(op.version, msg.version);
+        // A read writing back waits for write acks only (late read replies do not count).
+        const bool acks = op.request.op == Op::write || op.writing_back;
+        if ((msg.kind == Kind::write_ack) != acks) return;
+        if (!op.writing_back) op.version = std::max(op.version, msg.version);
         if (++op.replies == op.needed) finish(msg.op);
         return;
       }
@@ -278,6 +297,17 @@ class QuorumStore final : public System {
 
   void finish(SlotHandle slot) {
     Operation& op = ops_[slot];
+    if (read_repair_ && op.request.op == Op::read && !op.writing_back && op.version > 0) {
+      // ABD's second phase: write the version read back to a write quorum before answering,
+      // so that no later read can return an older one.
+      op.writing_back = true;
+      op.replies = 0;
+      int reachable = 0;
+      for (std::uint32_t j = 0; j < n_; ++j) reachable += side_[j] == side_[op.coordinator];
+      op.needed = std::min(w_, reachable);
+      for (std::uint32_t j = 0; j < n_; ++j) send(Kind::write, slot, op.coordinator, j, op.version);
+      return;
+    }
     if (op.request.op == Op::write) {
       acked_[op.key] = std::max(acked_[op.key], op.version);
       if (partitioned_) {
@@ -291,6 +321,10 @@ class QuorumStore final : public System {
       stale_metric_.add(1);
     }
     ctx_.cancel(op.timeout);
+    if (history_)
+      history_->complete(
+          op.recorded, HistoryOutcome::ok, ctx_.now(),
+          op.version == 0 ? History::kNoValue : static_cast<std::int64_t>(op.version));
     ctx_.complete(op.request, Outcome::ok);
     ops_.release(slot);
   }
@@ -344,9 +378,11 @@ class QuorumStore final : public System {
   int r_, w_;
   Time delay_min_, delay_max_, timeout_, anti_entropy_delay_;
   std::size_t max_hints_;  // per coordinator
+  bool read_repair_;
   Metric& stale_metric_;
   Metric& rejected_metric_;
   Metric& hints_dropped_metric_;
+  History* history_;                // null unless the script records a history
   std::vector<std::uint8_t> side_;  // partition side of each replica
   bool partitioned_ = false;
   bool healed_ = false;                                    // at least one heal so far
@@ -403,7 +439,10 @@ LessonInfo info() {
         0, 86400},
        {"max_hints", ParamType::integer, 100000,
         "hinted_handoff: hints a coordinator keeps; more are dropped (metric hints_dropped)", 0,
-        1e9}},
+        1e9},
+       {"read_repair", ParamType::boolean, false,
+        "a read writes the version it returns back to W replicas before answering (ABD): "
+        "quorum reads and writes become linearizable"}},
       {{"partition",
         "split the replicas: `nodes` on one side, the rest on the other",
         {{"nodes", ParamType::number_list, List{0}, "replicas cut off from the rest", 0, 62}}},

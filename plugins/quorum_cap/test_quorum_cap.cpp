@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "hldlab/runtime/checkers.hpp"
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
@@ -309,4 +310,110 @@ TEST_CASE("quorums larger than the replica set and unknown replicas are refused"
   SystemSlot& s = e.add(registry(), "quorum_cap", "ap");
   REQUIRE_THROWS_WITH(s.inject("partition", {{"nodes", List{5}}}),
                       Catch::Contains("node 5 does not exist"));
+}
+
+// ---- linearizability, through the runtime's checker on recorded histories ----------------------
+
+namespace {
+
+/// `variant` recording its history under a partition of replica 0 from 1 s: client 0
+/// (coordinated by the isolated replica 0) writes key 7 at 1.1 s and client 1 (replica 1,
+/// majority side) reads it at 1.2 s. (The workload's first request would come at 5 s.)
+LinearizabilityResult split_write_then_read(const std::string& variant) {
+  ExperimentConfig config;
+  config.duration = seconds(3);
+  Experiment e(config);
+  e.set_workload(hldlab::testing::constant_workload(0.2, milliseconds(1), 1));
+  SystemSlot& slot = e.add(registry(), "quorum_cap", variant, {}, "", 1000);
+  e.at(seconds(1), [&slot] { slot.inject("partition", Map{{"nodes", List{0}}}); });
+  for (const auto& [at, op, client] :
+       {std::tuple{seconds(1.1), Op::write, 0u}, std::tuple{seconds(1.2), Op::read, 1u}})
+    e.at(at, [&slot, at = at, op = op, client = client] {
+      Request r;
+      r.id = 1'000'000 + client;
+      r.key = 7;
+      r.arrival = at;
+      r.client = client;
+      r.op = op;
+      slot.deliver(r);
+    });
+  e.run();
+  return check_linearizable(*slot.history());
+}
+
+/// The script's Part 4: 500 rps, 20 keys, 30% writes, replica 0 cut off from 2 s to 4 s.
+std::vector<LinearizabilityResult> partition_run(
+    std::uint64_t seed, const std::vector<std::pair<std::string, Map>>& systems,
+    std::size_t history_limit, ExperimentResult* results = nullptr) {
+  ExperimentConfig config;
+  config.seed = seed;
+  config.duration = seconds(6);
+  Experiment e(config);
+  Workload w = hldlab::testing::poisson_workload(500, milliseconds(1), 20);
+  w.clients = 300;
+  w.write_share = 0.3;
+  e.set_workload(w);
+  std::vector<SystemSlot*> slots;
+  int n = 0;
+  for (const auto& [variant, params] : systems)
+    slots.push_back(&e.add(registry(), "quorum_cap", variant, params, "s" + std::to_string(n++),
+                           history_limit));
+  hldlab::testing::inject_everywhere(e, seconds(2), "partition", Map{{"nodes", List{0}}});
+  hldlab::testing::inject_everywhere(e, seconds(4), "heal");
+  ExperimentResult r = e.run();
+  if (results) *results = r;
+  std::vector<LinearizabilityResult> out;
+  for (SystemSlot* s : slots)
+    if (s->history()) out.push_back(check_linearizable(*s->history()));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a write acknowledged by the isolated replica alone, then a read on the majority side "
+    "that misses it: AP is not linearizable, with exactly that write and read as witness; "
+    "CP rejected the write") {
+  for (const char* sloppy : {"ap", "hinted_handoff"}) {
+    INFO(sloppy);
+    const auto r = split_write_then_read(sloppy);
+    REQUIRE(r.verdict == Verdict::invalid);
+    CHECK(r.key == 7);
+    REQUIRE(r.witness.size() == 2);
+    CHECK(r.witness[0].kind == HistoryKind::write);
+    CHECK(r.witness[0].completed == seconds(1.1));  // its own replica, no network delay
+    CHECK(r.witness[1].kind == HistoryKind::read);
+    CHECK(r.witness[1].value == History::kNoValue);
+  }
+  const auto cp = split_write_then_read("cp");
+  CHECK(cp.verdict == Verdict::valid);
+  CHECK(cp.operations == 1);  // the read: a rejected write failed, it is not an operation
+}
+
+TEST_CASE(
+    "the checker finds AP and hinted handoff not linearizable during a partition, and CP "
+    "quorums with read repair linearizable") {
+  for (std::uint64_t seed : {1, 2, 3}) {
+    INFO("seed " << seed);
+    const auto r = partition_run(
+        seed, {{"ap", {}}, {"hinted_handoff", {}}, {"cp", Map{{"read_repair", true}}}}, 100000);
+    CHECK(r[0].verdict == Verdict::invalid);
+    CHECK(r[1].verdict == Verdict::invalid);
+    CHECK(r[2].verdict == Verdict::valid);
+  }
+}
+
+TEST_CASE("recording a history changes nothing the lesson measures") {
+  const std::vector<std::pair<std::string, Map>> systems = {
+      {"ap", {}}, {"cp", {}}, {"hinted_handoff", {}}, {"cp", Map{{"read_repair", true}}}};
+  ExperimentResult off, on;
+  partition_run(1, systems, 0, &off);
+  partition_run(1, systems, 100000, &on);
+  for (std::size_t i = 0; i < systems.size(); ++i) {
+    INFO(off.systems[i].label);
+    CHECK(off.systems[i].figures == on.systems[i].figures);
+    CHECK(off.systems[i].completed == on.systems[i].completed);
+    CHECK(off.systems[i].p99 == on.systems[i].p99);
+    CHECK(off.systems[i].count(Outcome::rejected) == on.systems[i].count(Outcome::rejected));
+  }
 }

@@ -55,6 +55,8 @@ struct InFlight {
   Request request;
   std::size_t position = 0;  // write: its log position
   EventId done;
+  std::uint32_t recorded = History::kNone;  // its operation in the history, when recording
+  std::int64_t read_value = 0;              // recording: the version a read returns
 };
 
 class Replicated final : public System {
@@ -64,8 +66,10 @@ class Replicated final : public System {
         ctx_(ctx),
         failover_after_(p.duration("failover_after")),
         lag_period_(p.duration("lag_period")),
+        leader_reads_only_(p.string("read_from") == "leader"),
         stale_metric_(ctx.metric("stale_reads")),
-        lost_metric_(ctx.metric("lost_writes")) {
+        lost_metric_(ctx.metric("lost_writes")),
+        recording_(ctx.history()) {
     const auto median = static_cast<double>(p.duration("lag_median"));
     const auto p99 = static_cast<double>(p.duration("lag_p99"));
     if (p99 < median) throw std::invalid_argument("lag_p99 must be at least lag_median");
@@ -91,6 +95,8 @@ class Replicated final : public System {
     in_flight_.for_each([this](SlotHandle h, InFlight& w) {
       if (w.request.op != Op::write) return;
       ctx_.cancel(w.done);
+      // The write is in the leader's log and maybe on a replica: it may survive the failover.
+      if (recording_) recording_->complete(w.recorded, HistoryOutcome::info, ctx_.now());
       ctx_.complete(w.request, Outcome::error);
       in_flight_.release(h);
     });
@@ -152,6 +158,10 @@ class Replicated final : public System {
     if (mode_ == Mode::sync) wait = std::max(wait, slowest);
     const SlotHandle h = in_flight_.acquire();
     in_flight_[h] = {r, position, ctx_.after(wait, [this, h] { ack(h); })};
+    if (recording_)
+      in_flight_[h].recorded =
+          recording_->invoke(r.client, HistoryKind::write, r.key,
+                             static_cast<std::int64_t>(next_write_id_), r.arrival);
   }
 
   /// Schedule the next log entry on replica `i`; returns the time it will be applied.
@@ -183,6 +193,7 @@ class Replicated final : public System {
     s.own_write = std::max(s.own_write, log_[w.position].write_id);
     ++writes_acked_;
     write_latency_sum_ += ctx_.now() - w.request.arrival;
+    if (recording_) recording_->complete(w.recorded, HistoryOutcome::ok, ctx_.now());
     ctx_.complete(w.request, Outcome::ok);
     in_flight_.release(h);
   }
@@ -193,7 +204,8 @@ class Replicated final : public System {
       if (leader_down_) return ctx_.complete(r, Outcome::error);
       ++leader_reads_;
     }
-    const std::uint64_t version = version_at(r.key, nodes_[node].applied);
+    const std::uint64_t version =
+        version_at(r.key, leader_reads_only_ ? committed() : nodes_[node].applied);
     auto it = sessions_.find(session_key(r.client, r.key));
     if (it != sessions_.end()) {
       Session& s = it->second;
@@ -209,14 +221,37 @@ class Replicated final : public System {
     }
     const SlotHandle h = in_flight_.acquire();
     in_flight_[h] = {r, 0, ctx_.after(r.service, [this, h] {
+                       if (recording_)
+                         recording_->complete(in_flight_[h].recorded, HistoryOutcome::ok,
+                                              ctx_.now(), in_flight_[h].read_value);
                        ctx_.complete(in_flight_[h].request, Outcome::ok);
                        in_flight_.release(h);
                      })};
+    if (recording_) {  // the read returns the version it found now
+      in_flight_[h].recorded = recording_->invoke(r.client, HistoryKind::read, r.key, 0, r.arrival);
+      in_flight_[h].read_value =
+          version == 0 ? History::kNoValue : static_cast<std::int64_t>(version);
+    }
+  }
+
+  /// Log entries committed, as this variant acknowledges writes: all of the leader's log
+  /// (async, read_your_writes, monotonic_reads), what the most advanced replica applied
+  /// (semi_sync), what every replica applied (sync). Replicas apply in log order.
+  std::size_t committed() const {
+    std::size_t most = 0, least = log_.size();
+    for (std::uint32_t i = 0; i < nodes_.size(); ++i) {
+      if (i == leader_) continue;
+      most = std::max(most, nodes_[i].applied);
+      least = std::min(least, nodes_[i].applied);
+    }
+    if (mode_ == Mode::semi_sync) return std::min(most, log_.size());
+    if (mode_ == Mode::sync) return least;
+    return log_.size();
   }
 
   std::uint32_t pick_node(const Request& r) {
     const auto replicas = static_cast<std::uint32_t>(nodes_.size() - 1);
-    if (replicas == 0) return leader_;
+    if (replicas == 0 || leader_reads_only_) return leader_;
     const auto index = static_cast<std::uint32_t>(  // among the replicas, 0..replicas-1
         mode_ == Mode::monotonic_reads ? Rng::hash(r.client) % replicas
                                        : ctx_.rng().below(replicas));
@@ -272,9 +307,11 @@ class Replicated final : public System {
   Mode mode_;
   Context& ctx_;
   Time failover_after_, lag_period_;
+  bool leader_reads_only_;  // read_from = "leader": reads see the committed entries
   Distribution lag_;
   Metric& stale_metric_;
   Metric& lost_metric_;
+  History* recording_;  // the history for the checkers: null unless a script records one
   std::vector<Node> nodes_;
   std::uint32_t leader_ = 0;
   bool leader_down_ = false;
@@ -320,7 +357,16 @@ LessonInfo info() {
        {"lag_period", ParamType::duration, "1s",
         "a replica keeps one lag draw this long, then draws again", 1e-6, 3600},
        {"failover_after", ParamType::duration, "2s",
-        "time to detect a dead leader and promote a replica (writes fail meanwhile)", 0, 3600}},
+        "time to detect a dead leader and promote a replica (writes fail meanwhile)", 0, 3600},
+       {"read_from",
+        ParamType::string,
+        "replicas",
+        "where reads go: the replicas (as each variant picks them), or the leader, which "
+        "answers from the committed entries only (acknowledged as the variant acknowledges "
+        "writes)",
+        -1e300,
+        1e300,
+        {"replicas", "leader"}}},
       {{"crash_leader",
         "the leader dies: in-flight replication is lost, writes fail until the most up-to-date "
         "replica is promoted after failover_after; acked writes it lacks are lost",

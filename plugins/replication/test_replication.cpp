@@ -1,10 +1,12 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
+#include "hldlab/runtime/checkers.hpp"
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
 using hldlab::testing::figure;
+using hldlab::testing::inject_everywhere;
 using hldlab::testing::registry;
 using hldlab::testing::row;
 using hldlab::testing::run_experiment;
@@ -152,4 +154,142 @@ TEST_CASE("a lag P99 below the median is refused") {
   REQUIRE_THROWS_WITH(
       e.add(registry(), "replication", "sync", {{"lag_median", "1s"}, {"lag_p99", "10ms"}}),
       Catch::Contains("lag_p99 must be at least lag_median"));
+}
+
+// ---- linearizability, through the runtime's checker on recorded histories ----------------------
+
+namespace {
+
+/// A write or a read of `key` by `client` at `at`, delivered by hand.
+struct Step {
+  Time at;
+  Op op;
+  std::uint64_t key;
+  std::uint32_t client;
+};
+
+/// One system, recording its history, fed `steps`.
+LinearizabilityResult check_steps(const std::string& variant, const Map& params,
+                                  const std::vector<Step>& steps) {
+  ExperimentConfig config;
+  config.duration = seconds(5);
+  Experiment e(config);
+  // The workload's first request would come at 5 s: only `steps` are sent.
+  e.set_workload(hldlab::testing::constant_workload(0.2, milliseconds(1), 1));
+  SystemSlot& slot = e.add(registry(), "replication", variant, params, "", 1000);
+  std::uint64_t id = 0;
+  for (const Step& s : steps)
+    e.at(s.at, [&slot, s, n = id++] {
+      Request r;
+      r.id = 1'000'000 + n;
+      r.key = s.key;
+      r.arrival = s.at;
+      r.service = milliseconds(1);
+      r.client = s.client;
+      r.op = s.op;
+      slot.deliver(r);
+    });
+  e.run();
+  return check_linearizable(*slot.history());
+}
+
+/// The script's Part 3 traffic, every system recording; `crashes`: the leader crashes at 3 s,
+/// 5.5 s and 8 s.
+std::vector<LinearizabilityResult> history_run(
+    std::uint64_t seed, const std::vector<std::pair<std::string, Map>>& systems, bool crashes) {
+  ExperimentConfig config;
+  config.seed = seed;
+  config.duration = seconds(10);
+  Experiment e(config);
+  Workload w = hldlab::testing::poisson_workload(500, milliseconds(1), 20);
+  w.clients = 100;
+  w.write_share = 0.1;
+  e.set_workload(w);
+  std::vector<SystemSlot*> slots;
+  int n = 0;
+  for (const auto& [variant, params] : systems)
+    slots.push_back(
+        &e.add(registry(), "replication", variant, params, "s" + std::to_string(n++), 100000));
+  if (crashes)
+    for (Time t : {seconds(3), seconds(5.5), seconds(8)}) inject_everywhere(e, t, "crash_leader");
+  e.run();
+  std::vector<LinearizabilityResult> out;
+  for (SystemSlot* s : slots) out.push_back(check_linearizable(*s->history()));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a read from an async replica that has not applied an acknowledged write is not "
+    "linearizable: the witness is that write and that read") {
+  // One replica, 100 ms behind. The write (1 ms of leader work) is acked at 1.001 s; the read
+  // at 1.05 s goes to the replica, which applies the write at 1.1 s: it returns nothing.
+  const Map lag{{"replicas", 1}, {"lag_median", "100ms"}, {"lag_p99", "100ms"}};
+  const std::vector<Step> steps = {{seconds(1), Op::write, 7, 1}, {seconds(1.05), Op::read, 7, 2}};
+  const auto async = check_steps("async_replica_reads", lag, steps);
+  REQUIRE(async.verdict == Verdict::invalid);
+  CHECK(async.key == 7);
+  REQUIRE(async.witness.size() == 2);
+  CHECK(async.witness[0].kind == HistoryKind::write);
+  CHECK(async.witness[0].completed == seconds(1.001));
+  CHECK(async.witness[1].kind == HistoryKind::read);
+  CHECK(async.witness[1].value == History::kNoValue);
+  // Sync acks at 1.1 s: the read is concurrent with the write and may miss it.
+  CHECK(check_steps("sync", lag, steps).verdict == Verdict::valid);
+  // The leader's committed entries: async commits at once, the read sees the write.
+  Map leader = lag;
+  leader["read_from"] = "leader";
+  CHECK(check_steps("async_replica_reads", leader, steps).verdict == Verdict::valid);
+}
+
+TEST_CASE(
+    "the checker finds replica reads non-linearizable, async or sync, and leader reads of "
+    "committed entries linearizable; across failovers only async loses that") {
+  const Map leader{{"read_from", "leader"}};
+  for (std::uint64_t seed : {1, 2, 3}) {
+    INFO("seed " << seed);
+    const auto plain = history_run(seed,
+                                   {{"async_replica_reads", {}},
+                                    {"sync", {}},
+                                    {"async_replica_reads", leader},
+                                    {"sync", leader}},
+                                   false);
+    CHECK(plain[0].verdict == Verdict::invalid);
+    CHECK(plain[1].verdict == Verdict::invalid);
+    CHECK(plain[2].verdict == Verdict::valid);
+    CHECK(plain[3].verdict == Verdict::valid);
+    Map slow_leader = leader;
+    slow_leader["lag_median"] = "200ms";
+    const auto crashed = history_run(
+        seed,
+        {{"async_replica_reads", slow_leader}, {"semi_sync", slow_leader}, {"sync", slow_leader}},
+        true);
+    CHECK(crashed[0].verdict == Verdict::invalid);
+    CHECK(crashed[1].verdict == Verdict::valid);
+    CHECK(crashed[2].verdict == Verdict::valid);
+  }
+}
+
+TEST_CASE("recording a history changes nothing the lesson measures") {
+  for (const char* variant : kVariants) {
+    INFO(variant);
+    ExperimentResult results[2];
+    for (int recording = 0; recording < 2; ++recording) {
+      ExperimentConfig config;
+      config.duration = seconds(5);
+      Experiment e(config);
+      Workload w = hldlab::testing::poisson_workload(500, milliseconds(1), 5);
+      w.write_share = 0.1;
+      e.set_workload(w);
+      e.add(registry(), "replication", variant, {}, "", recording ? 100000 : 0);
+      inject_everywhere(e, seconds(2), "crash_leader");
+      results[recording] = e.run();
+    }
+    const SystemResult& off = results[0].systems[0];
+    const SystemResult& on = results[1].systems[0];
+    CHECK(off.figures == on.figures);
+    CHECK(off.completed == on.completed);
+    CHECK(off.p99 == on.p99);
+  }
 }

@@ -86,7 +86,7 @@ std::string count_text(double n) {
 // SystemSlot
 
 SystemSlot::SystemSlot(Experiment& experiment, const LoadedLesson& lesson, std::string variant,
-                       std::string label, const Map& params)
+                       std::string label, const Map& params, std::size_t history_limit)
     : experiment_(experiment),
       lesson_(lesson.lesson),
       variant_(std::move(variant)),
@@ -106,6 +106,7 @@ SystemSlot::SystemSlot(Experiment& experiment, const LoadedLesson& lesson, std::
                                 did_you_mean(variant_, names) + "; variants: " + join(names));
   naive_ = spec->naive;
   const Params validated = validate_params(info.params, params, where());
+  if (history_limit > 0) history_ = std::make_unique<History>(history_limit);
   try {
     system_ = lesson_->build(variant_, validated, *this);
   } catch (const std::exception& e) {
@@ -593,7 +594,8 @@ Experiment::Experiment(ExperimentConfig config) : config_(std::move(config)) {
 Experiment::~Experiment() = default;
 
 SystemSlot& Experiment::add(const PluginRegistry& registry, const std::string& lesson,
-                            const std::string& variant, const Map& params, std::string label) {
+                            const std::string& variant, const Map& params, std::string label,
+                            std::size_t history_limit) {
   if (has_run_ || running_flag_) throw std::logic_error("cannot add a system after the run started");
   if (label.empty()) label = variant;
   for (const auto& s : systems_)
@@ -602,7 +604,8 @@ SystemSlot& Experiment::add(const PluginRegistry& registry, const std::string& l
                                   "' is already used in this experiment; give each system its own "
                                   "label (add{..., label = \"...\"})");
   systems_.push_back(
-      std::make_unique<SystemSlot>(*this, registry.get(lesson), variant, std::move(label), params));
+      std::make_unique<SystemSlot>(*this, registry.get(lesson), variant, std::move(label), params,
+                                   history_limit));
   return *systems_.back();
 }
 

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "hldlab/runtime/checkers.hpp"
 #include "hldlab/runtime/params.hpp"
 #include "hldlab/runtime/stop.hpp"
 #include "hldlab/runtime/workload_spec.hpp"
@@ -415,11 +416,66 @@ int lab_experiment(lua_State* L) {
   });
 }
 
+// ---- histories and their checkers -------------------------------------------------------------
+
+/// exp:add{ history = true } (at most kDefaultHistory operations) or { history = N }.
+constexpr std::int64_t kDefaultHistory = 200000;
+std::size_t history_limit(const Value& v) {
+  if (v.is_nil() || v == Value(false)) return 0;
+  if (v == Value(true)) return kDefaultHistory;
+  if (v.kind() == Value::Kind::integer && v.as_int() >= 1 && v.as_int() <= 10'000'000)
+    return static_cast<std::size_t>(v.as_int());
+  throw std::invalid_argument("exp:add: history must be true or a number of operations (1..1e7)");
+}
+
+/// The system a checker reads: a system (exp:add's result) or its row of the results.
+SystemSlot& recorded_system(lua_State* L, const char* what) {
+  SystemSlot* slot = nullptr;
+  if (void* p = luaL_testudata(L, 1, kSystemMeta)) {
+    slot = static_cast<SystemBox*>(p)->slot;
+  } else if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_getfield(L, 1, "label");
+    const std::string label = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
+    lua_pop(L, 1);
+    const auto& experiments = runner(L).experiments;
+    for (auto e = experiments.rbegin(); e != experiments.rend() && slot == nullptr; ++e)
+      for (const auto& s : (*e)->systems())
+        if (s->label() == label && s->history() != nullptr) slot = s.get();
+  }
+  if (slot == nullptr)
+    throw std::invalid_argument(std::string(what) +
+                                " takes a system added with history = true, or its results row");
+  if (slot->history() == nullptr)
+    throw std::invalid_argument(std::string(what) + ": " + slot->label() +
+                                " records no history (exp:add{ ..., history = true })");
+  return *slot;
+}
+
+int lab_check_linearizable(lua_State* L) {
+  return guarded(L, [&] {
+    SystemSlot& slot = recorded_system(L, "lab.check_linearizable(system)");
+    const LinearizabilityResult result = check_linearizable(*slot.history());
+    runner(L).out(result_text(slot.label(), result));
+    push_value(L, result_value(result));
+    return 1;
+  });
+}
+
+int lab_check_transactions(lua_State* L) {
+  return guarded(L, [&] {
+    SystemSlot& slot = recorded_system(L, "lab.check_transactions(system)");
+    const TransactionsResult result = check_transactions(*slot.history());
+    runner(L).out(result_text(slot.label(), result));
+    push_value(L, result_value(result));
+    return 1;
+  });
+}
+
 int exp_add(lua_State* L) {
   return guarded(L, [&] {
     auto& box = box_arg<ExperimentBox>(L, 1, kExperimentMeta, "exp:add{...}: experiment");
     const Map spec = table_arg(L, 2, "exp:add{...}");
-    reject_unknown(spec, {"lesson", "variant", "params", "label"}, "exp:add");
+    reject_unknown(spec, {"lesson", "variant", "params", "label", "history"}, "exp:add");
     const Value v(spec);
     Map params;
     if (!v["params"].is_nil()) {
@@ -433,9 +489,9 @@ int exp_add(lua_State* L) {
       if (label == reserved || (label.empty() && v["variant"] == Value(reserved)))
         throw std::invalid_argument("exp:add: '" + std::string(reserved) +
                                     "' is a field of the results; give the system another label");
-    SystemSlot& slot =
-        box.experiment->add(runner(L).registry, field_string(spec, "lesson", "exp:add"),
-                            field_string(spec, "variant", "exp:add"), params, label);
+    SystemSlot& slot = box.experiment->add(
+        runner(L).registry, field_string(spec, "lesson", "exp:add"),
+        field_string(spec, "variant", "exp:add"), params, label, history_limit(v["history"]));
     push_system(L, box.experiment, &slot);
     return 1;
   });
@@ -1216,6 +1272,8 @@ void open_sandbox(lua_State* L) {
                                  {"fixed", lab_fixed},
                                  {"sweep", lab_sweep},
                                  {"mean_ci", lab_mean_ci},
+                                 {"check_linearizable", lab_check_linearizable},
+                                 {"check_transactions", lab_check_transactions},
                                  {nullptr, nullptr}};
   luaL_newlib(L, lab);
   for (const char* kind : {"poisson", "constant", "closed", "trace", "uniform", "zipf", "hotspot",

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "hldlab/history.hpp"
 #include "hldlab/sim.hpp"
 #include "hldlab/value.hpp"
 
@@ -84,6 +85,10 @@ class Context : public SimContext {
   virtual void trace_message(int from, int to, Time sent, const std::string& label) = 0;
   /// Something that happened on `node` now (became leader, crashed, ...).
   virtual void trace_event(int node, const std::string& label) = 0;
+
+  /// The history this system records for the checkers (`exp:add{ ..., history = true }` in a
+  /// script), or nullptr when it records none: look it up once at build time (see history.hpp).
+  virtual History* history() { return nullptr; }
 };
 
 /// @brief One variant of a lesson in one experiment.

@@ -53,8 +53,9 @@ struct RunOptions {
 /// @brief One system of an experiment: the runtime side of a plugin's System (its Context).
 class SystemSlot final : public Context {
  public:
+  /// `history_limit` > 0: record a history of at most that many operations (Context::history).
   SystemSlot(Experiment& experiment, const LoadedLesson& lesson, std::string variant,
-             std::string label, const Map& params);
+             std::string label, const Map& params, std::size_t history_limit = 0);
   ~SystemSlot() override;
 
   // Context
@@ -75,6 +76,7 @@ class SystemSlot final : public Context {
   }
   void trace_message(int from, int to, Time sent, const std::string& label) override;
   void trace_event(int node, const std::string& label) override;
+  History* history() override { return history_.get(); }
   /// Record the messages of [from, to), at most `max` messages and events.
   void trace(Time from, Time to, std::size_t max);
 
@@ -154,6 +156,8 @@ class SystemSlot final : public Context {
     Time blackhole_timeout = -1;  // < 0: off
     double slow_factor = 1;
   } faults_;
+  // The history recorded for the checkers; null: recording off.
+  std::unique_ptr<History> history_;
   SlotPool<Request> held_;  // requests delayed or blackholed by a generic fault
   Kernel kernel_;           // destroyed before system_: events may point into it
   std::unique_ptr<System> system_;
@@ -169,7 +173,8 @@ class Experiment {
   /// Build a system now (so operations can be called before the run). The label defaults to
   /// the variant name and must be unique in the experiment. Throws on any invalid input.
   SystemSlot& add(const PluginRegistry& registry, const std::string& lesson,
-                  const std::string& variant, const Map& params = {}, std::string label = "");
+                  const std::string& variant, const Map& params = {}, std::string label = "",
+                  std::size_t history_limit = 0);
   /// Validates the workload against the configuration (rates, sizes, request budget).
   void set_workload(Workload workload);
   /// Run `action` at virtual time `t` (in [now, duration)), between the systems' steps;
