@@ -122,3 +122,28 @@ TEST_CASE(
   for (unsigned char c : cut) columns += (c & 0xC0) != 0x80;
   CHECK(columns == 30);
 }
+
+TEST_CASE("a sweep in the report: a chart per figure group, a band and a point per value") {
+  const char* script = R"(
+local lab = require "hldlab"
+lab.sweep{ name = "delays", seeds = 3, params = { delay = { 1, 2, 4 }, rps = { 50, 100 } },
+  run = function(p, seed)
+    local e = lab.experiment{ seed = seed, duration = "2s" }
+    e:workload{ arrivals = lab.poisson{ rps = p.rps } }
+    e:add{ lesson = "passthrough", variant = "delayed", params = { delay = p.delay .. "ms" } }
+    local r = e:run()
+    return { latency = { p50 = r.delayed.p50, p99 = r.delayed.p99 }, seen = r.delayed.seen }
+  end }
+)";
+  const ScriptResult result =
+      run_script_text(script, "sweep_report", hldlab::testing::test_plugins(), {});
+  REQUIRE(result.error.empty());
+  const std::string html = render_report("hldlab: sweep", {{"sweep", "", "", "", "", &result}});
+  // Groups "latency" (p50, p99) and "seen"; x = delay (3 values); a line per figure and per rps.
+  CHECK(count(html, "<svg class=\"chart sweep\"") == 2);
+  CHECK(count(html, "<polygon points=") == 2 * 2 + 2);     // a band per line
+  CHECK(count(html, "<circle r=\"2.5\"") == (4 + 2) * 3);  // a mean per line and value
+  CHECK(count(html, ">p99 · rps=100</text>") == 1);
+  CHECK(count(html, "<rect class=\"hover\"") == 2 * 3);
+  CHECK(html.find("Sweep: delays") != std::string::npos);
+}

@@ -637,6 +637,102 @@ pre{font-size:12px;overflow-x:auto;background:var(--card);padding:8px;border-rad
 details{margin:8px 0}summary{cursor:pointer;color:var(--muted)}
 )";
 
+/// A sweep's figures against its first parameter: one chart per figure group (the part of the
+/// name before a '.', so "hit.lru" and "hit.fifo" share a chart), a line per figure and per value
+/// of the other parameters, the mean with its 95 % interval as a band.
+std::string sweep_html(const SweepResult& sw) {
+  std::ostringstream o;
+  o << "<h3>Sweep: " << esc(sw.name) << " <span class=\"note\">" << sw.seeds.size()
+    << " seeds per point, " << sw.runs.size() << " runs; the band is the 95 % confidence "
+    << "interval of the mean</span></h3><div class=\"charts\">";
+  if (sw.params.empty() || sw.runs.empty()) return o.str() + "</div>";
+  const auto& [x_name, x_values] = sw.params.front();
+  const std::size_t nx = x_values.size(), others = sw.points() / nx;
+  std::map<std::string, std::vector<std::string>> groups;  // group -> figures
+  for (const auto& f : sw.figures()) groups[f.substr(0, f.find('.'))].push_back(f);
+  const double plot_w = kW - kLeft - kRight;
+  auto X = [&](std::size_t i) {
+    return kLeft + plot_w * (static_cast<double>(i) + 0.5) / static_cast<double>(nx);
+  };
+  for (const auto& [group, figures] : groups) {
+    struct Line {
+      std::string name;
+      std::vector<Stats> at;  // per x value
+    };
+    std::vector<Line> lines;
+    for (const auto& f : figures)
+      for (std::size_t k = 0; k < others; ++k) {
+        Line line;
+        line.name = f.find('.') == std::string::npos ? f : f.substr(f.find('.') + 1);
+        const Map rest = sw.point_params(k);  // the other parameters of points k, k + others, ...
+        for (const auto& [name, value] : rest)
+          if (name != x_name) line.name += " · " + name + "=" + format_value(value);
+        for (std::size_t i = 0; i < nx; ++i) line.at.push_back(sw.stats(i * others + k, f));
+        lines.push_back(std::move(line));
+      }
+    double lo = 0, hi = 0;
+    for (const auto& l : lines)
+      for (const auto& st : l.at)
+        if (st.n) lo = std::min(lo, st.lo), hi = std::max(hi, st.hi);
+    if (hi <= lo) hi = lo + 1;
+    const auto ys = ticks(lo, hi, 4);
+    hi = std::max(hi, ys.back());
+    auto Y = [&](double v) { return kH - kBottom - (kH - kTop - kBottom) * (v - lo) / (hi - lo); };
+    o << "<div class=\"card\"><h4>" << esc(group) << " <span class=\"note\">by " << esc(x_name)
+      << "</span></h4><svg class=\"chart sweep\" viewBox=\"0 0 " << kW << " " << kH
+      << "\" role=\"img\" aria-label=\"" << esc(group) << "\"><g class=\"grid\">";
+    for (double t : ys)
+      o << "<line x1=\"" << kLeft << "\" x2=\"" << kW - kRight << "\" y1=\"" << num(Y(t))
+        << "\" y2=\"" << num(Y(t)) << "\"/>";
+    o << "</g><g class=\"ylab\">";
+    for (double t : ys)
+      o << "<text x=\"" << kLeft - 5 << "\" y=\"" << num(Y(t) + 4) << "\">" << esc(num(t))
+        << "</text>";
+    o << "</g><g class=\"xlab\">";
+    for (std::size_t i = 0; i < nx; ++i)
+      o << "<text x=\"" << num(X(i)) << "\" y=\"" << kH - kBottom + 15 << "\">"
+        << esc(format_value(x_values[i])) << "</text>";
+    o << "<text class=\"axis-title\" x=\"" << kW - kRight << "\" y=\"" << kH - 2 << "\">"
+      << esc(x_name) << "</text></g>";
+    for (std::size_t l = 0; l < lines.size(); ++l) {
+      const std::string color = kCool[l % std::size(kCool)];
+      std::string band_top, band_bottom, mean;
+      for (std::size_t i = 0; i < nx; ++i) {
+        const Stats& st = lines[l].at[i];
+        if (!st.n) continue;
+        band_top += num(X(i)) + "," + num(Y(st.hi)) + " ";
+        band_bottom = num(X(i)) + "," + num(Y(st.lo)) + " " + band_bottom;
+        mean += num(X(i)) + "," + num(Y(st.mean)) + " ";
+      }
+      o << "<g class=\"data\" stroke=\"" << color << "\"><title>" << esc(lines[l].name)
+        << "</title><polygon points=\"" << band_top << band_bottom << "\" fill=\"" << color
+        << "\" fill-opacity=\"0.18\" stroke=\"none\"/><polyline points=\"" << mean << "\"/>";
+      for (std::size_t i = 0; i < nx; ++i)
+        if (lines[l].at[i].n)
+          o << "<circle r=\"2.5\" fill=\"" << color << "\" cx=\"" << num(X(i)) << "\" cy=\""
+            << num(Y(lines[l].at[i].mean)) << "\"/>";
+      o << "</g><text class=\"legend\" x=\"" << kLeft + 6 << "\" y=\"" << kTop + 10 + 12 * l
+        << "\" style=\"fill:" << color << "\">" << esc(lines[l].name) << "</text>";
+    }
+    for (std::size_t i = 0; i < nx; ++i) {  // hover: every line's mean and interval at this x
+      std::string tip = x_name + " = " + format_value(x_values[i]);
+      for (const auto& l : lines) {
+        const Stats& st = l.at[i];
+        tip += "\n" + l.name + ": " +
+               (st.n ? num(st.mean) + " [" + num(st.lo) + ", " + num(st.hi) + "]" : "-");
+      }
+      o << "<rect class=\"hover\" x=\""
+        << num(kLeft + plot_w * static_cast<double>(i) / static_cast<double>(nx)) << "\" y=\""
+        << kTop << "\" width=\"" << num(plot_w / static_cast<double>(nx)) << "\" height=\""
+        << kH - kTop - kBottom << "\"><title>" << esc(tip) << "</title></rect>";
+    }
+    o << "</svg></div>";
+  }
+  o << "</div><details><summary>Sweep table</summary><pre>" << esc(format_sweep(sw))
+    << "</pre></details>";
+  return o.str();
+}
+
 std::string verdict_html(const std::string& v) {
   if (v.empty()) return "";
   return "<span class=\"" + std::string(v == "PASS" ? "good" : "bad") + "\">" + esc(v) + "</span>";
@@ -707,6 +803,7 @@ std::string render_report(const std::string& title, const std::vector<ReportSect
     o << claims_html(r);
     for (std::size_t i = 0; i < r.experiments.size(); ++i)
       o << experiment_html(r.experiments[i], s.name + "-" + std::to_string(i));
+    for (const auto& sw : r.sweeps) o << sweep_html(sw);
     if (!r.output.empty())
       o << "<details><summary>Script output</summary><pre>" << esc(r.output) << "</pre></details>";
     o << "</section>";

@@ -239,7 +239,7 @@ const std::string kSource = HLDLAB_SOURCE_DIR;
 const fs::path kDashboards = fs::path(kSource) / "dashboards" / "grafana" / "dashboards";
 
 /// The experiment: every variant of every built lesson plus the runtime's pass-through lesson
-/// (it answers hit/miss), identical traffic, and generic faults injected into every system. The
+/// (it answers hit/miss), identical traffic, and the generic faults each accepts injected. The
 /// first fault comes 4 s (wall) into the run, well after the first scrape, so that Prometheus
 /// sees the fault counters change.
 std::string experiment_script() {
@@ -249,16 +249,27 @@ std::string experiment_script() {
        "\"20s\" }\n"
        "exp:workload{ arrivals = lab.poisson{ rps = 200 }, keys = lab.zipf{ n = 1000, s = 1.0 },\n"
        "              service = lab.exponential{ mean = \"5ms\" }, writes = 0.1 }\n";
-  for (const auto& name : hldlab::testing::registry().names())
-    for (const auto& v : hldlab::testing::registry().get(name).lesson->info().variants)
+  // Which generic faults each lesson accepts (injecting another one is an error).
+  s << "local applies = { passthrough = { errors = true, latency = true } }\n";
+  for (const auto& name : hldlab::testing::registry().names()) {
+    const auto& info = hldlab::testing::registry().get(name).lesson->info();
+    s << "applies." << name << " = {";
+    for (const auto& f : info.generic_faults) s << " " << f << " = true,";
+    s << " }\n";
+    for (const auto& v : info.variants)
       s << "exp:add{ lesson = \"" << name << "\", variant = \"" << v.name << "\", label = \""
         << name << ":" << v.name << "\" }\n";
+  }
   s << "exp:add{ lesson = \"passthrough\", variant = \"instant\", label = \"passthrough:instant\" "
        "}\n"
-       "exp:at(\"8s\", function(sys) sys:inject(\"errors\", { rate = 0.2 }) end)\n"
-       "exp:at(\"11s\", function(sys) sys:clear(\"errors\") end)\n"
-       "exp:at(\"13s\", function(sys) sys:inject(\"latency\", { delay = \"20ms\" }) end)\n"
-       "exp:at(\"16s\", function(sys) sys:clear(\"latency\") end)\n"
+       "local function when(fault, fn) return function(sys) if applies[sys.lesson][fault] then "
+       "fn(sys) end end end\n"
+       "exp:at(\"8s\", when(\"errors\", function(sys) sys:inject(\"errors\", { rate = 0.2 }) "
+       "end))\n"
+       "exp:at(\"11s\", when(\"errors\", function(sys) sys:clear(\"errors\") end))\n"
+       "exp:at(\"13s\", when(\"latency\", function(sys) sys:inject(\"latency\", { delay = \"20ms\" "
+       "}) end))\n"
+       "exp:at(\"16s\", when(\"latency\", function(sys) sys:clear(\"latency\") end))\n"
        "lab.report(exp:run())\n";
   return s.str();
 }
