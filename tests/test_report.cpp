@@ -61,7 +61,7 @@ TEST_CASE(
   CHECK(count(html, "✗</span>a claim that fails") == 1);
   CHECK(count(html, "(sanity check)") == 1);
   // Hover: every line chart has hover bands with a title per band.
-  CHECK(count(html, "<rect class=\"hover\"") == 5 * 16);
+  CHECK(count(html, "<rect class=\"hover\"") == 5 * 8);
 }
 
 TEST_CASE("the report draws a space-time diagram for a traced system, and a tour summary") {

@@ -14,8 +14,8 @@ namespace hldlab {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr std::size_t kMaxPoints = 120;       // per line: longer timelines are decimated
-constexpr std::size_t kMaxHoverColumns = 16;  // hover bands per chart
+constexpr std::size_t kMaxPoints = 60;        // per line: longer timelines are decimated
+constexpr std::size_t kMaxHoverColumns = 8;   // hover bands per chart
 constexpr std::size_t kMaxMetricCharts = 8;   // lesson metrics charted per experiment
 constexpr std::size_t kMaxArrows = 600;       // messages drawn per space-time diagram
 
