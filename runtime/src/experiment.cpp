@@ -558,8 +558,9 @@ SystemResult SystemSlot::result() const {
     try {
       r.figures = system_->figures();
       const auto& declared = info().figures;
-      for (const auto& [name, value] : r.figures) {
+      for (const auto& figure : r.figures) {
         if (declared.empty()) break;  // a lesson that declares no figure shows them unitless
+        const std::string& name = figure.first;  // (clang 14 cannot capture a structured binding)
         const auto spec = std::find_if(declared.begin(), declared.end(),
                                        [&](const FigureSpec& f) { return f.name == name; });
         if (spec == declared.end())
