@@ -326,8 +326,8 @@ struct RunFlags {
                                               memory;
   std::string timeout = "1h", jobs;
   std::string baseline, threshold = "5%";  ///< run --baseline: diff the results against a file
-  std::string report_path;  // --report: the HTML report
-  bool quiet = false;       // --quiet: no progress line
+  std::string report_path;                 // --report: the HTML report
+  bool quiet = false;                      // --quiet: no progress line
   std::vector<std::string> data_dirs;
   double hold = 0;
   bool metrics_given = false;
@@ -366,8 +366,8 @@ RunSettings settle(const RunFlags& flags) {
   }
   if (Progress::wanted(flags.quiet)) {
     s.progress = std::make_unique<Progress>(s.options.pace);
-    s.options.on_run_start = [progress = s.progress.get(), then = s.options.on_run_start](
-                                 const std::shared_ptr<Experiment>& e) {
+    s.options.on_run_start = [progress = s.progress.get(),
+                              then = s.options.on_run_start](const std::shared_ptr<Experiment>& e) {
       if (then) then(e);
       progress->start(e);
     };
@@ -432,15 +432,15 @@ int tour_command(const PluginRegistry& registry, std::string script_dir, RunSett
   std::vector<ExperimentResult> experiments;
   int exit_code = 0;
   std::ostream& out = flags.json_path == "-" ? std::cerr : std::cout;  // stdout carries JSON
-  std::deque<ScriptResult> kept;  // for --report
+  std::deque<ScriptResult> kept;                                       // for --report
   std::vector<ReportSection> sections;
   Watchdog watchdog(s.timeout_seconds);
   for (const auto& name : registry.names()) {
     const std::string path = script_dir + "/" + name + ".lua";
     if (!fs::exists(path, ec)) {
       rows.push_back({name, "-", "NO SCRIPT", "-", "no " + path});
-      sections.push_back({name, registry.get(name).lesson->info().title, "NO SCRIPT", "-",
-                          "no " + path, nullptr});
+      sections.push_back(
+          {name, registry.get(name).lesson->info().title, "NO SCRIPT", "-", "no " + path, nullptr});
       exit_code = std::max(exit_code, 1);
       continue;
     }
@@ -552,13 +552,6 @@ std::pair<std::size_t, std::size_t> parse_shard(const std::string& shard,
   return {index, count};
 }
 
-nlohmann::json sweeps_json(const std::vector<SweepResult>& sweeps) {
-  nlohmann::json out;
-  out["sweeps"] = nlohmann::json::array();
-  for (const auto& s : sweeps) out["sweeps"].push_back(to_json(s));
-  return out;
-}
-
 /// hldlab sweep: runs the script's sweeps (one shard of their runs) and writes the sweep JSON.
 int sweep_command(const PluginRegistry& registry, const std::string& script, RunSettings& s,
                   const RunFlags& flags, std::pair<std::size_t, std::size_t> shard) {
@@ -575,7 +568,7 @@ int sweep_command(const PluginRegistry& registry, const std::string& script, Run
     return result.exit_code();
   }
   if (result.sweeps.empty()) throw BadInput(script + " has no lab.sweep: nothing to sweep");
-  nlohmann::json out = sweeps_json(result.sweeps);
+  nlohmann::json out = {{"sweeps", to_json(result.sweeps)}};
   std::size_t runs = 0;
   for (const auto& sw : result.sweeps) runs += sw.runs.size();
   if (partial) {
@@ -612,7 +605,8 @@ int merge_command(const std::vector<std::string>& files, const std::string& json
   }
   for (const auto& sw : merged)
     (json_path == "-" ? std::cerr : std::cout) << format_sweep(sw) << "\n";
-  if (!json_path.empty() && !write_json(json_path, sweeps_json(merged))) return kExitEnvironment;
+  if (!json_path.empty() && !write_json(json_path, {{"sweeps", to_json(merged)}}))
+    return kExitEnvironment;
   return 0;
 }
 

@@ -1392,10 +1392,7 @@ nlohmann::json to_json(const ScriptResult& r) {
   nlohmann::json out;
   out["experiments"] = nlohmann::json::array();
   for (const auto& e : r.experiments) out["experiments"].push_back(to_json(e));
-  if (!r.sweeps.empty()) {
-    out["sweeps"] = nlohmann::json::array();
-    for (const auto& s : r.sweeps) out["sweeps"].push_back(to_json(s));
-  }
+  if (!r.sweeps.empty()) out["sweeps"] = to_json(r.sweeps);
   out["expectations"] = nlohmann::json::array();
   for (const auto& e : r.expectations)
     out["expectations"].push_back({{"message", e.message},

@@ -141,6 +141,12 @@ nlohmann::json to_json(const SweepResult& s) {
   return out;
 }
 
+nlohmann::json to_json(const std::vector<SweepResult>& sweeps) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : sweeps) out.push_back(to_json(s));
+  return out;
+}
+
 SweepResult sweep_from_json(const nlohmann::json& j) {
   SweepResult s;
   try {

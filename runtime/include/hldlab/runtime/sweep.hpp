@@ -62,6 +62,8 @@ inline bool in_shard(std::size_t run, std::size_t index, std::size_t count) {
 
 /// The sweep JSON: definition, every run, and, when complete, each point's statistics.
 nlohmann::json to_json(const SweepResult& s);
+/// Every sweep's JSON, in order (the "sweeps" of a results file and of `hldlab sweep`).
+nlohmann::json to_json(const std::vector<SweepResult>& sweeps);
 /// Reads what to_json wrote; throws std::invalid_argument naming what is wrong.
 SweepResult sweep_from_json(const nlohmann::json& j);
 /// Merges the shards of the same sweeps (same definitions, disjoint runs, all runs present).
