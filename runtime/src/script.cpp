@@ -11,6 +11,7 @@
 #include <fstream>
 #include <lua.hpp>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "hldlab/runtime/checkers.hpp"
@@ -165,19 +166,26 @@ void push_value(lua_State* L, const Value& v) {
   }
 }
 
-Map table_arg(lua_State* L, int index, const std::string& what, bool optional = false) {
+// `what` names the argument in error messages; a string_view, so that the calls of a Lua loop
+// (sys:call) build no string unless there is an error.
+Map table_arg(lua_State* L, int index, std::string_view what, bool optional = false) {
   if (optional && lua_isnoneornil(L, index)) return {};
   if (lua_type(L, index) != LUA_TTABLE)
-    throw std::invalid_argument(what + " must be a table, not " + luaL_typename(L, index));
-  Value v = to_value(L, index, what);
-  if (v.kind() != Value::Kind::map) throw std::invalid_argument(what + " must have named fields");
-  return v.as_map();
+    throw std::invalid_argument(std::string(what) + " must be a table, not " +
+                                luaL_typename(L, index));
+  Value v = to_value(L, index, std::string(what));
+  if (v.kind() != Value::Kind::map)
+    throw std::invalid_argument(std::string(what) + " must have named fields");
+  return std::move(v).as_map();
 }
 
-std::string string_arg(lua_State* L, int index, const std::string& what) {
+std::string string_arg(lua_State* L, int index, std::string_view what) {
   if (lua_type(L, index) != LUA_TSTRING)
-    throw std::invalid_argument(what + " must be a string, not " + luaL_typename(L, index));
-  return lua_tostring(L, index);
+    throw std::invalid_argument(std::string(what) + " must be a string, not " +
+                                luaL_typename(L, index));
+  std::size_t length = 0;
+  const char* text = lua_tolstring(L, index, &length);
+  return {text, length};
 }
 
 std::string field_string(const Map& m, const std::string& key, const std::string& what) {
