@@ -72,7 +72,10 @@ RequestStream::RequestStream(const Workload& workload, Time duration, std::uint6
       service_(Rng::derive(seed, services)),
       ops_(Rng::derive(seed, ops)),
       sizes_(Rng::derive(seed, sizes)),
-      next_(Kernel::kNever) {
+      next_(Kernel::kNever),
+      peak_rate_(workload.arrivals.peak_rate()),
+      peak_gap_(1e9 / peak_rate_),
+      steady_rate_(workload.arrivals.spikes.empty() && workload.arrivals.ramp_to_rps < 0) {
   if (workload_.arrivals.kind == Arrivals::Kind::trace)
     trace_ = std::make_unique<TraceReader>(*workload_.arrivals.trace);
   if (workload_.arrivals.kind != Arrivals::Kind::closed) advance();
@@ -103,15 +106,21 @@ void RequestStream::advance() {
     return;
   }
   if (a.kind == Arrivals::Kind::poisson) {
-    // Thinning (Lewis and Shedler): candidates at the peak rate, kept with rate(t) / peak.
-    const double peak = a.peak_rate();
-    do {
-      add_gap(arrivals_.exponential(1e9 / peak));
+    // Thinning (Lewis and Shedler): candidates at the peak rate, kept with rate(t) / peak. At a
+    // steady rate every candidate is kept; its draw is still made (and always passes), so that
+    // the stream is the same as if the ratio were computed.
+    for (;;) {
+      add_gap(arrivals_.exponential(peak_gap_));
       if (t_ >= duration_) {
         next_ = Kernel::kNever;
         return;
       }
-    } while (!arrivals_.chance(a.rate_at(t_) / peak));
+      if (steady_rate_) {
+        arrivals_.next();
+        break;
+      }
+      if (arrivals_.chance(a.rate_at(t_) / peak_rate_)) break;
+    }
   } else {
     double rate = a.rate_at(t_);
     while (rate <= 0) {  // idle stretch (e.g. before a spike): look again 1 ms later

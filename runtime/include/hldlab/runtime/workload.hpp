@@ -82,6 +82,9 @@ class RequestStream {
   double frac_ = 0;    // its fractional nanoseconds, so that high rates lose nothing
   Time next_;          // the next arrival, or kNever
   std::uint64_t next_id_ = 0;
+  double peak_rate_;       // arrivals' peak rate (thinning draws candidates at it)
+  double peak_gap_;        // 1e9 / peak_rate_: mean gap between Poisson candidates, ns
+  bool steady_rate_;       // no ramp and no spike: every candidate is kept
 };
 
 /// Fill key, service, op and size of `r` from the streams `key`, `service`, `op`, `size`.
