@@ -79,28 +79,37 @@ void zipf_samplers(std::uint64_t n) {
 
 }  // namespace
 
-int main() {
-  for (std::uint64_t n : {1'000'000ULL, 10'000'000ULL, 100'000'000ULL}) zipf_samplers(n);
+int main(int argc, char** argv) {
+  // `bench_runtime [part]` runs only the parts whose name contains `part` (zipf, passthrough,
+  // load_balancing, lua, sweep).
+  const std::string only = argc > 1 ? argv[1] : "";
+  const auto wanted = [&](const char* part) {
+    return only.empty() || std::string(part).find(only) != std::string::npos;
+  };
+  if (wanted("zipf"))
+    for (std::uint64_t n : {1'000'000ULL, 10'000'000ULL, 100'000'000ULL}) zipf_samplers(n);
   const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
   const PluginRegistry test_lessons = bench::load_lessons(HLDLAB_BENCH_TEST_PLUGIN_DIR);
 
-  Workload simple;
-  simple.arrivals.kind = Arrivals::Kind::constant;
-  simple.arrivals.rps = 1e6;
-  simple.keys = KeyDistribution::uniform(1000);
-  simple.service = Distribution::constant(1000);
-  run_lesson(test_lessons, "passthrough", "instant", {}, simple, seconds(10),
-             "passthrough, constant arrivals, uniform keys");
+  if (wanted("passthrough")) {
+    Workload simple;
+    simple.arrivals.kind = Arrivals::Kind::constant;
+    simple.arrivals.rps = 1e6;
+    simple.keys = KeyDistribution::uniform(1000);
+    simple.service = Distribution::constant(1000);
+    run_lesson(test_lessons, "passthrough", "instant", {}, simple, seconds(10),
+               "passthrough, constant arrivals, uniform keys");
 
-  Workload realistic;
-  realistic.arrivals.rps = 1e6;
-  realistic.keys = KeyDistribution::zipf(100000, 1.0);
-  realistic.service = Distribution::lognormal(static_cast<double>(milliseconds(20)),
-                                              static_cast<double>(milliseconds(400)));
-  run_lesson(test_lessons, "passthrough", "instant", {}, realistic, seconds(5),
-             "passthrough, poisson, zipf keys, lognormal service");
+    Workload realistic;
+    realistic.arrivals.rps = 1e6;
+    realistic.keys = KeyDistribution::zipf(100000, 1.0);
+    realistic.service = Distribution::lognormal(static_cast<double>(milliseconds(20)),
+                                                static_cast<double>(milliseconds(400)));
+    run_lesson(test_lessons, "passthrough", "instant", {}, realistic, seconds(5),
+               "passthrough, poisson, zipf keys, lognormal service");
+  }
 
-  if (lessons.has("load_balancing")) {
+  if (wanted("load_balancing") && lessons.has("load_balancing")) {
     Workload lb;
     lb.arrivals.rps = 5000;
     lb.service = Distribution::exponential(static_cast<double>(milliseconds(1)));
@@ -110,48 +119,52 @@ int main() {
     }
   }
 
-  // Lua -> plugin: a loop of sys:call, minus the same loop without the call.
   ScriptOptions options;
   options.print_reports = false;
   options.instruction_budget = 1ULL << 40;
-  const int calls = 1'000'000;
-  const std::string setup =
-      "local lab = require 'hldlab'\nlocal exp = lab.experiment{}\n"
-      "local sys = exp:add{ lesson = 'passthrough', variant = 'instant' }\nlocal args = {}\n";
-  const std::string without =
-      setup + "for i = 1, " + std::to_string(calls) + " do local _ = args end\n";
-  double start = now_seconds();
-  auto empty = run_script_text(without, "bench.lua", test_lessons, options);
-  const double t_without = now_seconds() - start;
-  for (const char* call : {"sys:call('ping')", "sys:call('echo', args)"}) {
-    const std::string with_call =
-        setup + "for i = 1, " + std::to_string(calls) + " do " + call + " end\n";
-    start = now_seconds();
-    auto r = run_script_text(with_call, "bench.lua", test_lessons, options);
-    const double t_with = now_seconds() - start;
-    if (!r.error.empty() || !empty.error.empty())
-      std::fprintf(stderr, "%s%s\n", r.error.c_str(), empty.error.c_str());
-    report(std::string("Lua ") + call + " -> plugin and back", calls, t_with - t_without, "calls");
+  if (wanted("lua")) {
+    // Lua -> plugin: a loop of sys:call, minus the same loop without the call.
+    const int calls = 1'000'000;
+    const std::string setup =
+        "local lab = require 'hldlab'\nlocal exp = lab.experiment{}\n"
+        "local sys = exp:add{ lesson = 'passthrough', variant = 'instant' }\nlocal args = {}\n";
+    const std::string without =
+        setup + "for i = 1, " + std::to_string(calls) + " do local _ = args end\n";
+    double start = now_seconds();
+    auto empty = run_script_text(without, "bench.lua", test_lessons, options);
+    const double t_without = now_seconds() - start;
+    for (const char* call : {"sys:call('ping')", "sys:call('echo', args)"}) {
+      const std::string with_call =
+          setup + "for i = 1, " + std::to_string(calls) + " do " + call + " end\n";
+      start = now_seconds();
+      auto r = run_script_text(with_call, "bench.lua", test_lessons, options);
+      const double t_with = now_seconds() - start;
+      if (!r.error.empty() || !empty.error.empty())
+        std::fprintf(stderr, "%s%s\n", r.error.c_str(), empty.error.c_str());
+      report(std::string("Lua ") + call + " -> plugin and back", calls, t_with - t_without,
+             "calls");
+    }
   }
-
-  // A 16-run sweep (4 points x 4 seeds, 400k requests each) on 1 and on 2 worker threads.
-  const std::string sweep =
-      "local lab = require 'hldlab'\n"
-      "lab.sweep{ seeds = 4, params = { delay = { 1, 2, 3, 4 } }, run = function(p, seed)\n"
-      "  local e = lab.experiment{ seed = seed, duration = '2s' }\n"
-      "  e:workload{ arrivals = lab.poisson{ rps = 200000 }, keys = lab.zipf{ n = 100000, s = 1 } "
-      "}\n"
-      "  e:add{ lesson = 'passthrough', variant = 'delayed', params = { delay = p.delay .. 'ms' } "
-      "}\n"
-      "  return { p99 = e:run().delayed.p99 } end }\n";
-  for (unsigned jobs : {1u, 2u}) {
-    ScriptOptions sweep_options = options;
-    sweep_options.jobs = jobs;
-    start = now_seconds();
-    const auto r = run_script_text(sweep, "sweep.lua", test_lessons, sweep_options);
-    if (!r.error.empty()) std::fprintf(stderr, "%s\n", r.error.c_str());
-    report("lab.sweep of 16 runs, --jobs " + std::to_string(jobs), 16 * 400000.0,
-           now_seconds() - start, "requests");
+  if (wanted("sweep")) {
+    // A 16-run sweep (4 points x 4 seeds, 400k requests each) on 1 and on 2 worker threads.
+    const std::string sweep =
+        "local lab = require 'hldlab'\n"
+        "lab.sweep{ seeds = 4, params = { delay = { 1, 2, 3, 4 } }, run = function(p, seed)\n"
+        "  local e = lab.experiment{ seed = seed, duration = '2s' }\n"
+        "  e:workload{ arrivals = lab.poisson{ rps = 200000 },\n"
+        "              keys = lab.zipf{ n = 100000, s = 1 } }\n"
+        "  e:add{ lesson = 'passthrough', variant = 'delayed',\n"
+        "         params = { delay = p.delay .. 'ms' } }\n"
+        "  return { p99 = e:run().delayed.p99 } end }\n";
+    for (unsigned jobs : {1u, 2u}) {
+      ScriptOptions sweep_options = options;
+      sweep_options.jobs = jobs;
+      const double start = now_seconds();
+      const auto r = run_script_text(sweep, "sweep.lua", test_lessons, sweep_options);
+      if (!r.error.empty()) std::fprintf(stderr, "%s\n", r.error.c_str());
+      report("lab.sweep of 16 runs, --jobs " + std::to_string(jobs), 16 * 400000.0,
+             now_seconds() - start, "requests");
+    }
   }
   return 0;
 }
