@@ -42,6 +42,7 @@ TRACE="$WORK/zipf.oracleGeneral"
 seconds() { local start end; start=$(date +%s.%N); "$@" >"$WORK/last.out" 2>&1; end=$(date +%s.%N);
             echo "$end - $start" | bc -l; }
 
+cd "$WORK"  # cachesim writes its result file into the current directory
 printf '%-10s %6s %12s %12s %7s %14s %14s\n' policy size "hldlab s" "cachesim s" ratio "hldlab miss" "cachesim miss"
 for policy in $POLICIES; do
   for share in $SIZES; do
