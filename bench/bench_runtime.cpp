@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "bench_support.hpp"
+#include "hldlab/runtime/kernel.hpp"
 #include "hldlab/runtime/script.hpp"
+#include "hldlab/runtime/workload.hpp"
 
 using namespace hldlab;
 
@@ -107,6 +109,18 @@ int main(int argc, char** argv) {
                                                 static_cast<double>(milliseconds(400)));
     run_lesson(test_lessons, "passthrough", "instant", {}, realistic, seconds(5),
                "passthrough, poisson, zipf keys, lognormal service");
+    // The same requests drawn and nothing else: what the workload alone costs a request.
+    RequestStream stream(realistic, seconds(5), 1);
+    std::vector<Request> batch;
+    batch.reserve(4200);
+    double drawn = 0;
+    const double start = now_seconds();
+    while (stream.next_arrival() != Kernel::kNever) {
+      batch.clear();
+      drawn += static_cast<double>(stream.fill(batch, 4096));
+    }
+    report("  of which drawing the requests (poisson, zipf, lognormal)", drawn,
+           now_seconds() - start, "requests");
   }
 
   if (wanted("load_balancing") && lessons.has("load_balancing")) {
