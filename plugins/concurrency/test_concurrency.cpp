@@ -1,0 +1,4 @@
+#include <catch2/catch.hpp>
+
+#include "explore.hpp"
+#include "hldlab_test.hpp"
