@@ -11,9 +11,10 @@
 -- lost share L w / (1 + L w) = 16.7 % at 100 k/s. 20 000 increments lose ~3300 (sd ~ 110):
 -- "loses more than 5 %" holds on every seed. The mutex holds the counter 4 steps (4 us): 40 %
 -- utilised at 100 k/s, so threads do wait for it.
--- Transfers: 50 k/s between 4 accounts (12 ordered pairs), each holding its first lock ~5 us: a
--- deadlock needs two opposite transfers of a pair inside that window, ~ 50k x 0.2 s x 50k x
--- 5 us / 12 ~ 200 close pairs, a few tens of which close a cycle: > 0 on every seed.
+-- Transfers: 50 k/s between 4 accounts (12 ordered pairs) for 0.2 s: 10 000 transfers, each
+-- holding its first lock ~5 us, so overlapped by ~0.25 others: ~2500 overlapping pairs, 1/12 of
+-- them the reverse pair (~200), and a deadlock when the second takes its first lock in the ~1 us
+-- before the first takes its second (~1/5): ~40 deadlocks expected (26 to 80 on seeds 1-100).
 local lab = require "hldlab"
 
 local counters = { "unsynchronized", "mutex", "atomic_cas" }

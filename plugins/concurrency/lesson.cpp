@@ -83,7 +83,7 @@ class Cpu final : public System {
         waits_metric_(ctx.metric("lock_waits")),
         deadlocks_metric_(ctx.metric("deadlocks")),
         backoffs_metric_(ctx.metric("backoffs")) {
-    const bool counter = variant_ <= Variant::atomic_cas;
+    const bool counter = counter_variant();
     const auto n =
         static_cast<std::size_t>(counter ? p.integer("counters") : p.integer("accounts"));
     memory_.assign(n, counter ? 0 : kInitialBalance);
@@ -96,7 +96,7 @@ class Cpu final : public System {
     t = Thread{};
     t.request = r;
     const auto n = static_cast<std::uint32_t>(memory_.size());
-    if (variant_ <= Variant::atomic_cas) {
+    if (counter_variant()) {
       t.from = static_cast<std::uint32_t>(r.key % n);
       t.locks[0] = t.from;
     } else {  // two distinct accounts, the same in every transfer variant
@@ -147,7 +147,7 @@ class Cpu final : public System {
   }
 
   Map figures() const override {
-    const bool counter = variant_ <= Variant::atomic_cas;
+    const bool counter = counter_variant();
     std::int64_t balance = 0;
     if (!counter)
       for (std::int64_t b : memory_) balance += b;
@@ -174,6 +174,9 @@ class Cpu final : public System {
 
  private:
   static constexpr std::int64_t kInitialBalance = 1000;
+
+  /// unsynchronized, mutex and atomic_cas increment counters; the others transfer.
+  bool counter_variant() const { return variant_ <= Variant::atomic_cas; }
 
   /// Increments written minus what the counters gained since counting started.
   std::int64_t lost() const { return written_ - (counter_sum_ - counted_from_); }

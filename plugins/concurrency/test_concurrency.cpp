@@ -180,3 +180,20 @@ TEST_CASE("the counter variants see the same requests and the same step times") 
   CHECK(figure(r, "atomic_cas", "steps") - figure(r, "unsynchronized", "steps") ==
         3 * figure(r, "atomic_cas", "cas_retries"));
 }
+
+TEST_CASE(
+    "the explore operation runs the system's own program on two threads; try-lock with backoff "
+    "is refused (its retries are unbounded)") {
+  Experiment e(ExperimentConfig{});
+  SystemSlot& unsynchronized = e.add(hldlab::testing::registry(), "concurrency", "unsynchronized");
+  SystemSlot& opposite = e.add(hldlab::testing::registry(), "concurrency", "opposite_order");
+  SystemSlot& backoff = e.add(hldlab::testing::registry(), "concurrency", "try_lock_backoff");
+  const Value three = unsynchronized.call("explore", Map{{"increments", 3}});
+  CHECK(three.as_map().at("executions").as_int() == 48620);
+  CHECK(three.as_map().at("lost_update").as_int() == 48600);
+  CHECK(three.as_map().at("min_final").as_int() == 2);
+  const Value one = opposite.call("explore", Map{});
+  CHECK(one.as_map().at("executions").as_int() == 6);
+  CHECK(one.as_map().at("deadlocked").as_int() == 2);
+  CHECK_THROWS_WITH(backoff.call("explore", Map{}), Catch::Contains("try_lock_backoff"));
+}
