@@ -14,7 +14,7 @@
 -- Transfers: 50 k/s between 4 accounts (12 ordered pairs) for 0.2 s: 10 000 transfers, each
 -- holding its first lock ~5 us, so overlapped by ~0.25 others: ~2500 overlapping pairs, 1/12 of
 -- them the reverse pair (~200), and a deadlock when the second takes its first lock in the ~1 us
--- before the first takes its second (~1/5): ~40 deadlocks expected (26 to 80 on seeds 1-100).
+-- before the first takes its second (~1/5): ~40 deadlocks expected (26 to 64 on seeds 1-100).
 local lab = require "hldlab"
 
 local counters = { "unsynchronized", "mutex", "atomic_cas" }
