@@ -9,7 +9,7 @@
 
 #include "hldlab_test.hpp"
 
-using hldlab::testing::run_cli;
+using namespace hldlab::testing;
 
 TEST_CASE("hldlab list shows every lesson with its variants") {
   std::string out;

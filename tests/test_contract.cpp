@@ -7,7 +7,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
-using hldlab::testing::registry;
+using namespace hldlab::testing;
 
 namespace {
 

@@ -7,8 +7,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
-using hldlab::testing::figure;
-using hldlab::testing::row;
+using namespace hldlab::testing;
 
 namespace {
 /// One second of traffic to two pass-through systems; at 0.5 s each starts background work that
@@ -66,8 +65,6 @@ TEST_CASE("a release without a hold is refused with a clear error") {
 // ---- Trustworthy results ---------------------------------------------------------------------
 
 namespace {
-using hldlab::testing::constant_workload;
-using hldlab::testing::poisson_workload;
 
 const PluginRegistry& plugins() {
   return hldlab::testing::test_plugins();

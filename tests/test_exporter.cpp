@@ -16,10 +16,7 @@
 #include "integration/http_get.hpp"
 
 using namespace hldlab;
-using hldlab::testing::http_get;
-using hldlab::testing::registry;
-using hldlab::testing::run_cli;
-using hldlab::testing::test_plugins;
+using namespace hldlab::testing;
 
 namespace {
 

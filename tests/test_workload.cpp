@@ -6,7 +6,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
-using hldlab::testing::row;
+using namespace hldlab::testing;
 
 TEST_CASE("zipf keys follow the theoretical rank probabilities") {
   const std::uint64_t n = 1000;

@@ -6,7 +6,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
-using hldlab::testing::registry;
+using namespace hldlab::testing;
 
 namespace {
 
@@ -35,10 +35,6 @@ std::vector<Checked> run(const std::string& workload, std::uint64_t seed, double
   for (std::size_t i = 0; i < slots.size(); ++i)
     out.push_back({r.systems[i], check_transactions(*slots[i]->history())});
   return out;
-}
-
-std::int64_t figure(const SystemResult& s, const std::string& name) {
-  return static_cast<std::int64_t>(s.figures.at(name).as_double());
 }
 
 std::size_t count(const TransactionsResult& r, const std::string& type) {

@@ -7,9 +7,7 @@
 
 using namespace hldlab;
 using namespace hldlab::typeahead;
-using hldlab::testing::figure;
-using hldlab::testing::registry;
-using hldlab::testing::row;
+using namespace hldlab::testing;
 
 namespace {
 

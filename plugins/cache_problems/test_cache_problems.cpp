@@ -4,11 +4,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
-using hldlab::testing::figure;
-using hldlab::testing::registry;
-using hldlab::testing::row;
-using hldlab::testing::run_experiment;
-using hldlab::testing::SystemSpec;
+using namespace hldlab::testing;
 
 namespace {
 

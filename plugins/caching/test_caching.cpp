@@ -7,10 +7,7 @@
 
 using namespace hldlab;
 using namespace hldlab::caching;
-using hldlab::testing::figure;
-using hldlab::testing::registry;
-using hldlab::testing::row;
-using hldlab::testing::run_experiment;
+using namespace hldlab::testing;
 
 namespace {
 

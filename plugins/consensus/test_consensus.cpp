@@ -3,10 +3,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
-using hldlab::testing::figure;
-using hldlab::testing::row;
-using hldlab::testing::run_experiment;
-using hldlab::testing::SystemSpec;
+using namespace hldlab::testing;
 
 namespace {
 

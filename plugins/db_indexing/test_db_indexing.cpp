@@ -9,9 +9,7 @@ using namespace hldlab;
 using db::BPlusTree;
 using db::IndexKey;
 using db::TreeWork;
-using hldlab::testing::figure;
-using hldlab::testing::registry;
-using hldlab::testing::row;
+using namespace hldlab::testing;
 
 namespace {
 

@@ -5,8 +5,7 @@
 #include "index.hpp"
 
 using namespace hldlab;
-using hldlab::testing::figure;
-using hldlab::testing::row;
+using namespace hldlab::testing;
 
 TEST_CASE("the inverted index's top-k equals a full scan's for every query") {
   Rng rng(9);

@@ -8,9 +8,7 @@
 
 using namespace hldlab;
 using namespace hldlab::geo;
-using hldlab::testing::figure;
-using hldlab::testing::registry;
-using hldlab::testing::row;
+using namespace hldlab::testing;
 
 namespace {
 

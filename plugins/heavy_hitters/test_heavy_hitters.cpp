@@ -8,8 +8,7 @@
 #include "sketch.hpp"
 
 using namespace hldlab;
-using hldlab::testing::figure;
-using hldlab::testing::row;
+using namespace hldlab::testing;
 
 namespace {
 

@@ -6,8 +6,7 @@
 #include "hll.hpp"
 
 using namespace hldlab;
-using hldlab::testing::figure;
-using hldlab::testing::row;
+using namespace hldlab::testing;
 
 namespace {
 

@@ -6,8 +6,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
-using hldlab::testing::registry;
-using hldlab::testing::row;
+using namespace hldlab::testing;
 
 namespace {
 
@@ -18,10 +17,6 @@ std::string label(int r, int w) {
   out += 'w';
   out += std::to_string(w);
   return out;
-}
-
-std::int64_t figure(const SystemResult& s, const std::string& name) {
-  return s.figures.at(name).as_int();
 }
 
 Workload traffic(std::uint32_t clients, std::uint64_t keys = 100) {

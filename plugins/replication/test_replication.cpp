@@ -5,11 +5,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
-using hldlab::testing::figure;
-using hldlab::testing::inject_everywhere;
-using hldlab::testing::registry;
-using hldlab::testing::row;
-using hldlab::testing::run_experiment;
+using namespace hldlab::testing;
 
 namespace {
 

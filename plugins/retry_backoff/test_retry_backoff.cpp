@@ -3,9 +3,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
-using hldlab::testing::figure;
-using hldlab::testing::registry;
-using hldlab::testing::row;
+using namespace hldlab::testing;
 
 namespace {
 

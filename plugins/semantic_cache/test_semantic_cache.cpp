@@ -5,10 +5,7 @@
 #include "semantic.hpp"
 
 using namespace hldlab;
-using hldlab::testing::constant_workload;
-using hldlab::testing::figure;
-using hldlab::testing::row;
-using hldlab::testing::run_experiment;
+using namespace hldlab::testing;
 using semantic::cosine;
 
 namespace {

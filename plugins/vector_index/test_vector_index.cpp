@@ -6,10 +6,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
-using hldlab::testing::figure;
-using hldlab::testing::poisson_workload;
-using hldlab::testing::row;
-using hldlab::testing::run_experiment;
+using namespace hldlab::testing;
 
 namespace {
 

@@ -4,8 +4,7 @@
 #include "hldlab_test.hpp"
 
 using namespace hldlab;
-using hldlab::testing::figure;
-using hldlab::testing::row;
+using namespace hldlab::testing;
 
 namespace {
 
