@@ -6,7 +6,7 @@
 
 namespace hldlab {
 
-EventId Kernel::at(Time t, Action action) {
+EventId Kernel::at(Time t, Action&& action) {
   if (t < now())
     throw std::invalid_argument("an event was scheduled " + std::to_string(now() - t) +
                                 " ns in the past (a negative delay)");
@@ -25,7 +25,7 @@ EventId Kernel::at(Time t, Action action) {
   return EventId{slot, s.generation};
 }
 
-EventId Kernel::after(Time delay, Action action) {
+EventId Kernel::after(Time delay, Action&& action) {
   if (delay < 0)
     throw std::invalid_argument("an event was scheduled with a negative delay (" +
                                 std::to_string(delay) + " ns)");

@@ -22,9 +22,9 @@ class Kernel {
   static constexpr Time kNever = std::numeric_limits<Time>::max();
 
   /// Schedule `action` at absolute time `t`; throws std::invalid_argument when t < now().
-  EventId at(Time t, Action action);
+  EventId at(Time t, Action&& action);
   /// Schedule `action` after `delay` ns; throws std::invalid_argument when delay < 0.
-  EventId after(Time delay, Action action);
+  EventId after(Time delay, Action&& action);
   /// Cancel a pending event; false when it already ran, was cancelled, or `id` names none.
   bool cancel(EventId id);
 
