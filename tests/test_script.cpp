@@ -307,3 +307,46 @@ TEST_CASE("compound durations read as the sum of their parts") {
   CHECK_THROWS_WITH(parse_duration("5parsecs"), Catch::Contains("unknown unit"));
   CHECK(seconds(1.001) == parse_duration("1.001s"));  // one rounding rule
 }
+
+TEST_CASE("lab.steady_state judges every window: errors and a slow spell each break it where they act") {
+  // 100 requests a second for 10 s. Every request fails in [3 s, 5 s); in [6 s, 7 s) the delayed
+  // system answers 300 ms late, so its windows 6 (requests of [6, 6.7)) and 7 (those of
+  // [6.7, 7)) both have a P99 above 100 ms.
+  const ScriptResult r = run_lua(R"(
+local lab = require "hldlab"
+local exp = lab.experiment{ duration = "10s" }
+exp:workload{ arrivals = lab.constant{ rps = 100 } }
+local failing = exp:add{ lesson = "passthrough", variant = "instant", label = "failing" }
+local slow = exp:add{ lesson = "passthrough", variant = "delayed", params = { delay = "5ms" }, label = "slow" }
+failing:at("3s", function(s) s:inject("errors", { rate = 1 }) end)
+failing:at("5s", function(s) s:clear("errors") end)
+slow:at("6s", function(s) s:inject("latency", { delay = "300ms" }) end)
+slow:at("7s", function(s) s:clear("latency") end)
+local r = exp:run()
+local f = lab.steady_state(r.failing, { success = 0.999, p99 = "100ms" })
+local s = lab.steady_state(slow, { success = 0.999, p99 = "100ms" })
+local late = lab.steady_state(slow, { p99 = "100ms", from = "8s" })
+print(f.held, f.windows, f.violating, f.first_violation, f.violations[1].why, f.worst_success)
+print(s.held, s.windows, s.violating, s.first_violation, s.violations[2].at, s.violations[1].why)
+print(late.held, late.windows, late.violating, late.first_violation)
+)");
+  INFO(r.error);
+  REQUIRE(r.error.empty());
+  REQUIRE_THAT(r.output, Catch::Contains("false\t10\t2\t3.0\tsuccess below the hypothesis\t0.0"));
+  REQUIRE_THAT(r.output, Catch::Contains("false\t10\t2\t6.0\t7.0\tP99 above the hypothesis"));
+  REQUIRE_THAT(r.output, Catch::Contains("true\t2\t0\tnil"));
+}
+
+TEST_CASE("lab.steady_state refuses a hypothesis it cannot judge") {
+  const auto error = [](const std::string& hypothesis) {
+    return run_lua("local lab = require 'hldlab'\nlocal exp = lab.experiment{ duration = '2s' }\n"
+                   "local sys = exp:add{ lesson = 'passthrough', variant = 'instant' }\n"
+                   "exp:run()\nlab.steady_state(sys, " +
+                   hypothesis + ")")
+        .error;
+  };
+  REQUIRE_THAT(error("{}"), Catch::Contains("needs success = (a fraction) or p99"));
+  REQUIRE_THAT(error("{ success = 2 }"), Catch::Contains("success must be a fraction"));
+  REQUIRE_THAT(error("{ p99 = '1s', sucess = 0.9 }"), Catch::Contains("did you mean 'success'"));
+  REQUIRE_THAT(error("{ p99 = '1s', from = '2s', to = '1s' }"), Catch::Contains("`to` must be after"));
+}

@@ -119,6 +119,10 @@ SystemSlot::~SystemSlot() {
   kernel_.clear();  // the events' captures are plugin code: destroy them while it is loaded
 }
 
+const ExperimentConfig& SystemSlot::experiment_config() const {
+  return experiment_.config();
+}
+
 void SystemSlot::start() {
   const ExperimentConfig& c = experiment_.config();
   memory_budget_ = (c.memory_budget > 0 ? c.memory_budget : default_memory_budget()) /

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -436,8 +437,9 @@ std::size_t history_limit(const Value& v) {
   throw std::invalid_argument("exp:add: history must be true or a number of operations (1..1e7)");
 }
 
-/// The system a checker reads: a system (exp:add's result) or its row of the results.
-SystemSlot& recorded_system(lua_State* L, const char* what) {
+/// The system argument of lab.check_* and lab.steady_state: a system (exp:add's result) or its
+/// row of the results (the latest system with that label, recording a history if `history`).
+SystemSlot& system_arg(lua_State* L, const char* what, bool history) {
   SystemSlot* slot = nullptr;
   if (void* p = luaL_testudata(L, 1, kSystemMeta)) {
     slot = static_cast<SystemBox*>(p)->slot;
@@ -448,12 +450,13 @@ SystemSlot& recorded_system(lua_State* L, const char* what) {
     const auto& experiments = runner(L).experiments;
     for (auto e = experiments.rbegin(); e != experiments.rend() && slot == nullptr; ++e)
       for (const auto& s : (*e)->systems())
-        if (s->label() == label && s->history() != nullptr) slot = s.get();
+        if (s->label() == label && (!history || s->history() != nullptr)) slot = s.get();
   }
   if (slot == nullptr)
-    throw std::invalid_argument(std::string(what) +
-                                " takes a system added with history = true, or its results row");
-  if (slot->history() == nullptr)
+    throw std::invalid_argument(std::string(what) + " takes a system" +
+                                (history ? " added with history = true" : "") +
+                                ", or its results row");
+  if (history && slot->history() == nullptr)
     throw std::invalid_argument(std::string(what) + ": " + slot->label() +
                                 " records no history (exp:add{ ..., history = true })");
   return *slot;
@@ -461,7 +464,7 @@ SystemSlot& recorded_system(lua_State* L, const char* what) {
 
 int lab_check_linearizable(lua_State* L) {
   return guarded(L, [&] {
-    SystemSlot& slot = recorded_system(L, "lab.check_linearizable(system)");
+    SystemSlot& slot = system_arg(L, "lab.check_linearizable(system)", true);
     const LinearizabilityResult result = check_linearizable(*slot.history());
     runner(L).out(result_text(slot.label(), result));
     push_value(L, result_value(result));
@@ -471,10 +474,88 @@ int lab_check_linearizable(lua_State* L) {
 
 int lab_check_transactions(lua_State* L) {
   return guarded(L, [&] {
-    SystemSlot& slot = recorded_system(L, "lab.check_transactions(system)");
+    SystemSlot& slot = system_arg(L, "lab.check_transactions(system)", true);
     const TransactionsResult result = check_transactions(*slot.history());
     runner(L).out(result_text(slot.label(), result));
     push_value(L, result_value(result));
+    return 1;
+  });
+}
+
+/// lab.steady_state(system, { success = 0.999, p99 = "300ms", from =, to = }): the steady-state
+/// hypothesis of chaos engineering, judged on every window of the system's timeline (1 s, or
+/// wider for long runs) that starts in [from, to) (default: the end of the warm-up to the end of
+/// the traffic). A window violates it when fewer than `success` of the requests completed in it
+/// got an answer (ok, hit or miss), when their P99 exceeds `p99`, or when requests arrived and
+/// none completed (a hang). Returns { held, windows, violating, first_violation, worst_success,
+/// worst_p99, window, violations = { {at, success, p99, completed, why}, ... } (the first 100) }.
+int lab_steady_state(lua_State* L) {
+  return guarded(L, [&] {
+    const char* what = "lab.steady_state(system, hypothesis)";
+    SystemSlot& slot = system_arg(L, what, false);
+    const Map spec = table_arg(L, 2, "lab.steady_state hypothesis");
+    reject_unknown(spec, {"success", "p99", "from", "to"}, "lab.steady_state");
+    const Value v(spec);
+    if (v["success"].is_nil() && v["p99"].is_nil())
+      throw std::invalid_argument("lab.steady_state needs success = (a fraction) or p99 = (a time)");
+    double min_success = 0;
+    if (!v["success"].is_nil()) {
+      if (!v["success"].is_number() || v["success"].as_double() < 0 || v["success"].as_double() > 1)
+        throw std::invalid_argument("lab.steady_state: success must be a fraction in [0, 1]");
+      min_success = v["success"].as_double();
+    }
+    const double max_p99 =
+        v["p99"].is_nil() ? INFINITY : to_seconds(duration_from(v["p99"], "lab.steady_state p99"));
+    const ExperimentConfig& config = slot.experiment_config();
+    const Time from = v["from"].is_nil() ? config.warmup : duration_from(v["from"], "from");
+    const Time to = v["to"].is_nil() ? config.duration : duration_from(v["to"], "to");
+    if (to <= from) throw std::invalid_argument("lab.steady_state: `to` must be after `from`");
+    const Recorder& recorder = slot.recorder();
+    if (slot.end() < 0 || recorder.windows().empty())
+      throw std::invalid_argument(std::string(what) + ": " + slot.label() + " has not run yet");
+
+    const Time width = recorder.window();
+    std::int64_t judged = 0, violating = 0;
+    double worst_success = 1, worst_p99 = 0, first = -1;
+    List violations;
+    for (std::size_t i = 0; i < recorder.windows().size(); ++i) {
+      const Time start = static_cast<Time>(i) * width;
+      if (start < from || start >= to) continue;
+      const Recorder::Window& w = recorder.windows()[i];
+      std::int64_t completed = 0;
+      for (const std::int64_t n : w.outcomes) completed += n;
+      if (completed == 0 && w.arrivals == 0) continue;  // nothing happened: nothing to judge
+      ++judged;
+      const std::int64_t answered = w.outcomes[static_cast<int>(Outcome::ok)] +
+                                    w.outcomes[static_cast<int>(Outcome::hit)] +
+                                    w.outcomes[static_cast<int>(Outcome::miss)];
+      const double success =
+          completed == 0 ? 0 : static_cast<double>(answered) / static_cast<double>(completed);
+      worst_success = std::min(worst_success, success);
+      if (completed > 0) worst_p99 = std::max(worst_p99, w.p99);
+      std::string why;
+      if (completed == 0)
+        why = "no request completed";
+      else if (success < min_success)
+        why = "success below the hypothesis";
+      else if (w.p99 > max_p99)
+        why = "P99 above the hypothesis";
+      if (why.empty()) continue;
+      ++violating;
+      if (first < 0) first = to_seconds(start);
+      if (violations.size() < 100)
+        violations.push_back(Map{{"at", to_seconds(start)},
+                                 {"success", success},
+                                 {"p99", w.p99},
+                                 {"completed", completed},
+                                 {"why", why}});
+    }
+    Map out{{"held", violating == 0},        {"windows", judged},
+            {"violating", violating},        {"worst_success", worst_success},
+            {"worst_p99", worst_p99},        {"window", to_seconds(width)},
+            {"violations", std::move(violations)}};
+    if (first >= 0) out["first_violation"] = first;
+    push_value(L, Value(std::move(out)));
     return 1;
   });
 }
@@ -1281,6 +1362,7 @@ void open_sandbox(lua_State* L) {
                                  {"sweep", lab_sweep},
                                  {"mean_ci", lab_mean_ci},
                                  {"check_linearizable", lab_check_linearizable},
+                                 {"steady_state", lab_steady_state},
                                  {"check_transactions", lab_check_transactions},
                                  {nullptr, nullptr}};
   luaL_newlib(L, lab);

@@ -103,6 +103,8 @@ class SystemSlot final : public Context {
   const Recorder& recorder() const { return recorder_; }
   /// When the system ended (drained, failed or stopped); -1 while it runs.
   Time end() const { return end_; }
+  /// The configuration of the experiment the system belongs to.
+  const ExperimentConfig& experiment_config() const;
 
  private:
   friend class Experiment;
