@@ -1,5 +1,7 @@
 // Benchmarks (not tests): simulated requests per second through the runtime and lessons, and
 // the cost of one Lua -> plugin call. Prints a table; never asserts on time.
+#include <prometheus/text_serializer.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -7,6 +9,7 @@
 #include <vector>
 
 #include "bench_support.hpp"
+#include "hldlab/runtime/exporter.hpp"
 #include "hldlab/runtime/kernel.hpp"
 #include "hldlab/runtime/script.hpp"
 #include "hldlab/runtime/workload.hpp"
@@ -83,7 +86,7 @@ void zipf_samplers(std::uint64_t n) {
 
 int main(int argc, char** argv) {
   // `bench_runtime [part]` runs only the parts whose name contains `part` (zipf, passthrough,
-  // load_balancing, lua, sweep).
+  // load_balancing, scrape, lua, sweep).
   const std::string only = argc > 1 ? argv[1] : "";
   const auto wanted = [&](const char* part) {
     return only.empty() || std::string(part).find(only) != std::string::npos;
@@ -133,6 +136,32 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (wanted("scrape") && lessons.has("load_balancing")) {
+    // One Prometheus scrape (collect + text exposition) of an experiment of the five
+    // load_balancing variants after a 60 s run: what each scrape costs the exporter's thread.
+    ExperimentConfig config;
+    config.duration = seconds(60);
+    auto e = std::make_shared<Experiment>(config);
+    Workload w;
+    w.arrivals.rps = 1000;
+    w.service = Distribution::exponential(static_cast<double>(milliseconds(5)));
+    e->set_workload(w);
+    for (const char* v :
+         {"round_robin", "least_connections", "p2c", "weighted_round_robin", "ip_hash"})
+      e->add(lessons, "load_balancing", v, {{"backends", 10}});
+    e->run();
+    ExperimentCollector collector;
+    collector.add(e);
+    std::size_t series = 0, bytes = 0;
+    for (const auto& family : collector.Collect()) series += family.metric.size();
+    const int scrapes = 300;
+    const double start = now_seconds();
+    for (int i = 0; i < scrapes; ++i)
+      bytes = prometheus::TextSerializer().Serialize(collector.Collect()).size();
+    report("scrape of 5 load_balancing systems (" + std::to_string(series) + " metrics, " +
+               std::to_string(bytes / 1024) + " KiB)",
+           scrapes, now_seconds() - start, "scrapes");
+  }
   ScriptOptions options;
   options.print_reports = false;
   options.instruction_budget = 1ULL << 40;

@@ -3,7 +3,9 @@
 # identical trace: Zipf 1.0 over 10^6 objects, 10^7 requests, size 1, written by hldlab's own
 # generator in libCacheSim's oracleGeneral format; LRU, FIFO, LFU and W-TinyLFU (cachesim:
 # wtinyLFU) at 1 % and 10 % of the objects. Prints both wall times, their ratio and both miss
-# ratios (which must agree: the same policy on the same trace). Nothing is asserted.
+# ratios (which must agree: the same policy on the same trace); last, every configuration at
+# once, on 2 threads each (one hldlab experiment of 8 systems, --jobs 2; one cachesim run of
+# every policy and size, --num-thread 2). Nothing is asserted.
 #
 #   bash bench/compare_cachesim.sh [BUILD_DIR]      (as root the first time: it apt-installs
 #                                                    libCacheSim's build dependencies)
@@ -67,3 +69,31 @@ LUA
       "$(echo "$t_hldlab / $t_peer" | bc -l)" "$miss_hldlab" "${miss_peer:-?}"
   done
 done
+
+# All the configurations at once: one hldlab experiment with a system per (policy, size) on
+# 2 worker threads, against one cachesim run of every policy and size on 2 threads.
+capacities=""
+systems=""
+for policy in $POLICIES; do
+  for share in $SIZES; do
+    capacity=$(printf '%.0f' "$(echo "$OBJECTS * $share" | bc -l)")
+    systems+="exp:add{ lesson = \"caching\", variant = \"$policy\", label = \"${policy}_$capacity\",
+  params = { capacity = $capacity, cache_latency = \"1us\", db_median = \"10us\", db_p99 = \"10us\" } }
+"
+  done
+done
+for share in $SIZES; do
+  capacities+="${capacities:+,}$(printf '%.0f' "$(echo "$OBJECTS * $share" | bc -l)")"
+done
+cat >"$WORK/all.lua" <<LUA
+local lab = require "hldlab"
+local exp = lab.experiment{ name = "compare all", duration = "$((REQUESTS / 1000 + 1))s", max_requests = 1e9 }
+exp:workload{ arrivals = lab.trace{ file = "zipf.oracleGeneral", format = "oracleGeneral", rps = 1000 } }
+$systems
+exp:run()
+LUA
+peers=$(echo "$POLICIES" | sed 's/wtinylfu/wtinyLFU/; s/ /,/g')
+t_hldlab=$(seconds "$BUILD/hldlab" run "$WORK/all.lua" --data "$WORK" --jobs 2)
+t_peer=$(seconds "$CACHESIM" "$TRACE" oracleGeneral "$peers" "$capacities" --ignore-obj-size 1 --num-thread 2)
+printf '%-10s %6s %12.2f %12.2f %7.2f   (every policy and size, 2 threads each)\n' all all \
+  "$t_hldlab" "$t_peer" "$(echo "$t_hldlab / $t_peer" | bc -l)"
