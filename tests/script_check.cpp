@@ -9,6 +9,7 @@
 //     variable HLDLAB_CHECK_ALONE is N: the sanitizer build checks fewer, it is 3-5x slower).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -118,9 +119,8 @@ int main(int argc, char** argv) {
   std::size_t alone_runs = 0;
   const std::size_t alone_max = alone_per_experiment();
   for (std::size_t i = 0; i < first.experiments.size(); ++i)
-    for (const auto& system : first.experiments[i].systems) {
-      if (&system - first.experiments[i].systems.data() >= static_cast<std::ptrdiff_t>(alone_max))
-        break;
+    for (std::size_t k = 0; k < std::min(alone_max, first.experiments[i].systems.size()); ++k) {
+      const SystemResult& system = first.experiments[i].systems[k];
       ScriptOptions alone = options;
       alone.run_alone = std::make_pair(i, system.label);
       const ScriptResult r = run_script(argv[1], registry, alone);
