@@ -112,6 +112,8 @@ int main(int argc, char** argv) {
                                                 static_cast<double>(milliseconds(400)));
     run_lesson(test_lessons, "passthrough", "instant", {}, realistic, seconds(5),
                "passthrough, poisson, zipf keys, lognormal service");
+    run_lesson(test_lessons, "passthrough", "instant", {}, realistic, seconds(5),
+               "  the same, --jobs 2 (next requests drawn meanwhile)", 2);
     // The same requests drawn and nothing else: what the workload alone costs a request.
     RequestStream stream(realistic, seconds(5), 1);
     std::vector<Request> batch;
@@ -134,6 +136,8 @@ int main(int argc, char** argv) {
       const std::string name = std::string("load_balancing/") + v + ", 10 backends, 50% load";
       run_lesson(lessons, "load_balancing", v, {{"backends", 10}}, lb, seconds(600), name);
     }
+    run_lesson(lessons, "load_balancing", "round_robin", {{"backends", 10}}, lb, seconds(600),
+               "  round_robin, --jobs 2 (next requests drawn meanwhile)", 2);
   }
 
   if (wanted("scrape") && lessons.has("load_balancing")) {

@@ -28,11 +28,12 @@ inline PluginRegistry load_lessons(const std::string& dir) {
   return registry;
 }
 
-/// Run `lesson`/`variant` alone on `w` for `duration` of virtual time, report the completed
-/// requests per second of wall time under `name` (default "lesson/variant"), return the result.
+/// Run `lesson`/`variant` alone on `w` for `duration` of virtual time on `jobs` threads, report
+/// the completed requests per second of wall time under `name` (default "lesson/variant"),
+/// return the result.
 inline ExperimentResult run_lesson(const PluginRegistry& registry, const std::string& lesson,
                                    const std::string& variant, const Map& params, const Workload& w,
-                                   Time duration, std::string name = "") {
+                                   Time duration, std::string name = "", unsigned jobs = 1) {
   ExperimentConfig config;
   config.duration = duration;
   config.max_requests = 1e9;
@@ -40,7 +41,9 @@ inline ExperimentResult run_lesson(const PluginRegistry& registry, const std::st
   e.set_workload(w);
   e.add(registry, lesson, variant, params);
   const double start = now_seconds();
-  ExperimentResult r = e.run();
+  RunOptions options;
+  options.jobs = jobs;
+  ExperimentResult r = e.run(options);
   if (name.empty()) name = lesson + "/" + variant;
   report(name, static_cast<double>(r.systems[0].completed), now_seconds() - start, "requests");
   return r;

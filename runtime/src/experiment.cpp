@@ -789,8 +789,10 @@ ExperimentResult Experiment::run(const RunOptions& options) {
     });
   running_flag_ = true;
   wall_start_ = wall_seconds();
-  Workers workers(
-      std::max(1u, std::min<unsigned>(options.jobs, static_cast<unsigned>(running_.size()))));
+  // A thread per system, and one more drawing the next chunk of requests meanwhile (open loop).
+  const bool open_loop = workload_.arrivals.kind != Arrivals::Kind::closed;
+  const auto tasks = static_cast<unsigned>(running_.size() + (open_loop ? 1 : 0));
+  Workers workers(std::max(1u, std::min(options.jobs, tasks)));
   try {
     for (auto* s : running_) s->start();
     run_traffic(options, workers);
