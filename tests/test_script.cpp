@@ -337,6 +337,26 @@ print(late.held, late.windows, late.violating, late.first_violation)
   REQUIRE_THAT(r.output, Catch::Contains("true\t2\t0\tnil"));
 }
 
+TEST_CASE("lab.steady_state counts a window where requests arrived and none completed as a hang") {
+  // Requests of [2 s, 3 s) vanish into a black hole and time out 5 s later: window 2 has 100
+  // arrivals and no completion; window 7 receives their timeouts (no answer).
+  const ScriptResult r = run_lua(R"(
+local lab = require "hldlab"
+local exp = lab.experiment{ duration = "10s" }
+exp:workload{ arrivals = lab.constant{ rps = 100 } }
+local sys = exp:add{ lesson = "passthrough", variant = "instant" }
+sys:at("2s", function(s) s:inject("blackhole", { timeout = "5s" }) end)
+sys:at("3s", function(s) s:clear("blackhole") end)
+exp:run()
+local h = lab.steady_state(sys, { success = 0.99 })
+print(h.violating, h.violations[1].at, h.violations[1].why, h.violations[1].completed,
+      h.violations[2].at, h.violations[2].why)
+)");
+  INFO(r.error);
+  REQUIRE(r.error.empty());
+  REQUIRE_THAT(r.output, Catch::Contains("2\t2.0\tno request completed\t0\t7.0\tsuccess below"));
+}
+
 TEST_CASE("lab.steady_state refuses a hypothesis it cannot judge") {
   const auto error = [](const std::string& hypothesis) {
     return run_lua("local lab = require 'hldlab'\nlocal exp = lab.experiment{ duration = '2s' }\n"
