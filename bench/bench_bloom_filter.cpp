@@ -65,11 +65,7 @@ int main() {
               static_cast<double>(counting.memory_bytes()) / n,
               static_cast<double>(exact.memory_bytes()) / n, exact.capacity());
 
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("bloom_filter")) {
-    std::fprintf(stderr, "the bloom_filter plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "bloom_filter");
   Workload w;
   w.arrivals.rps = 7000;
   w.keys = KeyDistribution::uniform(1000000);

@@ -9,11 +9,7 @@
 using namespace hldlab;
 
 int main() {
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("chat")) {
-    std::fprintf(stderr, "the chat plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "chat");
   Workload w;
   w.arrivals.rps = 3000;
   w.keys = KeyDistribution::zipf(10000, 1.1);

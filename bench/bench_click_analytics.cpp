@@ -10,11 +10,7 @@
 using namespace hldlab;
 
 int main() {
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("click_analytics")) {
-    std::fprintf(stderr, "the click_analytics plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "click_analytics");
   Workload w;
   w.arrivals.rps = 20000;
   w.keys = KeyDistribution::zipf(1000, 1.1);

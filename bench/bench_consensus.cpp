@@ -1,24 +1,14 @@
 // Benchmark (not a test): simulated requests per second through the consensus lesson, and
 // crash/elect trials per second (the Raft figure 16 measurement). Prints a table; never asserts
 // on time.
-#include <cstdio>
 
 #include "bench_support.hpp"
 
 using namespace hldlab;
 
 int main() {
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("consensus")) {
-    std::fprintf(stderr, "the consensus plugin is not built\n");
-    return 1;
-  }
-  Workload w;
-  w.arrivals.rps = 20000;
-  w.keys = KeyDistribution::uniform(10000);
-  w.clients = 10000;
-  w.write_share = 0.2;
-  w.service = Distribution::constant(static_cast<double>(milliseconds(1)));
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "consensus");
+  const Workload w = bench::key_value_workload();
   for (const char* v : {"fixed", "randomized"})
     bench::run_lesson(lessons, "consensus", v, {}, w, seconds(60));
   // 1000 crash/elect trials on an otherwise idle cluster (100 for fixed timeouts, as in the

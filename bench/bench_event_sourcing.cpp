@@ -10,11 +10,7 @@
 using namespace hldlab;
 
 int main() {
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("event_sourcing")) {
-    std::fprintf(stderr, "the event_sourcing plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "event_sourcing");
   Workload w;
   w.arrivals.rps = 2000;
   w.keys = KeyDistribution::zipf(10000, 1.1);

@@ -2,7 +2,6 @@
 // 64 MiB of random bytes (content hash of the whole buffer, fixed 4 KiB blocks, Gear CDC at
 // 4 KiB), then simulated syncs per second through the lesson, each variant alone (40 syncs/s
 // of 128 KiB files for 60 s of virtual time). Prints a table; never asserts on time.
-#include <cstdio>
 
 #include "../plugins/file_sync/chunking.hpp"
 #include "bench_support.hpp"
@@ -30,11 +29,7 @@ int main() {
                 "bytes");
   (void)sink;
 
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("file_sync")) {
-    std::fprintf(stderr, "the file_sync plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "file_sync");
   Workload w;
   w.arrivals.rps = 40;
   w.keys = KeyDistribution::uniform(32);

@@ -53,11 +53,7 @@ int main() {
       sketch.memory_bytes() / 1024, sketch.estimate(work),
       100 * (sketch.estimate(work) - static_cast<double>(n)) / static_cast<double>(n));
 
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("hyperloglog")) {
-    std::fprintf(stderr, "the hyperloglog plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "hyperloglog");
   Workload w;
   w.arrivals.rps = 50000;
   w.keys = KeyDistribution::uniform(1000000);

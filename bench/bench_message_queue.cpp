@@ -2,18 +2,13 @@
 // variant alone on 10 000 orders/s for 60 s (three messages per order, 64 consumers per service at
 // 60% utilisation; the sync chain makes three calls per order). Prints orders and messages per
 // second of wall time; never asserts on time.
-#include <cstdio>
 
 #include "bench_support.hpp"
 
 using namespace hldlab;
 
 int main() {
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("message_queue")) {
-    std::fprintf(stderr, "the message_queue plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "message_queue");
   Workload w;
   w.arrivals.rps = 10000;
   w.service = Distribution::exponential(static_cast<double>(microseconds(3840)));

@@ -8,11 +8,7 @@
 using namespace hldlab;
 
 int main() {
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("metrics_monitoring")) {
-    std::fprintf(stderr, "the metrics_monitoring plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "metrics_monitoring");
   Workload w;
   w.arrivals.rps = 200000;
   w.clients = 100000;

@@ -9,11 +9,7 @@
 using namespace hldlab;
 
 int main() {
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("news_feed")) {
-    std::fprintf(stderr, "the news_feed plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "news_feed");
   Workload w;
   w.arrivals.rps = 5000;
   w.keys = KeyDistribution::zipf(10000, 0.7);

@@ -41,11 +41,7 @@ int main() {
   time_it("rpc_encoding/decode order binary", m,
           [&] { return rpc::decode_binary_order(bo).items.size(); });
 
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("rpc_encoding")) {
-    std::fprintf(stderr, "the rpc_encoding plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "rpc_encoding");
   Workload w;
   w.arrivals.rps = 2000;
   w.keys = KeyDistribution::uniform(10);

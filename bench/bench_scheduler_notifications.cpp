@@ -10,11 +10,8 @@
 using namespace hldlab;
 
 int main() {
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("scheduler_notifications")) {
-    std::fprintf(stderr, "the scheduler_notifications plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons =
+      bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "scheduler_notifications");
   Workload w;
   w.arrivals.rps = 5000;
   w.keys = KeyDistribution::uniform(100000);

@@ -7,11 +7,7 @@
 using namespace hldlab;
 
 int main() {
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("snowflake_ids")) {
-    std::fprintf(stderr, "the snowflake_ids plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "snowflake_ids");
   Workload w;
   w.arrivals.kind = Arrivals::Kind::constant;
   w.arrivals.rps = 1e6;

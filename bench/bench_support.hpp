@@ -1,9 +1,11 @@
-// Shared by the benchmarks: wall-clock timing, one printed line per measurement, and running one
-// lesson variant alone on a workload. Benchmarks print figures; they never assert on time.
+// Shared by the benchmarks: wall-clock timing, one printed line per measurement, loading the
+// lessons, a common workload, and running one lesson variant alone on a workload. Benchmarks print
+// figures; they never assert on time.
 #pragma once
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "hldlab/runtime/experiment.hpp"
@@ -26,6 +28,30 @@ inline PluginRegistry load_lessons(const std::string& dir) {
   registry.load_directory(dir);
   for (const auto& e : registry.errors()) std::fprintf(stderr, "plugin refused: %s\n", e.c_str());
   return registry;
+}
+
+/// The lessons in `dir`; exits with status 1 when `lesson`, the one the benchmark measures, is
+/// not among them.
+inline PluginRegistry load_lessons(const std::string& dir, const std::string& lesson) {
+  PluginRegistry registry = load_lessons(dir);
+  if (!registry.has(lesson)) {
+    std::fprintf(stderr, "the %s plugin is not built\n", lesson.c_str());
+    std::exit(1);
+  }
+  return registry;
+}
+
+/// The traffic of a replicated key-value store (the replication, quorum_cap and consensus
+/// benchmarks): 20 000 requests/s from 10 000 clients over 10 000 uniform keys, 20 % writes,
+/// 1 ms of service each.
+inline Workload key_value_workload() {
+  Workload w;
+  w.arrivals.rps = 20000;
+  w.keys = KeyDistribution::uniform(10000);
+  w.clients = 10000;
+  w.write_share = 0.2;
+  w.service = Distribution::constant(static_cast<double>(milliseconds(1)));
+  return w;
 }
 
 /// Run `lesson`/`variant` alone on `w` for `duration` of virtual time on `jobs` threads, report

@@ -1,18 +1,13 @@
 // Benchmark (not a test): simulated requests per second through the url_shortener lesson
 // (creates and cached or uncached redirects), and the raw speed of minting codes. Prints a
 // table; never asserts on time.
-#include <cstdio>
 
 #include "bench_support.hpp"
 
 using namespace hldlab;
 
 int main() {
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("url_shortener")) {
-    std::fprintf(stderr, "the url_shortener plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "url_shortener");
   Workload creates;
   creates.arrivals.rps = 20000;
   creates.keys = KeyDistribution::uniform(10000);

@@ -8,11 +8,7 @@
 using namespace hldlab;
 
 int main() {
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("video_streaming")) {
-    std::fprintf(stderr, "the video_streaming plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "video_streaming");
   Workload w;
   w.arrivals.rps = 200;
   for (const char* v : {"fixed_high", "fixed_low", "throughput", "bba"}) {

@@ -9,11 +9,7 @@
 using namespace hldlab;
 
 int main() {
-  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR);
-  if (!lessons.has("web_crawler")) {
-    std::fprintf(stderr, "the web_crawler plugin is not built\n");
-    return 1;
-  }
+  const PluginRegistry lessons = bench::load_lessons(HLDLAB_BENCH_PLUGIN_DIR, "web_crawler");
   Workload w;
   w.arrivals.kind = Arrivals::Kind::constant;
   w.arrivals.rps = 400;

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "bloom.hpp"
+#include "hldlab/cost_model.hpp"
 #include "hldlab/histogram.hpp"
 #include "hldlab/plugin.hpp"
 #include "hldlab/server.hpp"
@@ -42,16 +43,6 @@ struct Job {
   Request request;
   Outcome outcome = Outcome::ok;
   bool needs_db = false;
-};
-
-/// What the structure's work costs in time.
-struct CostModel {
-  double hash_ns, access_ns, compare_ns;
-  Time time(const Work& w) const {
-    return round_time(static_cast<double>(w.hashes) * hash_ns +
-                      static_cast<double>(w.accesses) * access_ns +
-                      static_cast<double>(w.compares) * compare_ns);
-  }
 };
 
 class UsernameService final : public System {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "hldlab/distribution.hpp"
+#include "hldlab/lognormal_durations.hpp"
 #include "hldlab/plugin.hpp"
 #include "hldlab/server.hpp"
 #include "hldlab/slot_pool.hpp"
@@ -85,7 +86,7 @@ class CacheTier final : public System {
         app_servers_(static_cast<std::uint32_t>(p.integer("app_servers"))),
         l1_size_(static_cast<std::uint32_t>(p.integer("l1_capacity"))),
         db_median_(p.duration("db_median")),
-        db_time_(db_time(p)),
+        db_time_(lognormal_durations(p, "db")),
         db_(ctx,
             {.workers = static_cast<int>(p.integer("db_workers")),
              .queue_limit = static_cast<std::size_t>(p.integer("db_queue_limit"))},
@@ -184,13 +185,6 @@ class CacheTier final : public System {
     std::uint64_t key = ~std::uint64_t{0};
     Time expires = 0;
   };
-
-  static Distribution db_time(const Params& p) {
-    const auto median = static_cast<double>(p.duration("db_median"));
-    const auto p99 = static_cast<double>(p.duration("db_p99"));
-    if (p99 < median) throw std::invalid_argument("db_p99 must be at least db_median");
-    return Distribution::lognormal(median, p99);
-  }
 
   L1Slot& l1_slot(const Request& r) {
     const std::size_t server = r.client % app_servers_;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "hldlab/distribution.hpp"
+#include "hldlab/lognormal_durations.hpp"
 #include "hldlab/plugin.hpp"
 #include "hldlab/server.hpp"
 #include "hldlab/slot_pool.hpp"
@@ -70,7 +71,7 @@ class CachedStore final : public System {
         ttl_(p.duration("ttl")),
         cache_latency_(p.duration("cache_latency")),
         flush_interval_(p.duration("flush_interval")),
-        db_time_(db_time(p)),
+        db_time_(lognormal_durations(p, "db")),
         db_(ctx,
             {.workers = static_cast<int>(p.integer("db_workers")),
              .queue_limit = static_cast<std::size_t>(p.integer("db_queue_limit"))},
@@ -179,13 +180,6 @@ class CachedStore final : public System {
       {"read_through", Strategy::read_through},
       {"write_through", Strategy::write_through},
       {"write_back", Strategy::write_back}};
-
-  static Distribution db_time(const Params& p) {
-    const auto median = static_cast<double>(p.duration("db_median"));
-    const auto p99 = static_cast<double>(p.duration("db_p99"));
-    if (p99 < median) throw std::invalid_argument("db_p99 must be at least db_median");
-    return Distribution::lognormal(median, p99);
-  }
 
   // ---- requests ----------------------------------------------------------------------------
 

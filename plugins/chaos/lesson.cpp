@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "hldlab/failure_window.hpp"
 #include "hldlab/histogram.hpp"
 #include "hldlab/plugin.hpp"
 #include "hldlab/server.hpp"
@@ -67,8 +68,7 @@ struct Window {
 /// Count-based circuit breaker: opens when `rate` of the last `window` calls failed.
 struct Breaker {
   enum class State { closed, open, half_open } state = State::closed;
-  std::vector<bool> ring;  // true: failure
-  std::size_t next = 0, recorded = 0, failures = 0;
+  FailureWindow outcomes;
   bool probe_out = false;
 };
 
@@ -86,7 +86,6 @@ class ChaosSystem final : public System {
         backoff_(p.duration("backoff")),
         retry_ratio_(p.real("retry_ratio")),
         retry_reserve_(p.real("retry_reserve")),
-        breaker_window_(static_cast<std::size_t>(p.integer("breaker_window"))),
         breaker_min_calls_(static_cast<std::size_t>(p.integer("breaker_min_calls"))),
         breaker_rate_(p.real("breaker_failure_rate")),
         breaker_open_(p.duration("breaker_open")),
@@ -100,6 +99,7 @@ class ChaosSystem final : public System {
         monkey_rng_(ctx.salt("chaos monkey")),
         db_(ctx, {static_cast<int>(p.integer("db_workers")), 10000},
             [this](Call& c) { db_answered(c); }),
+        breaker_{.outcomes = FailureWindow(static_cast<std::size_t>(p.integer("breaker_window")))},
         hypothesis_ok_(ctx.metric("hypothesis_ok")),
         violations_metric_(ctx.metric("windows_violating")),
         kills_metric_(ctx.metric("kills")),
@@ -116,8 +116,7 @@ class ChaosSystem final : public System {
     for (int i = 0; i < n; ++i)
       replicas_.emplace_back(ctx, replica, [this](Call& c) { replica_done(c); });
     state_.assign(static_cast<std::size_t>(n), ReplicaState{});
-    breaker_.ring.assign(breaker_window_, false);
-    if (breaker_min_calls_ > breaker_window_)
+    if (breaker_min_calls_ > breaker_.outcomes.size())
       throw std::invalid_argument("breaker_min_calls cannot exceed breaker_window");
     hypothesis_ok_.set(1);
     replicas_up_metric_.set(n);
@@ -439,8 +438,7 @@ class ChaosSystem final : public System {
       if (b.state != Breaker::State::half_open) return;
       if (success) {
         b.state = Breaker::State::closed;
-        std::fill(b.ring.begin(), b.ring.end(), false);
-        b.next = b.recorded = b.failures = 0;
+        b.outcomes.clear();
         ctx_.log("breaker closed");
       } else {
         open_breaker();
@@ -448,16 +446,8 @@ class ChaosSystem final : public System {
       return;
     }
     if (b.state != Breaker::State::closed) return;
-    if (b.recorded == breaker_window_)
-      b.failures -= b.ring[b.next] ? 1 : 0;
-    else
-      ++b.recorded;
-    b.ring[b.next] = !success;
-    b.failures += success ? 0 : 1;
-    b.next = (b.next + 1) % breaker_window_;
-    if (b.recorded >= breaker_min_calls_ &&
-        static_cast<double>(b.failures) >= breaker_rate_ * static_cast<double>(b.recorded))
-      open_breaker();
+    b.outcomes.record(success);
+    if (b.outcomes.tripped(breaker_min_calls_, breaker_rate_)) open_breaker();
   }
 
   void open_breaker() {
@@ -577,7 +567,7 @@ class ChaosSystem final : public System {
   const std::uint32_t max_attempts_;
   const Time backoff_;
   const double retry_ratio_, retry_reserve_;
-  const std::size_t breaker_window_, breaker_min_calls_;
+  const std::size_t breaker_min_calls_;
   const double breaker_rate_;
   const Time breaker_open_, health_interval_, health_timeout_, window_;
   const double min_success_;

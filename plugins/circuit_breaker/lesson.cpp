@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "hldlab/failure_window.hpp"
 #include "hldlab/plugin.hpp"
 #include "hldlab/server.hpp"
 
@@ -44,8 +45,7 @@ struct Downstream {
 /// A breaker guarding one downstream: count-based sliding window of the last calls.
 struct Breaker {
   State state = State::closed;
-  std::vector<bool> ring;  // true = failure; the last `window` call results
-  std::size_t next = 0, recorded = 0, failures = 0;
+  FailureWindow outcomes;  // of the last `window` calls
   int probes_in_flight = 0, probe_successes = 0;
   std::uint32_t epoch = 0;  // bumped at every transition: late results of older calls are ignored
 };
@@ -98,7 +98,9 @@ class Caller final : public System {
         // for its duration, or finds none free and is refused.
         pools_{
             {Server<Call>(ctx, {pool_size(p, bulkhead_, 0), 0}, [this](Call& c) { finish(c); }),
-             Server<Call>(ctx, {pool_size(p, bulkhead_, 1), 0}, [this](Call& c) { finish(c); })}} {
+             Server<Call>(ctx, {pool_size(p, bulkhead_, 1), 0}, [this](Call& c) { finish(c); })}},
+        breakers_{Breaker{.outcomes = FailureWindow(window_)},
+                  Breaker{.outcomes = FailureWindow(window_)}} {
     if (bulkhead_ && pool_size(p, true, 0) == 0)
       throw std::invalid_argument(
           "a bulkhead needs a pool of at least 2 connections, one per downstream (pool = " +
@@ -106,7 +108,6 @@ class Caller final : public System {
     if (min_calls_ > window_)
       throw std::invalid_argument("min_calls (" + std::to_string(min_calls_) +
                                   ") cannot exceed the window (" + std::to_string(window_) + ")");
-    for (Breaker& b : breakers_) b.ring.assign(window_, false);
   }
 
   void handle(const Request& r) override {
@@ -215,16 +216,8 @@ class Caller final : public System {
       return;
     }
     if (b.state != State::closed) return;
-    if (b.recorded == window_)
-      b.failures -= b.ring[b.next] ? 1 : 0;
-    else
-      ++b.recorded;
-    b.ring[b.next] = !success;
-    b.failures += success ? 0 : 1;
-    b.next = (b.next + 1) % window_;
-    if (b.recorded >= min_calls_ &&
-        static_cast<double>(b.failures) >= failure_rate_ * static_cast<double>(b.recorded))
-      move(d, State::open);
+    b.outcomes.record(success);
+    if (b.outcomes.tripped(min_calls_, failure_rate_)) move(d, State::open);
   }
 
   void move(int d, State to) {
@@ -237,8 +230,7 @@ class Caller final : public System {
     ++b.epoch;
     b.probes_in_flight = b.probe_successes = 0;
     if (to == State::closed) {
-      std::fill(b.ring.begin(), b.ring.end(), false);
-      b.next = b.recorded = b.failures = 0;
+      b.outcomes.clear();
     } else if (to == State::open) {  // only this timer ends the open state
       ctx_.after(open_timeout_, [this, d] { move(d, State::half_open); });
     }
@@ -258,7 +250,7 @@ class Caller final : public System {
   Metric& short_circuit_metric_;
   std::array<Server<Call>, kDownstreams> pools_;  // a shared pool, or one per downstream
   std::array<Downstream, kDownstreams> downstreams_{};
-  std::array<Breaker, kDownstreams> breakers_{};
+  std::array<Breaker, kDownstreams> breakers_;
   std::array<std::int64_t, kDownstreams> requests_{}, ok_{}, failed_{};  // failed: completed not ok
   std::vector<Transition> transitions_;
   std::int64_t pool_full_ = 0, short_circuited_ = 0, downstream_calls_ = 0;

@@ -39,6 +39,7 @@
 
 #include "hldlab/distribution.hpp"
 #include "hldlab/fifo.hpp"
+#include "hldlab/lognormal_durations.hpp"
 #include "hldlab/plugin.hpp"
 #include "hldlab/server.hpp"
 #include "hldlab/slot_pool.hpp"
@@ -164,12 +165,7 @@ class ClickAnalytics final : public System {
              .queue_limit = static_cast<std::size_t>(p.integer("db_queue_limit"))},
             [this](DbWrite& w) { written(w); }) {
     if (window_ <= 0) throw std::invalid_argument("window must be positive");
-    const auto median = static_cast<double>(p.duration("delay_median"));
-    const auto p99 = static_cast<double>(p.duration("delay_p99"));
-    if (p99 < median) throw std::invalid_argument("delay_p99 must be at least delay_median");
-    if (median == 0 && p99 > 0)
-      throw std::invalid_argument("delay_median must be positive when delay_p99 is (lognormal)");
-    delay_ = median > 0 ? Distribution::lognormal(median, p99) : Distribution::constant(0);
+    delay_ = lognormal_durations(p, "delay");
   }
 
   void handle(const Request& r) override {

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "hldlab/cost_model.hpp"
 #include "hldlab/histogram.hpp"
 #include "hldlab/plugin.hpp"
 #include "hldlab/server.hpp"
@@ -38,16 +39,6 @@ using sketch::Counted;
 using sketch::Work;
 
 enum class Variant { exact_counts, count_min, count_min_cu, count_min_decayed };
-
-/// What the structure's work costs in time.
-struct CostModel {
-  double hash_ns, access_ns, compare_ns;
-  Time time(const Work& w) const {
-    return round_time(static_cast<double>(w.hashes) * hash_ns +
-                      static_cast<double>(w.accesses) * access_ns +
-                      static_cast<double>(w.compares) * compare_ns);
-  }
-};
 
 /// Forward decay renormalises (moves its landmark to now) when weights pass this.
 constexpr double kRenormaliseAbove = 0x1p32;

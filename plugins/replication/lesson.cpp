@@ -20,6 +20,7 @@
 
 #include "hldlab/distribution.hpp"
 #include "hldlab/fifo.hpp"
+#include "hldlab/lognormal_durations.hpp"
 #include "hldlab/plugin.hpp"
 #include "hldlab/slot_pool.hpp"
 
@@ -70,12 +71,7 @@ class Replicated final : public System {
         stale_metric_(ctx.metric("stale_reads")),
         lost_metric_(ctx.metric("lost_writes")),
         recording_(ctx.history()) {
-    const auto median = static_cast<double>(p.duration("lag_median"));
-    const auto p99 = static_cast<double>(p.duration("lag_p99"));
-    if (p99 < median) throw std::invalid_argument("lag_p99 must be at least lag_median");
-    if (median == 0 && p99 > 0)
-      throw std::invalid_argument("lag_median must be positive when lag_p99 is (lognormal lag)");
-    lag_ = median > 0 ? Distribution::lognormal(median, p99) : Distribution::constant(0);
+    lag_ = lognormal_durations(p, "lag");
     nodes_.resize(static_cast<std::size_t>(p.integer("replicas")) + 1);
   }
 

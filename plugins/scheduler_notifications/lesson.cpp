@@ -41,6 +41,7 @@
 
 #include "hldlab/distribution.hpp"
 #include "hldlab/histogram.hpp"
+#include "hldlab/lognormal_durations.hpp"
 #include "hldlab/plugin.hpp"
 #include "hldlab/slot_pool.hpp"
 
@@ -131,8 +132,7 @@ class Notifications final : public System {
         backoff_base_(p.duration("backoff_base")),
         backoff_cap_(p.duration("backoff_cap")),
         enqueue_time_(p.duration("enqueue_time")),
-        latency_(Distribution::lognormal(static_cast<double>(p.duration("provider_latency_median")),
-                                         static_cast<double>(p.duration("provider_latency_p99")))),
+        latency_(lognormal_durations(p, "provider_latency")),
         draw_salt_(ctx.salt("schedules, provider answers and backoffs")),
         fires_metric_(ctx.metric("fires")),
         missed_metric_(ctx.metric("missed")),

@@ -26,6 +26,7 @@
 
 #include "hldlab/distribution.hpp"
 #include "hldlab/histogram.hpp"
+#include "hldlab/lognormal_durations.hpp"
 #include "hldlab/plugin.hpp"
 #include "hldlab/slot_pool.hpp"
 
@@ -84,11 +85,7 @@ class TailSystem final : public System {
         extra_metric_(ctx.metric("extra_copies")),
         dead_metric_(ctx.metric("calls_to_dead")),
         missing_metric_(ctx.metric("missing_leaves")) {
-    const auto median = static_cast<double>(p.duration("service_median"));
-    const auto p99 = static_cast<double>(p.duration("service_p99"));
-    if (!(median > 0 && p99 >= median))
-      throw std::invalid_argument("service_p99 must be at least service_median (> 0)");
-    service_ = Distribution::lognormal(median, p99);
+    service_ = lognormal_durations(p, "service");
     replica_dead_.assign(static_cast<std::size_t>(replicas_), false);
     replica_known_dead_at_.assign(static_cast<std::size_t>(replicas_), kNever);
     view_.reserve(static_cast<std::size_t>(replicas_));
