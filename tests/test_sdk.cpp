@@ -95,8 +95,9 @@ struct KernelContext final : SimContext {
 TEST_CASE("a server runs c jobs at once, queues the rest in order and refuses past its limit") {
   KernelContext ctx;
   std::vector<std::pair<int, Time>> done;
-  Server<int> s(ctx, {.workers = 2, .queue_limit = 2},
-                [&](int& job) { done.push_back({job, ctx.now()}); });
+  Server<int> s(ctx, {.workers = 2, .queue_limit = 2}, [&](int& job) {
+    done.push_back({job, ctx.now()});
+  });
   CHECK(s.submit(1, 10) == Admission::started);
   CHECK(s.submit(2, 10) == Admission::started);
   CHECK(s.submit(3, 10) == Admission::queued);
@@ -174,15 +175,52 @@ TEST_CASE("a heavy pareto is refused as a duration unless capped, and the cap ho
   for (int i = 0; i < 100000; ++i) REQUIRE(capped.sample_time(rng) <= seconds(3600));
 }
 
-TEST_CASE("the normal deviates of one Box-Muller pair are both used and both standard") {
-  Rng rng(8);
-  double sum = 0, squares = 0;
-  const int n = 400000;
-  for (int i = 0; i < n; ++i) {
-    const double x = rng.normal();
-    sum += x;
-    squares += x * x;
+TEST_CASE("the ziggurats have the published tail starts and 256 layers of equal area") {
+  // The values known for 256 layers (Marsaglia and Tsang, 2000, give the exponential's).
+  const detail::Ziggurat& normal = detail::normal_ziggurat();
+  const detail::Ziggurat& exponential = detail::exponential_ziggurat();
+  CHECK(normal.r == Approx(3.6541528853610088).epsilon(1e-12));
+  CHECK(exponential.r == Approx(7.697117470131487).epsilon(1e-12));
+  for (const detail::Ziggurat* z : {&normal, &exponential}) {
+    const double v = z->x[0] * z->f[1];  // the base strip, tail included
+    for (int i = 1; i < detail::Ziggurat::kLayers; ++i) {
+      INFO("layer " << i);
+      REQUIRE(z->x[i] > z->x[i + 1]);
+      REQUIRE(z->x[i] * (z->f[i + 1] - z->f[i]) == Approx(v).epsilon(1e-9));
+    }
   }
-  CHECK(std::abs(sum / n) < 0.01);
-  CHECK(squares / n == Approx(1).epsilon(0.01));
+}
+
+namespace {
+// Draws n deviates and checks P(X > x) at each x against the exact tail within 5 binomial
+// standard deviations: the fast layers, the wedges and the tail beyond r all count.
+template <class Draw, class Tail>
+void check_tails(Draw draw, Tail exact, std::initializer_list<double> xs) {
+  const int n = 4'000'000;
+  std::vector<double> above(xs.size());
+  for (int i = 0; i < n; ++i) {
+    const double d = draw();
+    std::size_t k = 0;
+    for (double x : xs) above[k++] += d > x ? 1 : 0;
+  }
+  std::size_t k = 0;
+  for (double x : xs) {
+    const double p = exact(x);
+    INFO("P(X > " << x << "): measured " << above[k] / n << ", exact " << p);
+    CHECK(std::abs(above[k++] - n * p) < 5 * std::sqrt(n * p * (1 - p)) + 1);
+  }
+}
+}  // namespace
+
+TEST_CASE("normal deviates follow the standard normal, in the body and the tail") {
+  Rng rng(8);
+  check_tails([&] { return rng.normal(); },
+              [](double x) { return 0.5 * std::erfc(x / std::sqrt(2.0)); },
+              {-4, -3.7, -2, -1, -0.3, 0, 0.01, 0.5, 1, 1.5, 2.5, 3, 3.6, 3.7, 4, 4.5});
+}
+
+TEST_CASE("exponential deviates follow the exponential, in the body and the tail") {
+  Rng rng(9);
+  check_tails([&] { return rng.exponential(2); }, [](double x) { return std::exp(-x / 2); },
+              {0.001, 0.1, 0.5, 1, 2, 4, 8, 14, 15, 15.5, 16, 20, 25});
 }

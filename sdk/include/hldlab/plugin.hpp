@@ -22,7 +22,7 @@ namespace hldlab {
 
 /// Bumped whenever a header of the SDK changes in a way that breaks binary compatibility.
 /// The host refuses plugins built against another version.
-constexpr int kAbiVersion = 4;
+constexpr int kAbiVersion = 5;
 
 /// @brief What the exported entry returns. `abi_version` stays the first member forever, so
 /// the host can read it before trusting anything else.
