@@ -107,19 +107,14 @@ void RequestStream::advance() {
   }
   if (a.kind == Arrivals::Kind::poisson) {
     // Thinning (Lewis and Shedler): candidates at the peak rate, kept with rate(t) / peak. At a
-    // steady rate every candidate is kept; its draw is still made (and always passes), so that
-    // the stream is the same as if the ratio were computed.
+    // steady rate every candidate is kept, without a draw.
     for (;;) {
       add_gap(arrivals_.exponential(peak_gap_));
       if (t_ >= duration_) {
         next_ = Kernel::kNever;
         return;
       }
-      if (steady_rate_) {
-        arrivals_.next();
-        break;
-      }
-      if (arrivals_.chance(a.rate_at(t_) / peak_rate_)) break;
+      if (steady_rate_ || arrivals_.chance(a.rate_at(t_) / peak_rate_)) break;
     }
   } else {
     double rate = a.rate_at(t_);
@@ -153,7 +148,8 @@ std::size_t RequestStream::fill(std::vector<Request>& out, std::size_t max) {
     draw_request(workload_, keys_, service_, ops_, sizes_, r);
     if (trace_) {  // the trace's own key, size and op
       r.key = record_.key;
-      if (trace_->spec().size_column > 0 || trace_->spec().format == TraceSpec::Format::oracle_general)
+      if (trace_->spec().size_column > 0 ||
+          trace_->spec().format == TraceSpec::Format::oracle_general)
         r.size = record_.size;
       if (record_.has_op) r.op = record_.op;
     }
