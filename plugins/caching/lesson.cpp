@@ -123,6 +123,7 @@ class CachedStore final : public System {
       if (const Versions* v = find_versions(r.key); v != nullptr && e->version < v->acked) {
         ++stale_reads_;
         stale_metric_.add(1);
+        oldest_stale_hit_ = std::max(oldest_stale_hit_, ctx_.now() - e->loaded);
       }
       return finish_after(cache_latency_, h, Outcome::hit);
     }
@@ -166,11 +167,13 @@ class CachedStore final : public System {
             {"db_reads", db_reads_},
             {"db_writes", db_writes_},
             {"stale_reads", stale_reads_},
+            {"oldest_stale_hit", to_seconds(oldest_stale_hit_)},
             {"writes_lost", writes_lost_}};
   }
 
   void reset_stats() override {
     db_reads_ = db_writes_ = stale_reads_ = writes_lost_ = 0;
+    oldest_stale_hit_ = 0;
     stats_start_ = ctx_.now();
   }
 
@@ -207,7 +210,7 @@ class CachedStore final : public System {
     Entry* e = cache_->access(key);
     if (e == nullptr) e = &insert(key);
     e->version = version;
-    if (policy_ == Policy::ttl) e->expires = ctx_.now() + ttl_;
+    stamp(*e);
     if (e->dirty++ == 0) dirty_keys_.push_back(key);
     finish_after(cache_latency_, h, Outcome::ok);
   }
@@ -245,6 +248,12 @@ class CachedStore final : public System {
   }
 
   /// An expired entry leaves the cache; write-back sends its unflushed writes first.
+  // A value enters the cache now: its age starts, and under the ttl policy its lifetime.
+  void stamp(Entry& e) {
+    e.loaded = ctx_.now();
+    if (policy_ == Policy::ttl) e.expires = e.loaded + ttl_;
+  }
+
   void drop(std::uint64_t key, Entry& e) {
     if (e.dirty > 0) flush_entry(key, e);
     cache_->erase(key);
@@ -266,7 +275,7 @@ class CachedStore final : public System {
       // before a write committed is superseded by that write, which went through the cache.
       if (const Versions* v = find_versions(key)) e->version = std::max(e->version, v->db);
     }
-    if (policy_ == Policy::ttl) e->expires = ctx_.now() + ttl_;
+    stamp(*e);
   }
 
   void flush_entry(std::uint64_t key, Entry& e) {
@@ -336,7 +345,7 @@ class CachedStore final : public System {
           if (e == nullptr) e = &insert(job.key);
           // The database's latest committed version: writes can commit out of order.
           e->version = std::max(e->version, versions(job.key).db);
-          if (policy_ == Policy::ttl) e->expires = ctx_.now() + ttl_;
+          stamp(*e);
         } else if (cache_) {
           cache_->erase(job.key);  // invalidate; the next read loads the new value
         }
@@ -387,6 +396,7 @@ class CachedStore final : public System {
   std::uint64_t scan_length_ = 1, scan_position_ = 0, key_shift_ = 0;
   Time last_arrival_ = 0, stats_start_ = 0;
   std::int64_t db_reads_ = 0, db_writes_ = 0, stale_reads_ = 0, writes_lost_ = 0;
+  Time oldest_stale_hit_ = 0;  // the age of the oldest value served stale
 };
 
 LessonInfo info() {
@@ -456,6 +466,8 @@ LessonInfo info() {
        {"db_reads", Unit::count, "read queries the database served"},
        {"db_writes", Unit::count, "write queries the database served (write-back: flushes)"},
        {"stale_reads", Unit::count, "hits older than the last write acknowledged for the key"},
+       {"oldest_stale_hit", Unit::seconds,
+        "the age (since it entered the cache) of the oldest value served stale"},
        {"writes_lost", Unit::count, "acknowledged writes that never reached the database"}},
       /*uses_service_time=*/false,
       {"latency", "errors", "blackhole"}};

@@ -24,6 +24,7 @@ struct Entry {
   std::uint32_t version = 0;  ///< version of the value held
   std::uint32_t dirty = 0;    ///< write-back: acknowledged writes not yet sent to the database
   Time expires = 0;           ///< 0: never
+  Time loaded = 0;            ///< when the value entered the cache
 };
 
 /// The entry a policy pushed out to make room.
