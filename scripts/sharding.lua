@@ -43,7 +43,9 @@ lab.expect(p99.range.high > 20 * p99.range.low, "range: the hot shard's P99 is 2
 lab.expect(p99.hash.high < 2 * p99.hash.low, "hash: every shard's P99 within 2x of each other")
 lab.expect(r.range.same_shard_writes > 0.999,
            "range on a monotonic key: every write goes to the same (last) shard")
-lab.expect(r.range.write_max_share > 0.5, "one shard took most writes (the split at 120s moved the hot spot)")
+-- The split at 120 s moves the hot spot to the new last shard: two shards take every write, the
+-- busier of them at least half (more by the luck of the arrivals; seed 31338 splits them evenly).
+lab.expect(r.range.write_max_share >= 0.5, "one shard took half the writes or more (the split at 120s moved the hot spot)")
 lab.expect(r.hash.write_max_share < 0.2 and r.consistent.write_max_share < 0.2,
            "hash and consistent spread the writes")
 lab.expect(r.range.p99 > 10 * r.hash.p99, "the hot shard's queue shows in P99 (10x worse)")
