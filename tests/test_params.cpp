@@ -66,6 +66,22 @@ TEST_CASE("wrong types, ranges and choices are refused naming the parameter") {
                       Catch::Contains("only numbers"));
 }
 
+TEST_CASE("a duration parameter whose range goes below zero is an offset that takes a minus") {
+  const std::vector<ParamSpec> offset = {
+      {"offset", ParamType::duration, "10s", "clock offset", -86400, 86400}};
+  CHECK(validate_params(offset, {{"offset", "-1m30s"}}, "l").duration("offset") == seconds(-90));
+  CHECK(validate_params(offset, {{"offset", -2.5}}, "l").duration("offset") == milliseconds(-2500));
+  CHECK(validate_params(offset, {{"offset", "250ms"}}, "l").duration("offset") ==
+        milliseconds(250));
+  CHECK_THROWS_WITH(validate_params(offset, {{"offset", "-2d"}}, "l"),
+                    Catch::Contains("out of range"));
+  CHECK_THROWS_WITH(validate_params(offset, {{"offset", "--1s"}}, "l"), Catch::Contains("-1s"));
+  // Elsewhere a duration is a length of time: a minus is refused.
+  CHECK_THROWS_WITH(validate_params(specs, {{"timeout", "-1s"}}, "l"),
+                    Catch::Contains("between 0"));
+  CHECK_THROWS_WITH(validate_params(specs, {{"timeout", -1}}, "l"), Catch::Contains("between 0"));
+}
+
 TEST_CASE("a required parameter without a default must be given") {
   const std::vector<ParamSpec> required = {
       {"backend", ParamType::integer, Value(), "which one", 0, 9}};

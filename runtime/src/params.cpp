@@ -10,7 +10,8 @@
 
 namespace hldlab {
 
-Time parse_duration(const std::string& text) {
+Time parse_duration(const std::string& text, bool signed_offset) {
+  if (signed_offset && text.size() > 1 && text[0] == '-') return -parse_duration(text.substr(1));
   auto bad = [&text](const std::string& why) {
     return std::invalid_argument("'" + text + "' is not a duration: " + why +
                                  " (try \"250ms\", \"2s\", \"1h30m\")");
@@ -31,7 +32,8 @@ Time parse_duration(const std::string& text) {
     while (end < end_of_text && !std::isdigit(static_cast<unsigned char>(*end)) && *end != '.')
       unit += *end++;
     static const std::pair<const char*, double> units[] = {
-        {"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}, {"d", 86400e9}};
+        {"ns", 1},   {"us", 1e3},   {"ms", 1e6},   {"s", 1e9},
+        {"m", 60e9}, {"h", 3600e9}, {"d", 86400e9}};
     double scale = 0;
     for (const auto& [name, factor] : units)
       if (unit == name) scale = factor;
@@ -49,10 +51,11 @@ Time parse_duration(const std::string& text) {
   return round_time(ns);
 }
 
-Time duration_from(const Value& v, const std::string& what) {
-  if (v.kind() == Value::Kind::string) return parse_duration(v.as_string());
+Time duration_from(const Value& v, const std::string& what, bool signed_offset) {
+  if (v.kind() == Value::Kind::string) return parse_duration(v.as_string(), signed_offset);
   if (v.is_number()) {
     const double s = v.as_double();
+    if (signed_offset && s < 0) return -duration_from(Value(-s), what);
     if (!std::isfinite(s) || s < 0 || s > 1e9)
       throw std::invalid_argument(what + " must be a duration between 0 and 31 years");
     return round_time(s * 1e9);
@@ -198,7 +201,7 @@ Value coerce(const ParamSpec& spec, const Value& v, const std::string& owner) {
       }
       return v;
     case ParamType::duration: {
-      const Time t = duration_from(v, what());
+      const Time t = duration_from(v, what(), spec.min < 0);  // an offset: "-10s" is behind
       check_range(static_cast<double>(t) / 1e9, Value(static_cast<std::int64_t>(t)));
       return Value(static_cast<std::int64_t>(t));
     }
@@ -239,8 +242,9 @@ Params validate_params(const std::vector<ParamSpec>& specs, const Map& given,
                        const std::string& owner) {
   for (const auto& [name, value] : given) {
     (void)value;
-    const bool known = std::any_of(specs.begin(), specs.end(),
-                                   [&, &name = name](const ParamSpec& s) { return s.name == name; });
+    const bool known =
+        std::any_of(specs.begin(), specs.end(),
+                    [&, &name = name](const ParamSpec& s) { return s.name == name; });
     if (known) continue;
     std::vector<std::string> names;
     std::string list;

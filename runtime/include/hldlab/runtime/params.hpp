@@ -10,10 +10,11 @@
 namespace hldlab {
 
 /// Parse "250ms", "1.5s", "2m", "100us", "10ns", "1h" (or a plain number of seconds) into ns.
-/// Throws std::invalid_argument with a readable message on anything else.
-Time parse_duration(const std::string& text);
-/// A duration given as a string or a number of seconds.
-Time duration_from(const Value& v, const std::string& what);
+/// Throws std::invalid_argument with a readable message on anything else. A leading minus
+/// ("-10s", an offset behind) only when `signed_offset`.
+Time parse_duration(const std::string& text, bool signed_offset = false);
+/// A duration given as a string or a number of seconds (negative only when `signed_offset`).
+Time duration_from(const Value& v, const std::string& what, bool signed_offset = false);
 
 /// Check `given` against `specs`: unknown names (with a "did you mean"), wrong types, values out
 /// of range or not among the choices are errors; absent parameters take their defaults.
