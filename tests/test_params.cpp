@@ -75,7 +75,10 @@ TEST_CASE("a duration parameter whose range goes below zero is an offset that ta
         milliseconds(250));
   CHECK_THROWS_WITH(validate_params(offset, {{"offset", "-2d"}}, "l"),
                     Catch::Contains("out of range"));
-  CHECK_THROWS_WITH(validate_params(offset, {{"offset", "--1s"}}, "l"), Catch::Contains("-1s"));
+  CHECK_THROWS_WITH(validate_params(offset, {{"offset", "--1s"}}, "l"),
+                    Catch::Contains("'--1s' is not an offset"));
+  CHECK_THROWS_WITH(validate_params(offset, {{"offset", "-x"}}, "l"),
+                    Catch::Contains("'-x' is not an offset"));
   // Elsewhere a duration is a length of time: a minus is refused.
   CHECK_THROWS_WITH(validate_params(specs, {{"timeout", "-1s"}}, "l"),
                     Catch::Contains("between 0"));

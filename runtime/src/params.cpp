@@ -11,7 +11,15 @@
 namespace hldlab {
 
 Time parse_duration(const std::string& text, bool signed_offset) {
-  if (signed_offset && text.size() > 1 && text[0] == '-') return -parse_duration(text.substr(1));
+  if (signed_offset && text.size() > 1 && text[0] == '-') {
+    try {
+      return -parse_duration(text.substr(1));
+    } catch (const std::invalid_argument&) {
+      throw std::invalid_argument("'" + text +
+                                  "' is not an offset: a duration, or a minus and a duration "
+                                  "(try \"-10s\", \"250ms\")");
+    }
+  }
   auto bad = [&text](const std::string& why) {
     return std::invalid_argument("'" + text + "' is not a duration: " + why +
                                  " (try \"250ms\", \"2s\", \"1h30m\")");
