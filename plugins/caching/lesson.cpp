@@ -247,13 +247,13 @@ class CachedStore final : public System {
     return e;
   }
 
-  /// An expired entry leaves the cache; write-back sends its unflushed writes first.
-  // A value enters the cache now: its age starts, and under the ttl policy its lifetime.
+  /// A value enters the cache now: its age starts, and under the ttl policy its lifetime.
   void stamp(Entry& e) {
     e.loaded = ctx_.now();
     if (policy_ == Policy::ttl) e.expires = e.loaded + ttl_;
   }
 
+  /// An expired entry leaves the cache; write-back sends its unflushed writes first.
   void drop(std::uint64_t key, Entry& e) {
     if (e.dirty > 0) flush_entry(key, e);
     cache_->erase(key);

@@ -145,7 +145,7 @@ class Balancer final : public System {
   Backend& pick(const Request& r) {
     const std::size_t n = rotation_.size();
     switch (policy_) {
-      case Policy::round_robin: {  // (a wrap, not next % n: a division costs ~10 % of a request)
+      case Policy::round_robin: {  // a wrap instead of next % n: no division per request
         if (next_ >= n) next_ = 0;
         return *rotation_[next_++];
       }
