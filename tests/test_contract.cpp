@@ -1,6 +1,7 @@
 // The contract every lesson plugin must honour, checked over every discovered plugin.
 #include <catch2/catch.hpp>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "hldlab/runtime/params.hpp"
 #include "hldlab_test.hpp"

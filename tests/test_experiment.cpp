@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "hldlab/runtime/stop.hpp"
 #include "hldlab_test.hpp"
