@@ -1,10 +1,12 @@
 // The SDK's building blocks on their own: slot pool, FIFO, queueing server, time rounding and
-// the distributions' exact properties.
+// the distributions' exact properties, LessonInfo's defaults.
 #include <catch2/catch.hpp>
+#include <string>
 #include <vector>
 
 #include "hldlab/distribution.hpp"
 #include "hldlab/fifo.hpp"
+#include "hldlab/lesson.hpp"
 #include "hldlab/runtime/kernel.hpp"
 #include "hldlab/server.hpp"
 #include "hldlab/slot_pool.hpp"
@@ -148,6 +150,16 @@ TEST_CASE("a killed server hands back every running then queued job and refuses 
   CHECK(completed == 1);  // the running job's completion was cancelled
   s.restart();
   CHECK(s.submit(9, 10) == Admission::started);
+}
+
+TEST_CASE("a lesson is open to every generic fault but slow unless it uses the service time") {
+  using Faults = std::vector<std::string>;
+  hldlab::LessonInfo uses{"a", "A", "p", "f", {}, {}, {}, {}, {}, {}, {}};
+  CHECK(uses.generic_faults == Faults{"latency", "errors", "blackhole", "slow"});
+  hldlab::LessonInfo does_not{"b", "B", "p", "f", {}, {}, {}, {}, {}, {}, {}, false};
+  CHECK(does_not.generic_faults == Faults{"latency", "errors", "blackhole"});
+  hldlab::LessonInfo chosen{"c", "C", "p", "f", {}, {}, {}, {}, {}, {}, {}, false, {"errors"}};
+  CHECK(chosen.generic_faults == Faults{"errors"});
 }
 
 TEST_CASE("durations round to the nearest nanosecond and refuse what an int64 cannot hold") {

@@ -412,8 +412,7 @@ LessonInfo info() {
        {"nobody_on_call", Unit::count, "doctors: commits that left a shift with nobody on call"},
        {"lost_updates", Unit::count,
         "counters: committed increments that overwrote a version they had not read"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -436,8 +436,7 @@ LessonInfo info() {
        {"db_queries", Unit::number, "database queries per screen"},
        {"response_bytes", Unit::bytes, "bytes sent to the client per screen"},
        {"overfetched_bytes", Unit::bytes, "bytes per screen the screen does not use"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

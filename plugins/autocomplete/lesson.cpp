@@ -315,8 +315,7 @@ LessonInfo info() {
         "queries typing the trending term answered differently from the exact top-k"},
        {"bytes_per_term", Unit::bytes, "bytes of the dictionary and the structure per term"},
        {"rebuilds", Unit::count, "trie_topk_batch: rebuilds of the cached lists"}},
-      /*uses_service_time=*/false,  // the work of the structure sets the time
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};  // the work of the structure sets the time
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -349,8 +349,7 @@ LessonInfo info() {
        {"filter_cells", Unit::count, "m: bits (counters) of the filter"},
        {"filter_hashes", Unit::count, "k: positions per name"},
        {"stale_names", Unit::count, "released names whose bits a plain filter still holds"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

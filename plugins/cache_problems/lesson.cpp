@@ -444,8 +444,7 @@ LessonInfo info() {
        {"expired_reads", Unit::count, "reads that found their key expired and waited for a reload"},
        {"absent_db", Unit::count, "queries for keys that do not exist"},
        {"hot_node_util", Unit::fraction, "busy share of the busiest cache node"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -469,8 +469,7 @@ LessonInfo info() {
        {"oldest_stale_hit", Unit::seconds,
         "the age (since it entered the cache) of the oldest value served stale"},
        {"writes_lost", Unit::count, "acknowledged writes that never reached the database"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

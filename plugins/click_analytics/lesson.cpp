@@ -624,8 +624,7 @@ LessonInfo info() {
         "sum over (window, ad) of |count in the database - true count|"},
        {"wrong_cells", Unit::count, "(window, ad) pairs whose count in the database is wrong"},
        {"state_bytes", Unit::bytes, "peak aggregator state (16 B per count, 8 B per click id)"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

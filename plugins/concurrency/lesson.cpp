@@ -473,8 +473,7 @@ LessonInfo info() {
        {"backoffs", Unit::count, "try-locks that failed and backed off"},
        {"balance_drift", Unit::count, "transfer: total balance minus the opening total"},
        {"steps", Unit::count, "steps the threads executed (CPU work, retries included)"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

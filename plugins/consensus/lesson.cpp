@@ -473,9 +473,7 @@ LessonInfo info() {
        {"elect_p99", Unit::seconds, "99th percentile of the time to the next leader"},
        {"elect_max", Unit::seconds, "longest time to the next leader"},
        {"leaderless", Unit::seconds,
-        "time without a leader after crashes (including an election still running)"}},
-      /*uses_service_time=*/true,
-      /*generic_faults=*/{"latency", "errors", "blackhole", "slow"}};
+        "time without a leader after crashes (including an election still running)"}}};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& p, Context& ctx) {

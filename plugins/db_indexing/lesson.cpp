@@ -743,8 +743,7 @@ LessonInfo info() {
        {"fanout", Unit::count, "entries per page of the first index (B)"},
        {"table_bytes", Unit::bytes, "size of the table (heap pages x page_size)"},
        {"index_bytes_per_row", Unit::bytes, "bytes of every index together per table row"}},
-      /*uses_service_time=*/false,  // the pages a statement touches set its time
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};  // the pages a statement touches set its time
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

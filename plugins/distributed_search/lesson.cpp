@@ -249,8 +249,7 @@ LessonInfo info() {
        {"partial_answers", Unit::count, "answers without a shard that timed out"},
        {"hedges", Unit::count, "shard requests hedged to a replica"},
        {"recall", Unit::fraction, "mean share of the exact top-k returned"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -567,8 +567,7 @@ LessonInfo info() {
        {"projection_lag_p99", Unit::seconds, "99th percentile of commit -> read model"},
        {"storage_bytes", Unit::bytes,
         "rows (32 B each) or events (64 B) and snapshots (48 B) stored"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -263,8 +263,7 @@ LessonInfo info() {
        {"chunk_mean", Unit::number, "mean chunk size of the syncs, bytes"},
        {"chunk_p50", Unit::number, "median chunk size, bytes"},
        {"chunk_p99", Unit::number, "P99 chunk size, bytes"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

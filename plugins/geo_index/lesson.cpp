@@ -361,8 +361,7 @@ LessonInfo info() {
        {"update_capacity", Unit::per_second,
         "updates per second one worker sustains (1 / mean update service time)"},
        {"index_bytes_per_driver", Unit::bytes, "bytes of the index per driver"}},
-      /*uses_service_time=*/false,  // the structure's work sets the time
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};  // the structure's work sets the time
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

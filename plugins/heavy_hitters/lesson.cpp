@@ -347,8 +347,7 @@ LessonInfo info() {
        {"accesses_per_event", Unit::number, "random memory accesses per event"},
        {"compares_per_query", Unit::number, "comparisons per top-k query"},
        {"query_p99", Unit::seconds, "99th percentile latency of the top-k queries"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

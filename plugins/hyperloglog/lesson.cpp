@@ -239,8 +239,7 @@ LessonInfo info() {
        {"bytes_per_visitor", Unit::number, "memory_bytes / visitors"},
        {"accesses_per_visit", Unit::number, "random memory accesses per visit"},
        {"count_p99", Unit::seconds, "99th percentile latency of the count queries"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -937,9 +937,7 @@ LessonInfo info() {
        {"rebalances", Unit::count, "rebalances of the group"},
        {"rebalance_pause", Unit::seconds,
         "partition-seconds paused by rebalances (eager: all partitions; cooperative: those "
-        "that move)"}},
-      /*uses_service_time=*/true,
-      {"latency", "errors", "blackhole", "slow"}};
+        "that move)"}}};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

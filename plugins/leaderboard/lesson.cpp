@@ -323,8 +323,7 @@ LessonInfo info() {
        {"update_p99", Unit::seconds, "99th percentile latency of the updates"},
        {"memory_bytes", Unit::bytes, "bytes of the structure"},
        {"bytes_per_player", Unit::number, "memory_bytes / players"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

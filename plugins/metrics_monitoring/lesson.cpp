@@ -276,8 +276,7 @@ LessonInfo info() {
        {"alerts", Unit::count, "dead targets alerted"},
        {"alert_delay_mean", Unit::seconds, "mean time from a target's death to its alert"},
        {"alert_delay_max", Unit::seconds, "longest time from a death to its alert"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -322,8 +322,7 @@ LessonInfo info() {
         "P99 over posts of the time until 99% of the author's followers can see it"},
        {"staleness_max", Unit::seconds, "the stalest post's time to 99% of its followers"},
        {"storage_bytes", Unit::bytes, "posts plus timeline entries stored (whole run)"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

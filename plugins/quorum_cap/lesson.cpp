@@ -465,8 +465,7 @@ LessonInfo info() {
        {"hints_replayed", Unit::count, "hints sent to their replicas at heal"}},
       // Replicas only exchange messages: the workload's service time plays no part, so the
       // generic `slow` fault does not apply.
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -288,8 +288,8 @@ LessonInfo info() {
        {"completion_ms", Unit::number,
         "milliseconds from the first client's start to the last one's end"},
        {"unfinished", Unit::count, "clients still retrying when the experiment ended"}},
-      false,  // the work is the network and the row, not the request's service time
-      {"latency", "errors", "blackhole"}};
+      // The work is the network and the row, not the request's service time.
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -306,8 +306,7 @@ LessonInfo info() {
        {"packets_per_page", Unit::number, "packets sent per page, retransmissions included"},
        {"retransmissions_per_page", Unit::number, "packets sent again per page"},
        {"resource_time", Unit::seconds, "mean time until a resource is delivered"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -664,8 +664,7 @@ LessonInfo info() {
        {"backoff_mean", Unit::seconds, "queued_pipeline: mean backoff before a retry"},
        {"fenced", Unit::count, "fires refused for an older lease token"},
        {"takeovers", Unit::count, "expired leases taken over by another node"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -393,8 +393,7 @@ LessonInfo info() {
        {"completeness", Unit::fraction, "leaf results in the answers / leaf results asked"},
        {"calls_to_dead", Unit::count, "leaf calls sent to a dead replica"},
        {"chain_errors", Unit::count, "requests failed because a service of the chain was down"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

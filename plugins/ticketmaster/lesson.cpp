@@ -360,8 +360,7 @@ LessonInfo info() {
        {"gave_up_with_stock", Unit::count,
         "optimistic_locking buyers out of retries while tickets remained"},
        {"db_statements", Unit::count, "statements sent to the database"}},
-      /*uses_service_time=*/false,  // statements take statement_time
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};  // statements take statement_time
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -384,8 +384,7 @@ LessonInfo info() {
        {"clicks", Unit::count, "redirect requests (clicks)"},
        {"clicks_counted", Unit::count, "clicks that reached the server (analytics sees them)"},
        {"clicks_lost", Unit::count, "clicks answered by a browser's cached 301"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

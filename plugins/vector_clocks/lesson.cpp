@@ -347,8 +347,7 @@ LessonInfo info() {
            {"sibling_reads", Unit::count, "reads that returned more than one value"},
            {"merges", Unit::count, "writes that merged siblings"},
            {"max_siblings", Unit::count, "most values held side by side for one key"}},
-          /*uses_service_time=*/false,  // a replica answers at once; only replication takes time
-          /*generic_faults=*/{"latency", "errors", "blackhole"}};
+          /*uses_service_time=*/false};  // a replica answers at once; only replication takes time
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -279,8 +279,7 @@ LessonInfo info() {
        {"build_distances", Unit::count, "distance computations to build the index"},
        {"build_seconds", Unit::seconds, "build time from the cost model (one core)"},
        {"short_results", Unit::count, "queries answered with fewer than k results"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -341,8 +341,7 @@ LessonInfo info() {
        {"switches_per_session", Unit::number, "bitrate changes per session"},
        {"startup_mean", Unit::seconds, "mean time to the first frame"},
        {"startup_p99", Unit::seconds, "P99 time to the first frame"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -318,8 +318,7 @@ LessonInfo info() {
        {"missed_urls", Unit::count, "new URLs the Bloom filter took for seen: never crawled"},
        {"frontier", Unit::count, "URLs waiting in the frontier at the end"},
        {"seen_bytes", Unit::bytes, "memory of the seen-URL set (8 bytes per URL) or filter"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

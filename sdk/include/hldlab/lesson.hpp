@@ -96,8 +96,11 @@ struct LessonInfo {
   /// the report does not print one and the generic `slow` fault does not apply.
   bool uses_service_time = true;
   /// The runtime's generic faults (latency, errors, blackhole, slow) that change this lesson's
-  /// results. Injecting another one is an error that names these.
-  std::vector<std::string> generic_faults = {"latency", "errors", "blackhole", "slow"};
+  /// results. Injecting another one is an error that names these. By default every one that
+  /// applies: `slow` only when the lesson uses the service time.
+  std::vector<std::string> generic_faults =
+      uses_service_time ? std::vector<std::string>{"latency", "errors", "blackhole", "slow"}
+                        : std::vector<std::string>{"latency", "errors", "blackhole"};
 };
 
 /// @brief Validated parameters: every declared parameter present, with the declared type.
