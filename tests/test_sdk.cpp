@@ -1,5 +1,5 @@
 // The SDK's building blocks on their own: slot pool, FIFO, queueing server, time rounding and
-// the distributions' exact properties, LessonInfo's defaults.
+// the distributions' exact properties, LessonInfo's defaults and Params' typed reads.
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
@@ -160,6 +160,17 @@ TEST_CASE("a lesson is open to every generic fault but slow unless it uses the s
   CHECK(does_not.generic_faults == Faults{"latency", "errors", "blackhole"});
   hldlab::LessonInfo chosen{"c", "C", "p", "f", {}, {}, {}, {}, {}, {}, {}, false, {"errors"}};
   CHECK(chosen.generic_faults == Faults{"errors"});
+}
+
+TEST_CASE("an integer parameter is read as a narrower type only when that type can hold it") {
+  const hldlab::Params p(hldlab::Map{{"workers", hldlab::Value(std::int64_t{8})},
+                                     {"huge", hldlab::Value(std::int64_t{5'000'000'000})},
+                                     {"negative", hldlab::Value(std::int64_t{-1})}});
+  CHECK(p.integer<int>("workers") == 8);
+  CHECK(p.integer("huge") == 5'000'000'000);
+  CHECK_THROWS_WITH(p.integer<int>("huge"), Catch::Contains("'huge' = 5000000000 does not fit"));
+  CHECK_THROWS_WITH(p.integer<std::size_t>("negative"), Catch::Contains("'negative' = -1"));
+  CHECK_THROWS_WITH(p.integer<int>("absent"), Catch::Contains("undeclared parameter 'absent'"));
 }
 
 TEST_CASE("durations round to the nearest nanosecond and refuse what an int64 cannot hold") {

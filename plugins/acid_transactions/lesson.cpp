@@ -89,13 +89,13 @@ class Store final : public System {
     std::size_t n = 0;
     std::int64_t initial = 0;
     if (mix_ == Mix::bank) {
-      n = static_cast<std::size_t>(p.integer("accounts"));
+      n = p.integer<std::size_t>("accounts");
       initial = p.integer("initial_balance");
     } else if (mix_ == Mix::doctors) {
-      n = 2 * static_cast<std::size_t>(p.integer("shifts"));
+      n = 2 * p.integer<std::size_t>("shifts");
       initial = 1;  // on call
     } else {
-      n = static_cast<std::size_t>(p.integer("counters"));
+      n = p.integer<std::size_t>("counters");
     }
     keys_.resize(n);
     for (Key& k : keys_) k.versions.push_back({initial, next_tag_++, 0});

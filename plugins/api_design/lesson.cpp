@@ -146,7 +146,7 @@ class ApiSystem final : public System {
       : api_(api),
         ctx_(ctx),
         users_(p.integer("users")),
-        posts_(static_cast<int>(p.integer("posts"))),
+        posts_(p.integer<int>("posts")),
         rtt_(p.duration("rtt")),
         db_time_(p.duration("db_time")),
         bandwidth_(p.real("bandwidth")),

@@ -68,7 +68,7 @@ class Cpu final : public System {
   Cpu(Variant variant, const Params& p, Context& ctx)
       : variant_(variant),
         ctx_(ctx),
-        cores_(static_cast<int>(p.integer("cores"))),
+        cores_(p.integer<int>("cores")),
         step_(p.duration("step_time")),
         jitter_(p.real("jitter")),
         preemption_(p.real("preemption")),

@@ -486,7 +486,7 @@ std::unique_ptr<System> build(const std::string& variant, const Params& p, Conte
   if (heartbeat >= min)
     throw std::invalid_argument("heartbeat must be shorter than election_timeout_min");
   const auto ns = [](Time t) { return static_cast<double>(t); };
-  const Config config{static_cast<int>(p.integer("nodes")),
+  const Config config{p.integer<int>("nodes"),
                       variant == "fixed" ? Distribution::constant(ns(min))
                                          : Distribution::uniform(ns(min), ns(max)),
                       Distribution::uniform(ns(delay_min), ns(delay_max)),

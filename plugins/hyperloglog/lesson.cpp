@@ -58,16 +58,15 @@ class VisitorCount final : public System {
         visits_metric_(ctx.metric("visits")),
         estimate_metric_(ctx.metric("estimate")),
         memory_metric_(ctx.metric("memory_bytes")),
-        cpu_(ctx, {.workers = static_cast<int>(p.integer("cpu_workers"))},
-             [this](Request& r) { finish(r); }) {
-    const int precision = static_cast<int>(p.integer("precision"));
+        cpu_(ctx, {.workers = p.integer<int>("cpu_workers")}, [this](Request& r) { finish(r); }) {
+    const int precision = p.integer<int>("precision");
     if (variant_ == Variant::exact_set) {
       exact_.emplace(hash_seed_);
     } else {
       for (std::int64_t s = 0; s < p.integer("servers"); ++s) servers_.emplace_back(precision);
       merged_.emplace(precision);
     }
-    servers_count_ = static_cast<std::uint64_t>(p.integer("servers"));
+    servers_count_ = p.integer<std::uint64_t>("servers");
     memory_metric_.set(static_cast<double>(memory_bytes()));
   }
 

@@ -58,7 +58,7 @@ class Monitoring final : public System {
   Monitoring(Variant variant, const Params& p, Context& ctx)
       : variant_(variant),
         ctx_(ctx),
-        targets_(static_cast<std::size_t>(p.integer("targets"))),
+        targets_(p.integer<std::size_t>("targets")),
         sample_bytes_(p.integer("sample_bytes")),
         bucket_bytes_(p.integer("bucket_bytes")),
         series_bytes_(p.integer("series_bytes")),

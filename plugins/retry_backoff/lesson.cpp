@@ -61,7 +61,7 @@ class OccRow final : public System {
         delay_mean_(static_cast<double>(p.duration("network_delay"))),
         delay_sd_(static_cast<double>(p.duration("network_jitter"))),
         salt_(ctx.rng().next()),
-        versions_(static_cast<std::size_t>(p.integer("rows")), 0),
+        versions_(p.integer<std::size_t>("rows"), 0),
         calls_metric_(ctx.metric("calls")),
         failed_metric_(ctx.metric("failed_calls")),
         gave_up_metric_(ctx.metric("gave_up")),

@@ -63,7 +63,7 @@ class Generator final : public System {
   Generator(Scheme scheme, const Params& p, Context& ctx)
       : scheme_(scheme),
         ctx_(ctx),
-        workers_(static_cast<std::size_t>(p.integer("workers"))),
+        workers_(p.integer<std::size_t>("workers")),
         layout_(scheme == Scheme::sonyflake ? Layout{milliseconds(10), 8, 16, true}
                                             : Layout{milliseconds(1), 12, 10, false}),
         backwards_(variant_value(p.string("on_backwards"), kBackwards)),

@@ -63,9 +63,9 @@ class TailSystem final : public System {
   TailSystem(Mode mode, const Params& p, Context& ctx)
       : mode_(mode),
         ctx_(ctx),
-        leaves_(static_cast<int>(p.integer("leaves"))),
-        replicas_(static_cast<int>(p.integer("replicas"))),
-        depth_(static_cast<int>(p.integer("depth"))),
+        leaves_(p.integer<int>("leaves")),
+        replicas_(p.integer<int>("replicas")),
+        depth_(p.integer<int>("depth")),
         slow_probability_(p.real("slow_probability")),
         availability_(p.real("availability")),
         hop_(p.duration("hop")),

@@ -67,7 +67,7 @@ class Store final : public System {
   Store(bool vector_clocks, const Params& p, Context& ctx)
       : vc_(vector_clocks),
         ctx_(ctx),
-        replicas_(static_cast<std::size_t>(p.integer("replicas"))),
+        replicas_(p.integer<std::size_t>("replicas")),
         delay_(p.duration("replication_delay")),
         discards_metric_(ctx.metric("unseen_discards")),
         conflicts_metric_(ctx.metric("conflicts_detected")),

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -108,7 +109,17 @@ class Params {
  public:
   Params() = default;
   explicit Params(Map values) : values_(std::move(values)) {}
-  std::int64_t integer(const std::string& name) const { return at(name).as_int(); }
+  /// An integer parameter, as `T` when asked: `p.integer<int>("workers")`. A value that `T`
+  /// cannot hold is an error, never a silent truncation.
+  template <class T = std::int64_t>
+  T integer(const std::string& name) const {
+    const std::int64_t v = at(name).as_int();
+    if (!std::in_range<T>(v))
+      throw std::out_of_range(
+          "parameter '" + name + "' = " + std::to_string(v) +
+          " does not fit the lesson's integer type (narrow the parameter's range)");
+    return static_cast<T>(v);
+  }
   double real(const std::string& name) const { return at(name).as_double(); }
   bool boolean(const std::string& name) const { return at(name).as_bool(); }
   const std::string& string(const std::string& name) const { return at(name).as_string(); }
