@@ -17,9 +17,7 @@ int main() {
       bench::run_lesson(registry, "acid_transactions", level, Map{{"workload", workload}}, w,
                         seconds(300), std::string("acid_transactions/") + level + " " + workload);
   // The checker on 10^4-odd transactions (25 s at 400/s), read committed on the bank.
-  ExperimentConfig config;
-  config.duration = seconds(25);
-  Experiment e(config);
+  Experiment e({.duration = seconds(25)});
   e.set_workload(w);
   SystemSlot& slot = e.add(registry, "acid_transactions", "read_committed",
                            Map{{"workload", "bank"}}, "", 1000000);

@@ -14,8 +14,7 @@ int main() {
   w.keys = KeyDistribution::zipf(100000, 1.0);
   for (const char* v : {"rest", "graphql", "graphql_dataloader", "composite"})
     bench::run_lesson(lessons, "api_design", v, {}, w, seconds(30));
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& s = e.add(lessons, "api_design", "composite");
   for (const char* mode : {"offset", "keyset"}) {
     const int walks = 20;

@@ -11,10 +11,7 @@ using namespace hldlab;
 namespace {
 
 void run(const PluginRegistry& lessons, const std::string& variant, bool chaos, const Workload& w) {
-  ExperimentConfig config;
-  config.duration = seconds(30);
-  config.max_requests = 1e9;
-  Experiment e(config);
+  Experiment e({.duration = seconds(30), .max_requests = 1e9});
   e.set_workload(w);
   SystemSlot& s = e.add(lessons, "chaos", variant,
                         {{"replicas", 16}, {"replica_workers", 16}, {"db_workers", 64}});

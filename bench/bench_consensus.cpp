@@ -15,10 +15,7 @@ int main() {
   // paper: each takes seconds of virtual time).
   for (const char* v : {"fixed", "randomized"}) {
     const std::int64_t trials = v == std::string("fixed") ? 100 : 1000;
-    ExperimentConfig config;
-    config.duration = seconds(1);
-    config.drain = seconds(1e6);
-    Experiment e(config);
+    Experiment e({.duration = seconds(1), .drain = seconds(1e6)});
     e.set_workload(Workload{});
     SystemSlot& s = e.add(lessons, "consensus", v);
     s.call("elections", {{"trials", trials}});

@@ -143,9 +143,7 @@ int main(int argc, char** argv) {
   if (wanted("scrape") && lessons.has("load_balancing")) {
     // One Prometheus scrape (collect + text exposition) of an experiment of the five
     // load_balancing variants after a 60 s run: what each scrape costs the exporter's thread.
-    ExperimentConfig config;
-    config.duration = seconds(60);
-    auto e = std::make_shared<Experiment>(config);
+    auto e = std::make_shared<Experiment>(ExperimentConfig{.duration = seconds(60)});
     Workload w;
     w.arrivals.rps = 1000;
     w.service = Distribution::exponential(static_cast<double>(milliseconds(5)));

@@ -13,10 +13,7 @@ int main() {
   w.arrivals.rps = 200;
   for (const char* v : {"fixed_high", "fixed_low", "throughput", "bba"}) {
     // A session lasts up to video + abandon_after = 360 s: drain them all.
-    ExperimentConfig config;
-    config.duration = seconds(60);
-    config.drain = seconds(600);
-    Experiment e(config);
+    Experiment e({.duration = seconds(60), .drain = seconds(600)});
     e.set_workload(w);
     e.add(lessons, "video_streaming", v, {});
     const double start = bench::now_seconds();

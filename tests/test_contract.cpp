@@ -1,6 +1,7 @@
 // The contract every lesson plugin must honour, checked over every discovered plugin.
 #include <catch2/catch.hpp>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "hldlab/runtime/params.hpp"
 #include "hldlab_test.hpp"
@@ -42,12 +43,7 @@ ExperimentResult run_lesson(const LessonInfo& info, std::uint64_t seed, bool wit
                             const std::string& variant = "",
                             const std::function<void(Experiment&, SystemSlot&)>& prepare = {},
                             Time warmup = 0) {
-  ExperimentConfig config;
-  config.seed = seed;
-  config.duration = seconds(4);
-  config.drain = seconds(600);
-  config.warmup = warmup;
-  Experiment e(config);
+  Experiment e({.seed = seed, .duration = seconds(4), .drain = seconds(600), .warmup = warmup});
   Workload w;
   w.arrivals.rps = 200;
   w.keys = KeyDistribution::zipf(1000, 1.0);
@@ -188,8 +184,7 @@ TEST_CASE("a generic fault that does not apply to a lesson is refused, naming th
           info.generic_faults.end())
         continue;
       INFO(name << " " << f.name);
-      ExperimentConfig config;
-      Experiment e(config);
+      Experiment e;
       SystemSlot& s = e.add(registry(), name, info.variants[0].name);
       CHECK_THROWS_WITH(s.inject(f.name, {}), Catch::Contains("does not apply"));
     }
@@ -230,8 +225,7 @@ TEST_CASE("a lesson fault injected into a variant it does not apply to is refuse
             std::find(f.variants.begin(), f.variants.end(), v.name) != f.variants.end())
           continue;
         INFO(name << "/" << v.name << " " << f.name);
-        ExperimentConfig config;
-        Experiment e(config);
+        Experiment e;
         SystemSlot& s = e.add(registry(), name, v.name);
         CHECK_THROWS_WITH(s.inject(f.name, minimal_args(f.params)),
                           Catch::Contains("does not apply to the " + v.name));

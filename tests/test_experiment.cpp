@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "hldlab/runtime/stop.hpp"
 #include "hldlab_test.hpp"
@@ -13,10 +14,7 @@ namespace {
 /// One second of traffic to two pass-through systems; at 0.5 s each starts background work that
 /// ends `after_seconds` later, held (Context::hold) by the first system and not by the second.
 ExperimentResult run_with_background(double after_seconds, Time drain) {
-  ExperimentConfig config;
-  config.duration = seconds(1);
-  config.drain = drain;
-  Experiment e(config);
+  Experiment e({.duration = seconds(1), .drain = drain});
   Workload w;
   w.arrivals.kind = Arrivals::Kind::constant;
   w.arrivals.rps = 100;
@@ -56,8 +54,7 @@ TEST_CASE("a hold never keeps the experiment past its drain limit") {
 }
 
 TEST_CASE("a release without a hold is refused with a clear error") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& s = e.add(hldlab::testing::test_plugins(), "passthrough", "instant");
   REQUIRE_THROWS_WITH(s.call("release", {}), Catch::Contains("without a matching hold"));
 }
@@ -205,8 +202,7 @@ TEST_CASE("a 30-day run and a 72-hour overload give finite, positive figures") {
 }
 
 TEST_CASE("a service distribution that can exceed 292 years is refused unless capped") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   Workload w = poisson_workload(10);
   w.service = Distribution::pareto(1e6, 0.1);
   CHECK_THROWS_WITH(e.set_workload(w), Catch::Contains("beyond 292 years"));
@@ -234,17 +230,13 @@ TEST_CASE("max_requests applies to closed loops too") {
   Workload w;
   w.arrivals.kind = Arrivals::Kind::closed;
   w.arrivals.clients = 20;  // 20 clients x 10 s / 0.1 s = 2000 requests wanted
-  ExperimentConfig config;
-  config.max_requests = 1000;
-  const auto r = run_passthrough(w, seconds(10), {{"delayed", "d"}}, {}, config);
+  const auto r = run_passthrough(w, seconds(10), {{"delayed", "d"}}, {}, {.max_requests = 1000});
   CHECK_THAT(row(r, "d").error, Catch::Contains("max_requests"));
   CHECK(row(r, "d").requests <= 1000);
 }
 
 TEST_CASE("a callback that reschedules itself at the same instant is stopped") {
-  ExperimentConfig config;
-  config.duration = seconds(1);
-  Experiment e(config);
+  Experiment e({.duration = seconds(1)});
   e.set_workload(constant_workload(10));
   e.add(plugins(), "passthrough", "instant");
   std::function<void()> again = [&] { e.at(e.now(), again); };
@@ -272,18 +264,14 @@ TEST_CASE("an overloaded system stops at its memory budget while the others repo
 }
 
 TEST_CASE("a warm-up leaves only the requests that arrive after it in the statistics") {
-  ExperimentConfig config;
-  config.warmup = seconds(4);
-  const auto r =
-      run_passthrough(constant_workload(100), seconds(10), {{"instant", "i"}}, {}, config);
+  const auto r = run_passthrough(constant_workload(100), seconds(10), {{"instant", "i"}}, {},
+                                 {.warmup = seconds(4)});
   CHECK(row(r, "i").requests == 600);  // arrivals at 4.00 .. 9.99 s
   CHECK(figure(row(r, "i"), "seen") == 600);
 }
 
 TEST_CASE("faults and actions in the past or after the run are refused") {
-  ExperimentConfig config;
-  config.duration = seconds(2);
-  Experiment e(config);
+  Experiment e({.duration = seconds(2)});
   e.set_workload(constant_workload(10));
   SystemSlot& s = e.add(plugins(), "passthrough", "instant");
   e.at(seconds(1), [&] { CHECK_THROWS_WITH(e.at(milliseconds(500), [] {}), Catch::Contains("in the past")); });
@@ -294,9 +282,7 @@ TEST_CASE("faults and actions in the past or after the run are refused") {
 
 TEST_CASE("results are identical for any number of worker threads") {
   auto run_with = [](unsigned jobs) {
-    ExperimentConfig config;
-    config.duration = seconds(5);
-    Experiment e(config);
+    Experiment e({.duration = seconds(5)});
     e.set_workload(poisson_workload(20000, milliseconds(2)));
     for (const char* v : {"round_robin", "least_connections", "p2c"})
       e.add(hldlab::testing::registry(), "load_balancing", v);
@@ -310,9 +296,7 @@ TEST_CASE("results are identical for any number of worker threads") {
 }
 
 TEST_CASE("a stop request ends the run early with the results so far marked interrupted") {
-  ExperimentConfig config;
-  config.duration = seconds(100);
-  Experiment e(config);
+  Experiment e({.duration = seconds(100)});
   e.set_workload(constant_workload(1000));
   e.add(plugins(), "passthrough", "instant");
   e.at(seconds(10), [] { request_stop(StopReason::interrupted); });

@@ -163,11 +163,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 /// An experiment with systems of two lessons: every outcome kind, lesson metrics, and faults.
 std::shared_ptr<Experiment> mixed_experiment(const std::string& name = "exporter test") {
-  ExperimentConfig config;
-  config.name = name;
-  config.seed = 7;
-  config.duration = seconds(4);
-  auto e = std::make_shared<Experiment>(config);
+  auto e = std::make_shared<Experiment>(
+      ExperimentConfig{.name = name, .seed = 7, .duration = seconds(4)});
   Workload w;
   w.arrivals.rps = 500;
   w.keys = KeyDistribution::uniform(1000);
@@ -329,10 +326,8 @@ TEST_CASE("exported counters, gauges and histograms equal the experiment's own r
 }
 
 TEST_CASE("a fixed 1 ms latency is counted in the le=0.001 bucket and not in le=0.0005") {
-  ExperimentConfig config;
-  config.name = "fixed";
-  config.duration = seconds(1);
-  auto experiment = std::make_shared<Experiment>(config);
+  auto experiment =
+      std::make_shared<Experiment>(ExperimentConfig{.name = "fixed", .duration = seconds(1)});
   Workload w;
   w.arrivals.kind = Arrivals::Kind::constant;
   w.arrivals.rps = 100;

@@ -51,9 +51,7 @@ TEST_CASE("an unknown lesson name gets a did-you-mean and the list of lessons") 
 }
 
 TEST_CASE("the plugin library stays loaded while a system built from it lives") {
-  ExperimentConfig config;
-  config.duration = seconds(1);
-  Experiment e(config);
+  Experiment e({.duration = seconds(1)});
   Workload w;
   w.arrivals.rps = 100;
   e.set_workload(w);
@@ -69,9 +67,7 @@ TEST_CASE("the plugin library stays loaded while a system built from it lives") 
 
 TEST_CASE(
     "a plugin throwing while handling requests fails only its own system, named lesson/variant") {
-  ExperimentConfig config;
-  config.duration = seconds(2);
-  Experiment e(config);
+  Experiment e({.duration = seconds(2)});
   Workload w;
   w.arrivals.rps = 1000;
   e.set_workload(w);

@@ -101,10 +101,7 @@ TEST_CASE("the report draws a space-time diagram for a traced system, and a tour
 
 TEST_CASE(
     "the progress line: time against duration, bar, speed, requests; P99 per system when paced") {
-  ExperimentConfig config;
-  config.name = "progress";
-  config.duration = seconds(10);
-  Experiment e(config);
+  Experiment e({.name = "progress", .duration = seconds(10)});
   e.add(hldlab::testing::test_plugins(), "passthrough", "instant", {}, "fast");
   const std::string plain = Progress::line(e, 1.0, 0, 200, false);
   CHECK(plain.find("progress  0.0s/10.0s ") == 0);

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "hldlab/runtime/params.hpp"
 #include "hldlab_test.hpp"

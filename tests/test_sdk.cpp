@@ -1,10 +1,12 @@
 // The SDK's building blocks on their own: slot pool, FIFO, queueing server, time rounding and
-// the distributions' exact properties.
+// the distributions' exact properties, LessonInfo's defaults and Params' typed reads.
 #include <catch2/catch.hpp>
+#include <string>
 #include <vector>
 
 #include "hldlab/distribution.hpp"
 #include "hldlab/fifo.hpp"
+#include "hldlab/lesson.hpp"
 #include "hldlab/runtime/kernel.hpp"
 #include "hldlab/server.hpp"
 #include "hldlab/slot_pool.hpp"
@@ -148,6 +150,27 @@ TEST_CASE("a killed server hands back every running then queued job and refuses 
   CHECK(completed == 1);  // the running job's completion was cancelled
   s.restart();
   CHECK(s.submit(9, 10) == Admission::started);
+}
+
+TEST_CASE("a lesson is open to every generic fault but slow unless it uses the service time") {
+  using Faults = std::vector<std::string>;
+  hldlab::LessonInfo uses{"a", "A", "p", "f", {}, {}, {}, {}, {}, {}, {}};
+  CHECK(uses.generic_faults == Faults{"latency", "errors", "blackhole", "slow"});
+  hldlab::LessonInfo does_not{"b", "B", "p", "f", {}, {}, {}, {}, {}, {}, {}, false};
+  CHECK(does_not.generic_faults == Faults{"latency", "errors", "blackhole"});
+  hldlab::LessonInfo chosen{"c", "C", "p", "f", {}, {}, {}, {}, {}, {}, {}, false, {"errors"}};
+  CHECK(chosen.generic_faults == Faults{"errors"});
+}
+
+TEST_CASE("an integer parameter is read as a narrower type only when that type can hold it") {
+  const hldlab::Params p(hldlab::Map{{"workers", hldlab::Value(std::int64_t{8})},
+                                     {"huge", hldlab::Value(std::int64_t{5'000'000'000})},
+                                     {"negative", hldlab::Value(std::int64_t{-1})}});
+  CHECK(p.integer<int>("workers") == 8);
+  CHECK(p.integer("huge") == 5'000'000'000);
+  CHECK_THROWS_WITH(p.integer<int>("huge"), Catch::Contains("'huge' = 5000000000 does not fit"));
+  CHECK_THROWS_WITH(p.integer<std::size_t>("negative"), Catch::Contains("'negative' = -1"));
+  CHECK_THROWS_WITH(p.integer<int>("absent"), Catch::Contains("undeclared parameter 'absent'"));
 }
 
 TEST_CASE("durations round to the nearest nanosecond and refuse what an int64 cannot hold") {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "hldlab/runtime/compare.hpp"
 #include "hldlab/runtime/script.hpp"

@@ -73,10 +73,7 @@ TEST_CASE("pareto and exponential samples have the analytical mean") {
 namespace {
 ExperimentResult run_passthrough(const Workload& w, Time duration,
                                  std::vector<std::string> variants, std::uint64_t seed = 1) {
-  ExperimentConfig config;
-  config.seed = seed;
-  config.duration = duration;
-  Experiment e(config);
+  Experiment e({.seed = seed, .duration = duration});
   e.set_workload(w);
   for (const auto& v : variants) e.add(hldlab::testing::test_plugins(), "passthrough", v);
   return e.run();
@@ -164,9 +161,7 @@ TEST_CASE("the workload parser names the wrong field") {
 }
 
 TEST_CASE("a workload that would generate too many requests is refused with a clear message") {
-  ExperimentConfig config;
-  config.duration = seconds(3600);
-  Experiment e(config);
+  Experiment e({.duration = seconds(3600)});
   Workload w;
   w.arrivals.rps = 1e9;
   REQUIRE_THROWS_WITH(e.set_workload(w), Catch::Contains("more than the limit"));

@@ -89,13 +89,13 @@ class Store final : public System {
     std::size_t n = 0;
     std::int64_t initial = 0;
     if (mix_ == Mix::bank) {
-      n = static_cast<std::size_t>(p.integer("accounts"));
+      n = p.integer<std::size_t>("accounts");
       initial = p.integer("initial_balance");
     } else if (mix_ == Mix::doctors) {
-      n = 2 * static_cast<std::size_t>(p.integer("shifts"));
+      n = 2 * p.integer<std::size_t>("shifts");
       initial = 1;  // on call
     } else {
-      n = static_cast<std::size_t>(p.integer("counters"));
+      n = p.integer<std::size_t>("counters");
     }
     keys_.resize(n);
     for (Key& k : keys_) k.versions.push_back({initial, next_tag_++, 0});
@@ -412,8 +412,7 @@ LessonInfo info() {
        {"nobody_on_call", Unit::count, "doctors: commits that left a shift with nobody on call"},
        {"lost_updates", Unit::count,
         "counters: committed increments that overwrote a version they had not read"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -21,10 +21,7 @@ struct Checked {
 /// Every level on the same traffic (`rps` transactions a second for 5 s), histories checked.
 std::vector<Checked> run(const std::string& workload, std::uint64_t seed, double rps = 400,
                          Map params = {}) {
-  ExperimentConfig config;
-  config.seed = seed;
-  config.duration = seconds(5);
-  Experiment e(config);
+  Experiment e({.seed = seed, .duration = seconds(5)});
   e.set_workload(hldlab::testing::poisson_workload(rps, milliseconds(1), 1));
   params["workload"] = workload;
   std::vector<SystemSlot*> slots;

@@ -146,7 +146,7 @@ class ApiSystem final : public System {
       : api_(api),
         ctx_(ctx),
         users_(p.integer("users")),
-        posts_(static_cast<int>(p.integer("posts"))),
+        posts_(p.integer<int>("posts")),
         rtt_(p.duration("rtt")),
         db_time_(p.duration("db_time")),
         bandwidth_(p.real("bandwidth")),
@@ -436,8 +436,7 @@ LessonInfo info() {
        {"db_queries", Unit::number, "database queries per screen"},
        {"response_bytes", Unit::bytes, "bytes sent to the client per screen"},
        {"overfetched_bytes", Unit::bytes, "bytes per screen the screen does not use"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

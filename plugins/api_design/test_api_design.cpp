@@ -20,8 +20,7 @@ ExperimentResult screens(const Map& params) {
 /// A paginate walk on a fresh system.
 Map walk(const std::string& mode, std::int64_t pages, std::int64_t inserts, std::int64_t deletes,
          std::int64_t rows = 1000) {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& s = e.add(registry(), "api_design", "composite");
   return s
       .call("paginate", Map{{"mode", mode},

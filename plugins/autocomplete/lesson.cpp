@@ -43,15 +43,15 @@ class Autocomplete final : public System {
   Autocomplete(Structure structure, const Params& p, Context& ctx)
       : structure_(structure),
         ctx_(ctx),
-        k_(static_cast<std::size_t>(p.integer("k"))),
+        k_(p.integer<std::size_t>("k")),
         overhead_(p.duration("request_overhead")),
         node_cost_(p.duration("node_cost")),
         compare_cost_(p.duration("compare_cost")),
         rebuild_period_(p.duration("rebuild_period")),
         prefix_salt_(ctx.salt("prefix length")),
         trend_salt_(ctx.salt("trend")),
-        terms_(syllable_dictionary(static_cast<std::size_t>(p.integer("terms")),
-                                   p.real("initial_searches"), p.real("zipf_s"), ctx.rng())),
+        terms_(syllable_dictionary(p.integer<std::size_t>("terms"), p.real("initial_searches"),
+                                   p.real("zipf_s"), ctx.rng())),
         sorted_(terms_),
         answer_(k_),
         truth_(k_),
@@ -59,7 +59,7 @@ class Autocomplete final : public System {
         comparisons_metric_(ctx.metric("comparisons")),
         stale_metric_(ctx.metric("stale_answers")),
         rebuilds_metric_(ctx.metric("rebuilds")),
-        server_(ctx, {.workers = static_cast<int>(p.integer("workers"))},
+        server_(ctx, {.workers = p.integer<int>("workers")},
                 [this](Request& r) { ctx_.complete(r, Outcome::ok); }) {
     if (structure_ != Structure::prefix_scan) trie_.emplace(terms_, uses_cache() ? k_ : 0);
     ctx.metric("structure_bytes").set(static_cast<double>(bytes()));
@@ -315,8 +315,7 @@ LessonInfo info() {
         "queries typing the trending term answered differently from the exact top-k"},
        {"bytes_per_term", Unit::bytes, "bytes of the dictionary and the structure per term"},
        {"rebuilds", Unit::count, "trie_topk_batch: rebuilds of the cached lists"}},
-      /*uses_service_time=*/false,  // the work of the structure sets the time
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};  // the work of the structure sets the time
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -62,17 +62,15 @@ class UsernameService final : public System {
         false_positives_metric_(ctx.metric("false_positives")),
         false_negatives_metric_(ctx.metric("false_negatives")),
         memory_metric_(ctx.metric("memory_bytes")),
-        cpu_(ctx, {.workers = static_cast<int>(p.integer("cpu_workers"))},
-             [this](Job& job) { after_cpu(job); }),
-        db_(ctx, {.workers = static_cast<int>(p.integer("db_workers"))},
-            [this](Job& job) { finish(job); }) {
-    const auto registered = static_cast<std::uint64_t>(p.integer("registered"));
+        cpu_(ctx, {.workers = p.integer<int>("cpu_workers")}, [this](Job& job) { after_cpu(job); }),
+        db_(ctx, {.workers = p.integer<int>("db_workers")}, [this](Job& job) { finish(job); }) {
+    const auto registered = p.integer<std::uint64_t>("registered");
     double bits_per_key = p.real("bits_per_key");
     if (bits_per_key == 0) bits_per_key = bloom::bits_per_key_for(p.real("target_fpr"));
-    int hashes = static_cast<int>(p.integer("hashes"));
+    int hashes = p.integer<int>("hashes");
     if (hashes == 0) hashes = bloom::optimal_hashes(bits_per_key);
     const auto capacity = static_cast<double>(
-        p.integer("capacity") > 0 ? static_cast<std::uint64_t>(p.integer("capacity")) : registered);
+        p.integer("capacity") > 0 ? p.integer<std::uint64_t>("capacity") : registered);
     const auto cells =
         static_cast<std::uint64_t>(std::ceil(std::max(1.0, capacity) * bits_per_key));
     if (variant_ == Variant::exact_set) exact_.emplace(app_seed_);
@@ -349,8 +347,7 @@ LessonInfo info() {
        {"filter_cells", Unit::count, "m: bits (counters) of the filter"},
        {"filter_hashes", Unit::count, "k: positions per name"},
        {"stale_names", Unit::count, "released names whose bits a plain filter still holds"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -298,9 +298,7 @@ TEST_CASE(
   // 20 000 names taken of 40 000, 40% writes (half of them releases) for 20 s: ~10 000 names
   // released and as many registered.
   Workload w = checks(5000, 40000, 0.4);
-  ExperimentConfig config;
-  config.duration = seconds(20);
-  Experiment e(config);
+  Experiment e({.duration = seconds(20)});
   e.set_workload(w);
   SystemSlot& plain =
       e.add(hldlab::testing::registry(), "bloom_filter", "bloom", {{"registered", 20000}});
@@ -328,10 +326,7 @@ TEST_CASE(
 }
 
 TEST_CASE("after a warm-up the figures count the checks that arrived after it") {
-  ExperimentConfig config;
-  config.duration = seconds(4);
-  config.warmup = seconds(2);
-  Experiment e(config);
+  Experiment e({.duration = seconds(4), .warmup = seconds(2)});
   Workload w = hldlab::testing::constant_workload(1000, 0, 1000000);
   e.set_workload(w);
   e.add(hldlab::testing::registry(), "bloom_filter", "bloom");

@@ -81,20 +81,20 @@ class CacheTier final : public System {
         jitter_(p.real("jitter")),
         beta_(p.real("beta")),
         refresh_at_(p.real("refresh_at")),
-        existing_keys_(static_cast<std::uint64_t>(p.integer("existing_keys"))),
+        existing_keys_(p.integer<std::uint64_t>("existing_keys")),
         node_service_(p.duration("node_service")),
-        app_servers_(static_cast<std::uint32_t>(p.integer("app_servers"))),
-        l1_size_(static_cast<std::uint32_t>(p.integer("l1_capacity"))),
+        app_servers_(p.integer<std::uint32_t>("app_servers")),
+        l1_size_(p.integer<std::uint32_t>("l1_capacity")),
         db_median_(p.duration("db_median")),
         db_time_(lognormal_durations(p, "db")),
         db_(ctx,
-            {.workers = static_cast<int>(p.integer("db_workers")),
-             .queue_limit = static_cast<std::size_t>(p.integer("db_queue_limit"))},
+            {.workers = p.integer<int>("db_workers"),
+             .queue_limit = p.integer<std::size_t>("db_queue_limit")},
             [this](DbJob& job) { db_done(job); }),
         db_queries_metric_(ctx.metric("db_queries")),
         dup_metric_(ctx.metric("duplicate_loads")),
         absent_metric_(ctx.metric("absent_key_queries")),
-        node_lookups_(static_cast<std::size_t>(p.integer("cache_nodes")), 0) {
+        node_lookups_(p.integer<std::size_t>("cache_nodes"), 0) {
     // A node refuses a lookup that would wait longer than node_max_wait.
     const auto node_queue = static_cast<std::size_t>(p.duration("node_max_wait") / node_service_);
     for (std::size_t i = 0; i < node_lookups_.size(); ++i)
@@ -444,8 +444,7 @@ LessonInfo info() {
        {"expired_reads", Unit::count, "reads that found their key expired and waited for a reload"},
        {"absent_db", Unit::count, "queries for keys that do not exist"},
        {"hot_node_util", Unit::fraction, "busy share of the busiest cache node"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

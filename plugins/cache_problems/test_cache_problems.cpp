@@ -169,8 +169,7 @@ TEST_CASE("the cache_problems script passes all its expectations") {
 }
 
 TEST_CASE("bad cache_problems parameters are refused with a clear message") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS_WITH(
       e.add(registry(), "cache_problems", "naive", {{"db_median", "5ms"}, {"db_p99", "1ms"}}),
       Catch::Contains("db_p99 must be at least db_median"));

@@ -73,14 +73,14 @@ class CachedStore final : public System {
         flush_interval_(p.duration("flush_interval")),
         db_time_(lognormal_durations(p, "db")),
         db_(ctx,
-            {.workers = static_cast<int>(p.integer("db_workers")),
-             .queue_limit = static_cast<std::size_t>(p.integer("db_queue_limit"))},
+            {.workers = p.integer<int>("db_workers"),
+             .queue_limit = p.integer<std::size_t>("db_queue_limit")},
             [this](DbJob& job) { db_done(job); }),
         db_queries_metric_(ctx.metric("db_queries")),
         stale_metric_(ctx.metric("stale_reads")),
         lost_metric_(ctx.metric("writes_lost")),
         entries_metric_(ctx.metric("cache_entries")) {
-    const auto capacity = static_cast<std::size_t>(p.integer("capacity"));
+    const auto capacity = p.integer<std::size_t>("capacity");
     switch (policy_) {
       case Policy::none:
         break;
@@ -469,8 +469,7 @@ LessonInfo info() {
        {"oldest_stale_hit", Unit::seconds,
         "the age (since it entered the cache) of the oldest value served stale"},
        {"writes_lost", Unit::count, "acknowledged writes that never reached the database"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

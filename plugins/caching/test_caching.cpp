@@ -344,8 +344,7 @@ TEST_CASE("the caching script passes all its expectations") {
 }
 
 TEST_CASE("bad caching parameters are refused with a clear message") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS_WITH(e.add(registry(), "caching", "lru", {{"strategy", "write_around"}}),
                       Catch::Contains("is not one of"));
   REQUIRE_THROWS_WITH(

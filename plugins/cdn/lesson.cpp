@@ -324,8 +324,7 @@ LessonInfo info() {
        {"stale_if_error_served", Unit::count, "reads answered stale because the origin failed"},
        {"origin_errors", Unit::count, "origin requests refused during an outage"},
        {"purges", Unit::count, "purges sent (one per update under invalidation = purge)"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
   for (int g = 0; g < kMaxRegions; ++g) {
     const std::string n = std::to_string(g);
     i.figures.push_back({"p50_region" + n, Unit::seconds, "median read latency of region " + n});

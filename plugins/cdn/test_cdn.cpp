@@ -167,8 +167,7 @@ TEST_CASE("the cdn script passes all its expectations") {
 }
 
 TEST_CASE("regions must have one edge round trip each") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS_WITH(e.add(registry(), "cdn", "edge", {{"edge_rtts", List{5.0}}}),
                       Catch::Contains("one round trip per region"));
 }

@@ -82,11 +82,11 @@ class ChaosSystem final : public System {
         client_deadline_(p.duration("client_deadline")),
         timeout_(p.duration("timeout")),
         db_timeout_(p.duration("db_timeout")),
-        max_attempts_(static_cast<std::uint32_t>(p.integer("max_attempts"))),
+        max_attempts_(p.integer<std::uint32_t>("max_attempts")),
         backoff_(p.duration("backoff")),
         retry_ratio_(p.real("retry_ratio")),
         retry_reserve_(p.real("retry_reserve")),
-        breaker_min_calls_(static_cast<std::size_t>(p.integer("breaker_min_calls"))),
+        breaker_min_calls_(p.integer<std::size_t>("breaker_min_calls")),
         breaker_rate_(p.real("breaker_failure_rate")),
         breaker_open_(p.duration("breaker_open")),
         health_interval_(p.duration("health_interval")),
@@ -97,9 +97,8 @@ class ChaosSystem final : public System {
         tokens_(retry_reserve_),
         jitter_salt_(ctx.salt("retry jitter")),
         monkey_rng_(ctx.salt("chaos monkey")),
-        db_(ctx, {static_cast<int>(p.integer("db_workers")), 10000},
-            [this](Call& c) { db_answered(c); }),
-        breaker_{.outcomes = FailureWindow(static_cast<std::size_t>(p.integer("breaker_window")))},
+        db_(ctx, {p.integer<int>("db_workers"), 10000}, [this](Call& c) { db_answered(c); }),
+        breaker_{.outcomes = FailureWindow(p.integer<std::size_t>("breaker_window"))},
         hypothesis_ok_(ctx.metric("hypothesis_ok")),
         violations_metric_(ctx.metric("windows_violating")),
         kills_metric_(ctx.metric("kills")),
@@ -110,9 +109,9 @@ class ChaosSystem final : public System {
         ejections_metric_(ctx.metric("health_ejections")),
         replicas_up_metric_(ctx.metric("replicas_in_rotation")),
         past_ttl_metric_(ctx.metric("served_past_ttl")) {
-    const auto n = static_cast<int>(p.integer("replicas"));
-    const Server<Call>::Options replica{static_cast<int>(p.integer("replica_workers")),
-                                        static_cast<std::size_t>(p.integer("replica_queue"))};
+    const auto n = p.integer<int>("replicas");
+    const Server<Call>::Options replica{p.integer<int>("replica_workers"),
+                                        p.integer<std::size_t>("replica_queue")};
     for (int i = 0; i < n; ++i)
       replicas_.emplace_back(ctx, replica, [this](Call& c) { replica_done(c); });
     state_.assign(static_cast<std::size_t>(n), ReplicaState{});

@@ -24,10 +24,7 @@ ExperimentResult run_both(const Workload& w, double duration,
                           const std::function<void(Experiment&, SystemSlot&)>& setup,
                           const Map& params = {}, std::uint64_t seed = 1,
                           const std::function<void(SystemSlot&, SystemSlot&)>& inspect = {}) {
-  ExperimentConfig config;
-  config.seed = seed;
-  config.duration = seconds(duration);
-  Experiment e(config);
+  Experiment e({.seed = seed, .duration = seconds(duration)});
   e.set_workload(w);
   std::vector<SystemSlot*> slots;
   for (const char* v : {"naive", "resilient"}) {
@@ -236,8 +233,7 @@ TEST_CASE("the chaos script passes all its expectations") {
 }
 
 TEST_CASE("a skew on a replica that does not exist is refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& s = e.add(registry(), "chaos", "naive", {{"replicas", 2}});
   REQUIRE_THROWS_WITH(s.inject("clock_skew", {{"replica", 5}, {"offset", 1.0}}),
                       Catch::Contains("no replica 5"));

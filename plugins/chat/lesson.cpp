@@ -430,8 +430,7 @@ LessonInfo info() {
         "P99 delivery time of messages whose recipient was online"},
        {"offline_delivery_p50", Unit::seconds,
         "median delivery time of messages stored for an offline recipient"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

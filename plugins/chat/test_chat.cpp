@@ -156,11 +156,9 @@ TEST_CASE("plain push loses about the offline share of messages (offline / (onli
 }
 
 TEST_CASE("after a warm-up the figures count only the messages that arrived after it") {
-  ExperimentConfig config;
-  config.duration = seconds(2);
-  config.warmup = seconds(1);
   const auto r = hldlab::testing::run_experiment(hldlab::testing::constant_workload(100, 0, 1000),
-                                                 config, {{"chat", "push_store_forward", {}}});
+                                                 {.duration = seconds(2), .warmup = seconds(1)},
+                                                 {{"chat", "push_store_forward", {}}});
   const auto& s = row(r, "push_store_forward");
   CHECK(s.requests == 100);
   CHECK(figure(s, "delivered") == 100);

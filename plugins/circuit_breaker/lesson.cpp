@@ -72,7 +72,7 @@ struct Protection {
 /// Connections of pool `i`: a bulkhead splits them between the two downstreams' pools; without
 /// one, pool 0 holds them all and pool 1 none.
 int pool_size(const Params& p, bool bulkhead, int i) {
-  const auto pool = static_cast<int>(p.integer("pool"));
+  const auto pool = p.integer<int>("pool");
   if (!bulkhead) return i == 0 ? pool : 0;
   return i == 0 ? pool / 2 : pool - pool / 2;
 }
@@ -84,11 +84,11 @@ class Caller final : public System {
         bulkhead_(protection.bulkhead),
         ctx_(ctx),
         timeout_(p.duration("timeout")),
-        window_(static_cast<std::size_t>(p.integer("window"))),
-        min_calls_(static_cast<std::size_t>(p.integer("min_calls"))),
+        window_(p.integer<std::size_t>("window")),
+        min_calls_(p.integer<std::size_t>("min_calls")),
         failure_rate_(p.real("failure_rate")),
         open_timeout_(p.duration("open_timeout")),
-        probes_(static_cast<int>(p.integer("probes"))),
+        probes_(p.integer<int>("probes")),
         error_salt_(ctx.rng().next()),
         state_metric_{&ctx.metric("state", "0"), &ctx.metric("state", "1")},
         transitions_metric_(ctx.metric("transitions")),

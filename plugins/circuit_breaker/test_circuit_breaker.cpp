@@ -44,9 +44,7 @@ double availability(const Value& before, const Value& after, int d) {
 TEST_CASE(
     "a failing downstream drives the breaker closed, open, half-open, open ... closed at "
     "exactly the configured moments") {
-  ExperimentConfig config;
-  config.duration = seconds(40);
-  Experiment e(config);
+  Experiment e({.duration = seconds(40)});
   e.set_workload(one_downstream());
   const int window = 20, probes = 3;
   const double failure_rate = 0.5, open_timeout = 5, fault = 10, recover = 30;
@@ -102,9 +100,7 @@ TEST_CASE(
 TEST_CASE(
     "a hanging downstream exhausts a shared pool and takes the healthy downstream down; a "
     "bulkhead confines it") {
-  ExperimentConfig config;
-  config.duration = seconds(40);
-  Experiment e(config);
+  Experiment e({.duration = seconds(40)});
   Workload w;
   w.arrivals.rps = 200;
   w.keys = KeyDistribution::uniform(1000);
@@ -144,9 +140,7 @@ TEST_CASE(
 TEST_CASE(
     "a breaker opens on hung calls only when they time out, and half-open risks only its "
     "probes") {
-  ExperimentConfig config;
-  config.duration = seconds(100);
-  Experiment e(config);
+  Experiment e({.duration = seconds(100)});
   e.set_workload(one_downstream());
   const int probes = 3;
   // A timeout of 30.005 s keeps every timeout between two arrivals.
@@ -213,8 +207,7 @@ TEST_CASE("the circuit_breaker script passes all its expectations") {
 }
 
 TEST_CASE("impossible breaker or bulkhead settings are refused with a clear message") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS_WITH(e.add(registry(), "circuit_breaker", "bulkhead", {{"pool", 1}}),
                       Catch::Contains("at least 2 connections"));
   REQUIRE_THROWS_WITH(

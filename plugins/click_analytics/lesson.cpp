@@ -140,7 +140,7 @@ class ClickAnalytics final : public System {
   ClickAnalytics(Variant variant, const Params& p, Context& ctx)
       : variant_(variant),
         ctx_(ctx),
-        ads_(static_cast<std::uint32_t>(p.integer("ads"))),
+        ads_(p.integer<std::uint32_t>("ads")),
         window_(p.duration("window")),
         lateness_(p.duration("allowed_lateness")),
         out_of_orderness_(p.duration("out_of_orderness")),
@@ -161,8 +161,8 @@ class ClickAnalytics final : public System {
         removed_metric_(ctx.metric("duplicates_removed")),
         lag_metric_(ctx.metric("watermark_lag_seconds")),
         db_(ctx,
-            {.workers = static_cast<int>(p.integer("db_workers")),
-             .queue_limit = static_cast<std::size_t>(p.integer("db_queue_limit"))},
+            {.workers = p.integer<int>("db_workers"),
+             .queue_limit = p.integer<std::size_t>("db_queue_limit")},
             [this](DbWrite& w) { written(w); }) {
     if (window_ <= 0) throw std::invalid_argument("window must be positive");
     delay_ = lognormal_durations(p, "delay");
@@ -624,8 +624,7 @@ LessonInfo info() {
         "sum over (window, ad) of |count in the database - true count|"},
        {"wrong_cells", Unit::count, "(window, ad) pairs whose count in the database is wrong"},
        {"state_bytes", Unit::bytes, "peak aggregator state (16 B per count, 8 B per click id)"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -38,9 +38,7 @@ Workload no_traffic(Time duration) {
 
 /// No traffic: only `clicks`, delivered through the `click` operation to every variant.
 CraftedRun run_crafted(const std::vector<Crafted>& clicks, const Map& params, Time duration) {
-  ExperimentConfig config;
-  config.duration = duration;
-  Experiment e(config);
+  Experiment e({.duration = duration});
   e.set_workload(no_traffic(duration));
   CraftedRun out;
   for (const char* v : kVariants) {
@@ -310,15 +308,12 @@ TEST_CASE(
 }
 
 TEST_CASE("after a warm-up the figures count the clicks and windows that came after it") {
-  ExperimentConfig config;
-  config.duration = seconds(20);
-  config.warmup = seconds(10);
   Workload w = hldlab::testing::constant_workload(100, milliseconds(1), 10);
   const Map params{{"ads", 10},      {"window", "5s"},    {"delay_median", 0},
                    {"delay_p99", 0}, {"late_share", 0.0}, {"duplicate_share", 0.0}};
   std::vector<hldlab::testing::SystemSpec> systems;
   for (const char* v : kVariants) systems.push_back({"click_analytics", v, params});
-  const auto r = run_experiment(w, config, systems);
+  const auto r = run_experiment(w, {.duration = seconds(20), .warmup = seconds(10)}, systems);
   for (const char* v : kVariants) {
     INFO(v);
     // Clicks at 10.00, 10.01, ..., 19.99 s: 1000, in the windows [10, 15) and [15, 20).

@@ -68,7 +68,7 @@ class Cpu final : public System {
   Cpu(Variant variant, const Params& p, Context& ctx)
       : variant_(variant),
         ctx_(ctx),
-        cores_(static_cast<int>(p.integer("cores"))),
+        cores_(p.integer<int>("cores")),
         step_(p.duration("step_time")),
         jitter_(p.real("jitter")),
         preemption_(p.real("preemption")),
@@ -473,8 +473,7 @@ LessonInfo info() {
        {"backoffs", Unit::count, "try-locks that failed and backed off"},
        {"balance_drift", Unit::count, "transfer: total balance minus the opening total"},
        {"steps", Unit::count, "steps the threads executed (CPU work, retries included)"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

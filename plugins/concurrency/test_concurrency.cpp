@@ -184,7 +184,7 @@ TEST_CASE("the counter variants see the same requests and the same step times") 
 TEST_CASE(
     "the explore operation runs the system's own program on two threads; try-lock with backoff "
     "is refused (its retries are unbounded)") {
-  Experiment e(ExperimentConfig{});
+  Experiment e;
   SystemSlot& unsynchronized = e.add(hldlab::testing::registry(), "concurrency", "unsynchronized");
   SystemSlot& opposite = e.add(hldlab::testing::registry(), "concurrency", "opposite_order");
   SystemSlot& backoff = e.add(hldlab::testing::registry(), "concurrency", "try_lock_backoff");

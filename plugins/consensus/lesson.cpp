@@ -473,9 +473,7 @@ LessonInfo info() {
        {"elect_p99", Unit::seconds, "99th percentile of the time to the next leader"},
        {"elect_max", Unit::seconds, "longest time to the next leader"},
        {"leaderless", Unit::seconds,
-        "time without a leader after crashes (including an election still running)"}},
-      /*uses_service_time=*/true,
-      /*generic_faults=*/{"latency", "errors", "blackhole", "slow"}};
+        "time without a leader after crashes (including an election still running)"}}};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& p, Context& ctx) {
@@ -488,7 +486,7 @@ std::unique_ptr<System> build(const std::string& variant, const Params& p, Conte
   if (heartbeat >= min)
     throw std::invalid_argument("heartbeat must be shorter than election_timeout_min");
   const auto ns = [](Time t) { return static_cast<double>(t); };
-  const Config config{static_cast<int>(p.integer("nodes")),
+  const Config config{p.integer<int>("nodes"),
                       variant == "fixed" ? Distribution::constant(ns(min))
                                          : Distribution::uniform(ns(min), ns(max)),
                       Distribution::uniform(ns(delay_min), ns(delay_max)),

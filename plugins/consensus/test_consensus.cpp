@@ -62,9 +62,7 @@ TEST_CASE("no election completes before half the minimum timeout plus one vote r
   // The last heartbeat reached the followers at most one heartbeat interval (min / 2 = 75 ms)
   // before the crash; then a RequestVote and its answer: 2 network delays (>= 1.5 ms each) and
   // a disk write (11 ms).
-  ExperimentConfig config;
-  config.duration = seconds(1000);
-  Experiment e(config);
+  Experiment e({.duration = seconds(1000)});
   e.set_workload(hldlab::testing::poisson_workload(1));
   SystemSlot& s = e.add(hldlab::testing::registry(), "consensus", "randomized");
   s.call("elections", {{"trials", 500}});
@@ -82,9 +80,7 @@ TEST_CASE("a series whose trial elects nobody stops there and reports no electio
   // instant, time out at the same instant, all stand in the same term and reject each other,
   // forever. Randomized timeouts break the tie every time.
   const Map symmetric{{"delay_min", "2ms"}, {"delay_max", "2ms"}, {"timer_jitter", 0}};
-  ExperimentConfig config;
-  config.duration = seconds(700);
-  Experiment e(config);
+  Experiment e({.duration = seconds(700)});
   e.set_workload(hldlab::testing::poisson_workload(1));
   SystemSlot& fixed = e.add(hldlab::testing::registry(), "consensus", "fixed", symmetric);
   SystemSlot& randomized = e.add(hldlab::testing::registry(), "consensus", "randomized", symmetric);
@@ -139,8 +135,7 @@ TEST_CASE("the consensus script passes all its expectations") {
 }
 
 TEST_CASE("inconsistent election and delay settings are refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   const auto& lessons = hldlab::testing::registry();
   REQUIRE_THROWS_WITH(e.add(lessons, "consensus", "randomized",
                             {{"election_timeout_min", "300ms"}, {"election_timeout_max", "150ms"}}),

@@ -57,11 +57,10 @@ class Hashing final : public System {
   Hashing(Algorithm algorithm, const Params& p, Context& ctx)
       : algorithm_(algorithm),
         ctx_(ctx),
-        vnodes_(algorithm == Algorithm::ring ? 1u
-                                             : static_cast<std::uint32_t>(p.integer("vnodes"))),
-        maglev_size_(static_cast<std::uint64_t>(p.integer("maglev_table"))),
+        vnodes_(algorithm == Algorithm::ring ? 1u : p.integer<std::uint32_t>("vnodes")),
+        maglev_size_(p.integer<std::uint64_t>("maglev_table")),
         load_factor_(p.real("load_factor")),
-        workers_(static_cast<int>(p.integer("workers"))),
+        workers_(p.integer<int>("workers")),
         key_salt_(ctx.rng().next()),
         node_salt_(ctx.rng().next()),
         nodes_metric_(ctx.metric("nodes")),
@@ -72,7 +71,7 @@ class Hashing final : public System {
     const auto n = p.integer("nodes");
     if (algorithm_ == Algorithm::maglev && static_cast<std::uint64_t>(n) > maglev_size_)
       throw std::invalid_argument("maglev_table must be at least the number of nodes");
-    sample_.resize(static_cast<std::size_t>(p.integer("sample_keys")));
+    sample_.resize(p.integer<std::size_t>("sample_keys"));
     for (std::int64_t i = 0; i < n; ++i) join();
     rebuild();
     last_ = place_sample();

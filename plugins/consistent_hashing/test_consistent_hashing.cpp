@@ -41,9 +41,7 @@ double sd_moved(double p, double ring_points = 0) {
 TEST_CASE("going from 10 to 11 nodes moves 10/11 of the keys with mod N and 1/11 otherwise") {
   const double p = 1.0 / 11;
   for (std::uint64_t seed = 1; seed <= 20; ++seed) {  // 20 placements
-    ExperimentConfig config;
-    config.seed = seed;
-    Experiment e(config);
+    Experiment e({.seed = seed});
     for (const char* v : kVariants) {
       SystemSlot& s = e.add(registry(), "consistent_hashing", v);
       const Value r = s.call("add_node", {});
@@ -80,9 +78,7 @@ TEST_CASE("with hundreds of virtual nodes the ring's new node takes 1/11 of the 
   // The new node owns v of the 11 v arcs: a Beta(v, 10 v) share, standard deviation
   // 0.9 points at 100 vnodes, 0.3 at 1000.
   for (std::uint64_t seed = 1; seed <= 10; ++seed) {
-    ExperimentConfig config;
-    config.seed = seed;
-    Experiment e(config);
+    Experiment e({.seed = seed});
     for (int vnodes : {100, 160, 400, 1000}) {
       SystemSlot& s = e.add(registry(), "consistent_hashing", "ring_vnodes", {{"vnodes", vnodes}},
                             "v" + std::to_string(vnodes));
@@ -102,8 +98,7 @@ TEST_CASE("the seed places the nodes: another seed, another placement; the same 
 }
 
 TEST_CASE("removing or killing a node moves only that node's keys, except with mod N") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   for (const char* v : {"ring", "ring_vnodes", "jump", "rendezvous", "mod_n"}) {
     SystemSlot& s = e.add(registry(), "consistent_hashing", v, {}, std::string(v) + "_remove");
     const std::int64_t owned = keys_of(s, 3);
@@ -158,8 +153,7 @@ TEST_CASE("the ring's load spread falls as virtual nodes grow: E[CV^2] = (n - 1)
 }
 
 TEST_CASE("maglev gives every backend the same number of table entries, within one") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& s = e.add(registry(), "consistent_hashing", "maglev", {{"maglev_table", 65537}});
   for (int change = 0; change < 3; ++change) {
     std::int64_t least = 1 << 30, most = 0, total = 0;
@@ -205,9 +199,7 @@ TEST_CASE("bounded loads cap the keys per node at (1 + eps) times the average") 
 }
 
 TEST_CASE("a hot key overloads its node's queue; bounded loads spread it and cut P99") {
-  ExperimentConfig config;
-  config.duration = seconds(60);
-  Experiment e(config);
+  Experiment e({.duration = seconds(60)});
   Workload w;
   w.arrivals.rps = 600;  // 10 nodes of 100 rps each: 60% utilisation on average
   w.keys = KeyDistribution::zipf(100000, 1.1);
@@ -255,8 +247,7 @@ TEST_CASE("the consistent_hashing script passes all its expectations") {
 }
 
 TEST_CASE("bad placements and bad membership changes are refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS_WITH(e.add(registry(), "consistent_hashing", "maglev", {{"maglev_table", 65536}}),
                       Catch::Contains("prime"));
   SystemSlot& s = e.add(registry(), "consistent_hashing", "jump", {{"nodes", 1}});

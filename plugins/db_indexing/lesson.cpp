@@ -137,8 +137,8 @@ class Database final : public System {
       : planner_(planner),
         ctx_(ctx),
         query_kind_(p.string("query")),
-        page_size_(static_cast<std::size_t>(p.integer("page_size"))),
-        rows_per_page_(page_size_ / static_cast<std::size_t>(p.integer("row_bytes"))),
+        page_size_(p.integer<std::size_t>("page_size")),
+        rows_per_page_(page_size_ / p.integer<std::size_t>("row_bytes")),
         overhead_(p.duration("query_overhead")),
         page_read_cost_(p.duration("page_read_cost")),
         seq_page_cost_(p.duration("seq_page_cost")),
@@ -152,11 +152,11 @@ class Database final : public System {
         index_scans_metric_(ctx.metric("plans", "index_scan")),
         index_only_metric_(ctx.metric("plans", "index_only_scan")),
         height_metric_(ctx.metric("index_height")),
-        db_(ctx, {.workers = static_cast<int>(p.integer("workers"))},
+        db_(ctx, {.workers = p.integer<int>("workers")},
             [this](Request& r) { ctx_.complete(r, Outcome::ok); }) {
     if (rows_per_page_ < 1)
       throw std::invalid_argument("row_bytes must not exceed page_size: a row fits in a page");
-    fill(static_cast<std::size_t>(p.integer("rows")));
+    fill(p.integer<std::size_t>("rows"));
     analyze();
     if (planner_ != Planner::full_scan)
       for (const auto& columns : parse_indexes(p.string("indexes"))) create_index(columns);
@@ -743,8 +743,7 @@ LessonInfo info() {
        {"fanout", Unit::count, "entries per page of the first index (B)"},
        {"table_bytes", Unit::bytes, "size of the table (heap pages x page_size)"},
        {"index_bytes_per_row", Unit::bytes, "bytes of every index together per table row"}},
-      /*uses_service_time=*/false,  // the pages a statement touches set its time
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};  // the pages a statement touches set its time
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -101,8 +101,8 @@ class Locking final : public System {
   Locking(Scheme scheme, const Params& p, Context& ctx)
       : scheme_(scheme),
         ctx_(ctx),
-        workers_(static_cast<std::size_t>(p.integer("clients"))),
-        resources_(static_cast<std::size_t>(p.integer("resources"))),
+        workers_(p.integer<std::size_t>("clients")),
+        resources_(p.integer<std::size_t>("resources")),
         lease_(p.duration("lease")),
         lock_timeout_(p.duration("lock_timeout")),
         retry_(p.duration("retry")),

@@ -278,8 +278,7 @@ TEST_CASE("the distributed_locking script passes all its expectations") {
 }
 
 TEST_CASE("a client that does not exist and an inverted delay range are refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& s = e.add(registry(), "distributed_locking", "fencing", {{"clients", 4}});
   REQUIRE_THROWS_WITH(s.inject("crash", {{"client", 7}}),
                       Catch::Contains("client 7 does not exist"));
@@ -308,9 +307,7 @@ TEST_CASE("restarting the crashed client does not give the lock back without a l
 }
 
 TEST_CASE("with a lock per resource a dead holder blocks only its own resource") {
-  ExperimentConfig config;
-  config.duration = seconds(20);
-  Experiment e(config);
+  Experiment e({.duration = seconds(20)});
   e.set_workload(hldlab::testing::poisson_workload(50, milliseconds(5)));
   SystemSlot& s = e.add(registry(), "distributed_locking", "no_lease", {{"resources", 2}});
   Value at_crash;

@@ -43,17 +43,16 @@ class Search final : public System {
   Search(Variant variant, const Params& p, Context& ctx)
       : variant_(variant),
         ctx_(ctx),
-        corpus_(search::generate(static_cast<std::uint32_t>(p.integer("docs")),
-                                 static_cast<std::uint32_t>(p.integer("doc_words")),
-                                 static_cast<std::uint32_t>(p.integer("vocabulary")),
-                                 p.real("word_skew"), ctx.rng())),
+        corpus_(search::generate(
+            p.integer<std::uint32_t>("docs"), p.integer<std::uint32_t>("doc_words"),
+            p.integer<std::uint32_t>("vocabulary"), p.real("word_skew"), ctx.rng())),
         shards_(variant == Variant::scan || variant == Variant::index
                     ? 1
-                    : static_cast<std::uint32_t>(p.integer("shards"))),
-        k_(static_cast<std::size_t>(p.integer("k"))),
-        terms_(static_cast<std::size_t>(p.integer("query_terms"))),
-        query_pick_(KeyDistribution::zipf(static_cast<std::uint64_t>(p.integer("vocabulary")),
-                                          p.real("query_skew"))),
+                    : p.integer<std::uint32_t>("shards")),
+        k_(p.integer<std::size_t>("k")),
+        terms_(p.integer<std::size_t>("query_terms")),
+        query_pick_(
+            KeyDistribution::zipf(p.integer<std::uint64_t>("vocabulary"), p.real("query_skew"))),
         scan_ns_(p.real("scan_ns")),
         posting_ns_(p.real("posting_ns")),
         shard_rtt_(p.duration("shard_rtt")),
@@ -249,8 +248,7 @@ LessonInfo info() {
        {"partial_answers", Unit::count, "answers without a shard that timed out"},
        {"hedges", Unit::count, "shard requests hedged to a replica"},
        {"recall", Unit::fraction, "mean share of the exact top-k returned"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

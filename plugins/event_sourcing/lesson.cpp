@@ -112,12 +112,12 @@ class EventSourcing final : public System {
   EventSourcing(Variant variant, const Params& p, Context& ctx)
       : variant_(variant),
         ctx_(ctx),
-        accounts_(static_cast<std::size_t>(p.integer("accounts"))),
+        accounts_(p.integer<std::size_t>("accounts")),
         db_delay_(p.duration("db_delay")),
         statement_time_(p.duration("statement_time")),
         event_read_time_(p.duration("event_read_time")),
         snapshot_every_(variant == Variant::snapshots ? p.integer("snapshot_every") : 0),
-        max_retries_(static_cast<std::uint32_t>(p.integer("max_retries"))),
+        max_retries_(p.integer<std::uint32_t>("max_retries")),
         poll_interval_(p.duration("poll_interval")),
         apply_time_(p.duration("apply_time")),
         audit_share_(p.real("audit_share")),
@@ -130,8 +130,7 @@ class EventSourcing final : public System {
         replayed_metric_(ctx.metric("replayed_events")),
         backlog_metric_(ctx.metric("projection_backlog")),
         lag_metric_(ctx.metric("projection_lag_seconds")),
-        db_(ctx, {.workers = static_cast<int>(p.integer("db_workers"))},
-            [this](SlotHandle& h) { execute(h); }),
+        db_(ctx, {.workers = p.integer<int>("db_workers")}, [this](SlotHandle& h) { execute(h); }),
         projector_(ctx, {.workers = 1}, [this](Published& e) { project(e); }) {}
 
   void handle(const Request& r) override {
@@ -567,8 +566,7 @@ LessonInfo info() {
        {"projection_lag_p99", Unit::seconds, "99th percentile of commit -> read model"},
        {"storage_bytes", Unit::bytes,
         "rows (32 B each) or events (64 B) and snapshots (48 B) stored"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -41,9 +41,7 @@ struct Crafted {
 };
 Crafted run_crafted(Time duration, const Map& params,
                     const std::vector<std::pair<Time, Op>>& requests) {
-  ExperimentConfig config;
-  config.duration = duration;
-  Crafted out{std::make_unique<Experiment>(config), {}};
+  Crafted out{std::make_unique<Experiment>(ExperimentConfig{.duration = duration}), {}};
   Experiment& e = *out.experiment;
   e.set_workload(no_traffic(duration));
   for (const char* v : kVariants) e.add(registry(), "event_sourcing", v, params);
@@ -171,9 +169,7 @@ TEST_CASE(
   // 10 deposits/s that never overlap (a load of 509 events takes 51 ms < 100 ms); the
   // account is rebuilt every 10 s. After 10 k seconds, 100 k - 1 events.
   const Map params{{"event_read_time", "100us"}, {"snapshot_every", 10}};
-  ExperimentConfig config;
-  config.duration = seconds(51);
-  Experiment e(config);
+  Experiment e({.duration = seconds(51)});
   e.set_workload(deposits(10));
   std::map<std::string, std::vector<Value>> curve;
   for (const char* v : {"event_log", "snapshots"}) {
@@ -252,10 +248,8 @@ TEST_CASE("a stalled projector makes stale reads pile up; read-your-writes waits
 }
 
 TEST_CASE("after a warm-up the figures count the commands that arrived after it") {
-  ExperimentConfig config;
-  config.duration = seconds(10);
-  config.warmup = seconds(5);
-  const auto r = run_experiment(deposits(10), config, every_variant({{"snapshot_every", 10}}));
+  const auto r = run_experiment(deposits(10), {.duration = seconds(10), .warmup = seconds(5)},
+                                every_variant({{"snapshot_every", 10}}));
   for (const char* v : kVariants) {
     INFO(v);
     CHECK(row(r, v).requests == 50);  // 5.0, 5.1, ..., 9.9 s

@@ -45,9 +45,9 @@ class FileSync final : public System {
   FileSync(Variant variant, const Params& p, Context& ctx)
       : variant_(variant),
         ctx_(ctx),
-        chunker_(static_cast<std::size_t>(p.integer("chunk_target"))),
-        block_(static_cast<std::size_t>(p.integer("block_size"))),
-        max_edit_(static_cast<std::uint64_t>(p.integer("max_edit"))),
+        chunker_(p.integer<std::size_t>("chunk_target")),
+        block_(p.integer<std::size_t>("block_size")),
+        max_edit_(p.integer<std::uint64_t>("max_edit")),
         ns_per_byte_(p.real("hash_ns_per_byte")),
         bandwidth_(p.real("bandwidth")),
         rtt_(p.duration("rtt")),
@@ -56,9 +56,9 @@ class FileSync final : public System {
         sent_metric_(ctx.metric("bytes_sent")),
         stored_metric_(ctx.metric("stored_bytes")),
         chunks_metric_(ctx.metric("chunks_uploaded")) {
-    const auto users = static_cast<std::size_t>(p.integer("users"));
-    const auto files = static_cast<std::size_t>(p.integer("files"));
-    const auto size = static_cast<std::size_t>(p.integer("file_size"));
+    const auto users = p.integer<std::size_t>("users");
+    const auto files = p.integer<std::size_t>("files");
+    const auto size = p.integer<std::size_t>("file_size");
     std::vector<std::vector<std::uint8_t>> originals(files, std::vector<std::uint8_t>(size));
     for (auto& file : originals)
       for (std::size_t i = 0; i < size; i += 8) {
@@ -263,8 +263,7 @@ LessonInfo info() {
        {"chunk_mean", Unit::number, "mean chunk size of the syncs, bytes"},
        {"chunk_p50", Unit::number, "median chunk size, bytes"},
        {"chunk_p99", Unit::number, "P99 chunk size, bytes"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -150,11 +150,9 @@ TEST_CASE(
 }
 
 TEST_CASE("after a warm-up the sync figures restart but the store is kept") {
-  ExperimentConfig config;
-  config.duration = seconds(2);
-  config.warmup = seconds(1);
   const auto r = hldlab::testing::run_experiment(hldlab::testing::constant_workload(10, 0, 32),
-                                                 config, {{"file_sync", "cdc", {}}});
+                                                 {.duration = seconds(2), .warmup = seconds(1)},
+                                                 {{"file_sync", "cdc", {}}});
   const auto& s = row(r, "cdc");
   CHECK(s.requests == 10);
   CHECK(figure(s, "syncs") == 10);

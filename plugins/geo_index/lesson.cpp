@@ -59,24 +59,23 @@ class GeoIndex final : public System {
         query_salt_(ctx.salt("rider position")),
         move_salt_(ctx.salt("driver move")),
         sample_salt_(ctx.salt("recall sample")),
-        found_(static_cast<std::size_t>(p.integer("k"))),
-        truth_(static_cast<std::size_t>(p.integer("k"))),
+        found_(p.integer<std::size_t>("k")),
+        truth_(p.integer<std::size_t>("k")),
         points_metric_(ctx.metric("points_examined")),
         nodes_metric_(ctx.metric("nodes_visited")),
         missed_metric_(ctx.metric("missed_neighbours")),
         relocations_metric_(ctx.metric("relocations")),
         bytes_metric_(ctx.metric("index_bytes")),
-        server_(ctx, {.workers = static_cast<int>(p.integer("workers"))},
+        server_(ctx, {.workers = p.integer<int>("workers")},
                 [this](Request& r) { ctx_.complete(r, Outcome::ok); }) {
-    const auto n = static_cast<std::size_t>(p.integer("drivers"));
+    const auto n = p.integer<std::size_t>("drivers");
     fleet_.x.resize(n), fleet_.y.resize(n);
     for (PointId d = 0; d < n; ++d) draw(ctx.rng(), fleet_.x[d], fleet_.y[d]);
     if (structure_ == Structure::geohash_cell || structure_ == Structure::geohash_neighbors)
-      grid_.emplace(fleet_, Geohash{static_cast<int>(p.integer("geohash_chars"))}, Projection{},
-                    side_);
+      grid_.emplace(fleet_, Geohash{p.integer<int>("geohash_chars")}, Projection{}, side_);
     if (structure_ == Structure::quadtree)
-      tree_.emplace(fleet_, side_, static_cast<std::size_t>(p.integer("leaf_capacity")),
-                    static_cast<int>(p.integer("max_depth")));
+      tree_.emplace(fleet_, side_, p.integer<std::size_t>("leaf_capacity"),
+                    p.integer<int>("max_depth"));
     bytes_metric_.set(static_cast<double>(index_bytes()));
   }
 
@@ -361,8 +360,7 @@ LessonInfo info() {
        {"update_capacity", Unit::per_second,
         "updates per second one worker sustains (1 / mean update service time)"},
        {"index_bytes_per_driver", Unit::bytes, "bytes of the index per driver"}},
-      /*uses_service_time=*/false,  // the structure's work sets the time
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};  // the structure's work sets the time
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -177,8 +177,7 @@ TEST_CASE("in a crowded centre the fixed grid examines many more drivers; the qu
 }
 
 TEST_CASE("rush hour: drivers flock downtown, the grid's centre cells swell, the tree splits") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& grid = e.add(registry(), "geo_index", "geohash_neighbors");
   SystemSlot& tree = e.add(registry(), "geo_index", "quadtree");
   const auto before_grid = grid.call("nearest", {})["points"].as_int();

@@ -49,18 +49,17 @@ class Trending final : public System {
       : variant_(variant),
         ctx_(ctx),
         cost_{p.real("hash_ns"), p.real("access_ns"), p.real("compare_ns")},
-        k_(static_cast<std::size_t>(p.integer("k"))),
+        k_(p.integer<std::size_t>("k")),
         half_life_(p.duration("half_life")),
         topic_salt_(ctx.rng().next()),
         events_metric_(ctx.metric("events")),
         memory_metric_(ctx.metric("memory_bytes")),
         recall_metric_(ctx.metric("topk_recall")),
-        cpu_(ctx, {.workers = static_cast<int>(p.integer("cpu_workers"))},
-             [this](Request& r) { finish(r); }) {
+        cpu_(ctx, {.workers = p.integer<int>("cpu_workers")}, [this](Request& r) { finish(r); }) {
     // Every variant draws the same row hashes (the variants differ in how they update).
     Rng hashes(ctx.rng().next());
-    const auto width = static_cast<std::uint64_t>(p.integer("width"));
-    const int depth = static_cast<int>(p.integer("depth"));
+    const auto width = p.integer<std::uint64_t>("width");
+    const int depth = p.integer<int>("depth");
     if (variant_ == Variant::count_min || variant_ == Variant::count_min_cu)
       counts_.emplace(width, depth, hashes);
     if (variant_ == Variant::count_min_decayed) decayed_counts_.emplace(width, depth, hashes);
@@ -347,8 +346,7 @@ LessonInfo info() {
        {"accesses_per_event", Unit::number, "random memory accesses per event"},
        {"compares_per_query", Unit::number, "comparisons per top-k query"},
        {"query_p99", Unit::seconds, "99th percentile latency of the top-k queries"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

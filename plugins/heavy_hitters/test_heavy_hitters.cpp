@@ -273,10 +273,7 @@ TEST_CASE("a query's work: the sketch sorts k entries, the exact map reads every
 }
 
 TEST_CASE("after a warm-up the figures count the events that arrived after it") {
-  ExperimentConfig config;
-  config.duration = seconds(4);
-  config.warmup = seconds(2);
-  Experiment e(config);
+  Experiment e({.duration = seconds(4), .warmup = seconds(2)});
   Workload w = hldlab::testing::constant_workload(1000, 0, 1000);
   w.write_share = 1;
   e.set_workload(w);

@@ -58,8 +58,8 @@ class Fleet final : public System {
   Fleet(Design design, const Params& p, Context& ctx)
       : design_(design),
         ctx_(ctx),
-        workers_(static_cast<int>(p.integer("workers"))),
-        queue_limit_(static_cast<std::size_t>(p.integer("queue_limit"))),
+        workers_(p.integer<int>("workers")),
+        queue_limit_(p.integer<std::size_t>("queue_limit")),
         sticky_(p.boolean("sticky")),
         store_latency_(p.duration("store_latency")),
         target_(p.real("target_utilization")),
@@ -74,7 +74,7 @@ class Fleet final : public System {
                                   ") must not exceed max_servers (" + std::to_string(max_servers_) +
                                   ")");
     if (design_ == Design::one_big_server) {
-      add_server(State::in_service, static_cast<int>(p.integer("big_workers")));
+      add_server(State::in_service, p.integer<int>("big_workers"));
     } else {
       std::int64_t n = p.integer("servers");
       if (design_ == Design::autoscaling) n = std::clamp(n, min_servers_, max_servers_);

@@ -19,9 +19,7 @@ Workload steady_traffic() {
 /// 1000 rps from 100 users; server 1 (the only server of one_big_server: 0) dies at 10 s and
 /// restarts with empty memory at 15 s.
 ExperimentResult kill_run() {
-  ExperimentConfig config;
-  config.duration = seconds(40);
-  Experiment e(config);
+  Experiment e({.duration = seconds(40)});
   e.set_workload(steady_traffic());
   const std::pair<const char*, Map> systems[] = {{"one_big_server", {}},
                                                  {"in_memory_sessions", {}},
@@ -96,9 +94,7 @@ TEST_CASE("without stickiness in-memory sessions log each user in again on every
 }
 
 TEST_CASE("adding a server to sticky in-memory sessions logs out the users it moves") {
-  ExperimentConfig config;
-  config.duration = seconds(20);
-  Experiment e(config);
+  Experiment e({.duration = seconds(20)});
   e.set_workload(steady_traffic());
   SystemSlot& memory = e.add(registry(), "horizontal_scaling", "in_memory_sessions");
   SystemSlot& store = e.add(registry(), "horizontal_scaling", "external_session_store");
@@ -115,9 +111,7 @@ TEST_CASE("adding a server to sticky in-memory sessions logs out the users it mo
 }
 
 TEST_CASE("target tracking autoscaling follows a traffic ramp to the size theory predicts") {
-  ExperimentConfig config;
-  config.duration = seconds(300);
-  Experiment e(config);
+  Experiment e({.duration = seconds(300)});
   Workload w;
   w.arrivals.rps = 200;
   w.arrivals.ramp_to_rps = 1500;
@@ -162,9 +156,7 @@ TEST_CASE("utilisation is the offered work over the capacity in service") {
 }
 
 TEST_CASE("autoscaling drains idle servers down to min_servers without failing a request") {
-  ExperimentConfig config;
-  config.duration = seconds(200);
-  Experiment e(config);
+  Experiment e({.duration = seconds(200)});
   Workload w = steady_traffic();
   w.arrivals.rps = 100;  // 2 busy workers: ceil(2 / (8 x 0.6)) = 1 server is enough
   e.set_workload(w);
@@ -177,8 +169,7 @@ TEST_CASE("autoscaling drains idle servers down to min_servers without failing a
 }
 
 TEST_CASE("one big server cannot scale out and unknown servers are refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& big = e.add(registry(), "horizontal_scaling", "one_big_server");
   REQUIRE_THROWS_WITH(big.call("add_server", {}), Catch::Contains("vertical limit"));
   REQUIRE_THROWS_WITH(big.inject("kill_server", {{"server", 3}}),

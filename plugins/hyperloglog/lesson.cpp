@@ -58,16 +58,15 @@ class VisitorCount final : public System {
         visits_metric_(ctx.metric("visits")),
         estimate_metric_(ctx.metric("estimate")),
         memory_metric_(ctx.metric("memory_bytes")),
-        cpu_(ctx, {.workers = static_cast<int>(p.integer("cpu_workers"))},
-             [this](Request& r) { finish(r); }) {
-    const int precision = static_cast<int>(p.integer("precision"));
+        cpu_(ctx, {.workers = p.integer<int>("cpu_workers")}, [this](Request& r) { finish(r); }) {
+    const int precision = p.integer<int>("precision");
     if (variant_ == Variant::exact_set) {
       exact_.emplace(hash_seed_);
     } else {
       for (std::int64_t s = 0; s < p.integer("servers"); ++s) servers_.emplace_back(precision);
       merged_.emplace(precision);
     }
-    servers_count_ = static_cast<std::uint64_t>(p.integer("servers"));
+    servers_count_ = p.integer<std::uint64_t>("servers");
     memory_metric_.set(static_cast<double>(memory_bytes()));
   }
 
@@ -239,8 +238,7 @@ LessonInfo info() {
        {"bytes_per_visitor", Unit::number, "memory_bytes / visitors"},
        {"accesses_per_visit", Unit::number, "random memory accesses per visit"},
        {"count_p99", Unit::seconds, "99th percentile latency of the count queries"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

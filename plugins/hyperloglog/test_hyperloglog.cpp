@@ -213,10 +213,7 @@ TEST_CASE("a count's time is the registers it scans priced by scan_ns; a visit's
 }
 
 TEST_CASE("after a warm-up the figures count the visits that arrived after it") {
-  ExperimentConfig config;
-  config.duration = seconds(4);
-  config.warmup = seconds(2);
-  Experiment e(config);
+  Experiment e({.duration = seconds(4), .warmup = seconds(2)});
   e.set_workload(hldlab::testing::constant_workload(1000, 0, 1000000));
   e.add(hldlab::testing::registry(), "hyperloglog", "hll");
   const auto r = e.run();

@@ -78,9 +78,7 @@ class PaymentService final : public System {
         ctx_(ctx),
         timeout_(p.duration("timeout")),
         delay_(p.duration("network_delay")),
-        max_attempts_(variant == Variant::no_retry
-                          ? 1
-                          : static_cast<std::uint32_t>(p.integer("max_attempts"))),
+        max_attempts_(variant == Variant::no_retry ? 1 : p.integer<std::uint32_t>("max_attempts")),
         base_(p.duration("backoff_base")),
         cap_(p.duration("backoff_cap")),
         jitter_(p.real("jitter")),
@@ -94,8 +92,8 @@ class PaymentService final : public System {
         absorbed_metric_(ctx.metric("duplicates_absorbed")),
         keys_metric_(ctx.metric("keys_stored")),
         service_(ctx,
-                 {.workers = static_cast<int>(p.integer("workers")),
-                  .queue_limit = static_cast<std::size_t>(p.integer("queue_limit"))},
+                 {.workers = p.integer<int>("workers"),
+                  .queue_limit = p.integer<std::size_t>("queue_limit")},
                  [this](SlotHandle& a) { charged(a); }) {
     if (base_ > cap_)
       throw std::invalid_argument("backoff_base (" + std::to_string(to_milliseconds(base_)) +

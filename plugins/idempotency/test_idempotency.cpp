@@ -306,10 +306,7 @@ TEST_CASE("after a warm-up the figures count only the purchases that arrived aft
   // Every answer lost: each purchase sends 4 attempts and times out. Purchases every 10 ms from
   // 10 ms to 10 s; the warm-up ends at 5 s, so the 501 purchases from 5.00 s on count, and none
   // of the attempts of the 499 before, although many are sent after 5 s.
-  ExperimentConfig config;
-  config.duration = seconds(11);
-  config.warmup = seconds(5);
-  Experiment e(config);
+  Experiment e({.duration = seconds(11), .warmup = seconds(5)});
   Workload w = hldlab::testing::constant_workload(0, milliseconds(5));
   w.arrivals.spikes.push_back({0, seconds(10), 100});
   e.set_workload(w);
@@ -332,8 +329,7 @@ TEST_CASE("after a warm-up the figures count only the purchases that arrived aft
 }
 
 TEST_CASE("a backoff base longer than the cap is refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS_WITH(
       e.add(registry(), "idempotency", "retry", {{"backoff_base", "10s"}, {"backoff_cap", "1s"}}),
       Catch::Contains("must not exceed backoff_cap"));

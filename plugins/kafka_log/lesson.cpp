@@ -157,11 +157,11 @@ class KafkaLog final : public System {
   KafkaLog(Variant variant, const Params& p, Context& ctx)
       : variant_(variant),
         ctx_(ctx),
-        batch_(static_cast<std::size_t>(p.integer("batch"))),
+        batch_(p.integer<std::size_t>("batch")),
         hop_(p.duration("hop")),
         replication_lag_(p.duration("replication_lag")),
         replica_lag_max_(p.duration("replica_lag_max")),
-        min_insync_(static_cast<int>(p.integer("min_insync"))),
+        min_insync_(p.integer<int>("min_insync")),
         election_delay_(p.duration("election_delay")),
         session_timeout_(p.duration("session_timeout")),
         rebalance_time_(p.duration("rebalance_time")),
@@ -175,11 +175,11 @@ class KafkaLog final : public System {
         lag_metric_(ctx.metric("consumer_lag")),
         offline_metric_(ctx.metric("offline_partitions")),
         isr_metric_(ctx.metric("under_replicated_partitions")) {
-    partitions_.resize(queue() ? 1 : static_cast<std::size_t>(p.integer("partitions")));
+    partitions_.resize(queue() ? 1 : p.integer<std::size_t>("partitions"));
     for (std::size_t i = 0; i < partitions_.size(); ++i)
       partitions_[i].leader = static_cast<int>(i % kBrokers);
     slow_.fill(1.0);
-    const auto consumers = static_cast<int>(p.integer("consumers"));
+    const auto consumers = p.integer<int>("consumers");
     for (int c = 0; c < consumers; ++c) add_consumer();
     if (!queue()) assign(0);  // the group's first assignment: no pause
   }
@@ -937,9 +937,7 @@ LessonInfo info() {
        {"rebalances", Unit::count, "rebalances of the group"},
        {"rebalance_pause", Unit::seconds,
         "partition-seconds paused by rebalances (eager: all partitions; cooperative: those "
-        "that move)"}},
-      /*uses_service_time=*/true,
-      {"latency", "errors", "blackhole", "slow"}};
+        "that move)"}}};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

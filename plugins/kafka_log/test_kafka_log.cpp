@@ -270,14 +270,12 @@ TEST_CASE("a broker crash loses every message an in-memory queue held") {
 }
 
 TEST_CASE("after a warm-up the figures count only what happened after it") {
-  ExperimentConfig config;
-  config.duration = seconds(4.05);
-  config.warmup = seconds(2);
   Workload w = hldlab::testing::constant_workload(0, milliseconds(1), 1000);
   w.arrivals.spikes.push_back({0, seconds(4), 10});
   std::vector<hldlab::testing::SystemSpec> systems;
   for (const char* v : kVariants) systems.push_back({"kafka_log", v, {}});
-  const auto r = hldlab::testing::run_experiment(w, config, systems);
+  const auto r = hldlab::testing::run_experiment(
+      w, {.duration = seconds(4.05), .warmup = seconds(2)}, systems);
   for (const char* v : kVariants) {
     INFO(v);
     const auto& s = row(r, v);

@@ -71,22 +71,21 @@ class Leaderboard final : public System {
       : variant_(variant),
         ctx_(ctx),
         cost_{p.real("row_ns"), p.real("access_ns"), p.real("compare_ns")},
-        players_(static_cast<std::uint32_t>(p.integer("players"))),
-        max_gain_(static_cast<std::uint64_t>(p.integer("max_gain"))),
+        players_(p.integer<std::uint32_t>("players")),
+        max_gain_(p.integer<std::uint64_t>("max_gain")),
         top_share_(p.real("top_share")),
-        k_(static_cast<std::size_t>(p.integer("k"))),
+        k_(p.integer<std::size_t>("k")),
         gain_salt_(ctx.salt("points of an update")),
         query_salt_(ctx.salt("rank or top-k query")),
         updates_metric_(ctx.metric("updates")),
         queries_metric_(ctx.metric("queries")),
         work_metric_(ctx.metric("query_work")),
-        cpu_(ctx, {.workers = static_cast<int>(p.integer("cpu_workers"))},
-             [this](Job& job) { finish(job); }) {
+        cpu_(ctx, {.workers = p.integer<int>("cpu_workers")}, [this](Job& job) { finish(job); }) {
     const std::string& ties = p.string("ties");
     ties_ = ties == "player_id" ? Ties::player_id
             : ties == "shared"  ? Ties::shared
                                 : Ties::first_reached;
-    const auto range = static_cast<std::uint64_t>(p.integer("score_range"));
+    const auto range = p.integer<std::uint64_t>("score_range");
     // The initial scores and the skip list's node levels come from the lesson's stream: the
     // same in every variant.
     const std::uint64_t level_seed = ctx.rng().next();
@@ -323,8 +322,7 @@ LessonInfo info() {
        {"update_p99", Unit::seconds, "99th percentile latency of the updates"},
        {"memory_bytes", Unit::bytes, "bytes of the structure"},
        {"bytes_per_player", Unit::number, "memory_bytes / players"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -130,8 +130,7 @@ TEST_CASE("ties: who reached the score first, the player id, or a shared rank") 
   // Five players; 0 has 10, 3 has 30; 2, then 1, then 4 reach 20.
   for (const char* variant : {"table_scan", "skip_list"}) {
     for (const char* ties : {"first_reached", "player_id", "shared"}) {
-      ExperimentConfig config;
-      Experiment e(config);
+      Experiment e;
       SystemSlot& s = e.add(hldlab::testing::registry(), "leaderboard", variant,
                             {{"players", 5}, {"ties", ties}});
       const std::pair<int, int> scores[] = {{0, 10}, {3, 30}, {2, 20}, {1, 20}, {4, 20}};
@@ -157,9 +156,7 @@ TEST_CASE("ties: who reached the score first, the player id, or a shared rank") 
 
 TEST_CASE("both variants answer every query alike, on the same updates") {
   for (const char* ties : {"first_reached", "player_id", "shared"}) {
-    ExperimentConfig config;
-    config.duration = seconds(2);
-    Experiment e(config);
+    Experiment e({.duration = seconds(2)});
     e.set_workload(traffic(2000, 0.7));
     const Map params{{"players", 3000}, {"score_range", 200}, {"ties", ties}};
     SystemSlot& scan = e.add(hldlab::testing::registry(), "leaderboard", "table_scan", params);
@@ -220,10 +217,7 @@ TEST_CASE(
 }
 
 TEST_CASE("after a warm-up the figures count the requests that arrived after it") {
-  ExperimentConfig config;
-  config.duration = seconds(4);
-  config.warmup = seconds(2);
-  Experiment e(config);
+  Experiment e({.duration = seconds(4), .warmup = seconds(2)});
   e.set_workload(hldlab::testing::constant_workload(1000, 0, 1000000));
   e.add(hldlab::testing::registry(), "leaderboard", "skip_list", {{"top_share", 0.0}});
   const auto r = e.run();
@@ -232,8 +226,7 @@ TEST_CASE("after a warm-up the figures count the requests that arrived after it"
 }
 
 TEST_CASE("an unknown player is refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& s = e.add(hldlab::testing::registry(), "leaderboard", "skip_list", {{"players", 10}});
   REQUIRE_THROWS_WITH(s.call("rank", {{"player", 10}}), Catch::Contains("no player 10"));
 }

@@ -347,7 +347,7 @@ class LlmServing final : public System {
         output_(Distribution::lognormal(p.real("output_median"), p.real("output_p99"))
                     .capped(p.real("max_output_tokens"))),
         prefix_share_(p.real("prefix_share")),
-        prefixes_(static_cast<int>(p.integer("prefixes"))),
+        prefixes_(p.integer<int>("prefixes")),
         balance_(p.real("balance")),
         length_salt_(ctx.salt("lengths")),
         prefix_salt_(ctx.salt("prefix")),
@@ -359,13 +359,12 @@ class LlmServing final : public System {
         kv_metric_(ctx.metric("kv_used")) {
     config_.batching = batching;
     const double kv_tokens = p.real("kv_memory") / p.real("kv_bytes_per_token");
-    config_.block = static_cast<int>(p.integer("block_tokens"));
-    config_.max_sequence = static_cast<int>(p.integer("max_sequence_tokens"));
-    config_.max_batch = static_cast<int>(p.integer("max_batch"));
-    config_.prefix_tokens = static_cast<int>(p.integer("prefix_tokens"));
-    config_.prefix_cache =
-        batching == Batching::paged ? static_cast<int>(p.integer("prefix_cache")) : 0;
-    config_.max_waiting = static_cast<std::size_t>(p.integer("max_waiting"));
+    config_.block = p.integer<int>("block_tokens");
+    config_.max_sequence = p.integer<int>("max_sequence_tokens");
+    config_.max_batch = p.integer<int>("max_batch");
+    config_.prefix_tokens = p.integer<int>("prefix_tokens");
+    config_.prefix_cache = batching == Batching::paged ? p.integer<int>("prefix_cache") : 0;
+    config_.max_waiting = p.integer<std::size_t>("max_waiting");
     config_.decode_base = p.duration("decode_base");
     config_.decode_per_sequence = static_cast<double>(p.duration("decode_per_sequence"));
     config_.prefill_per_token = p.duration("prefill_per_token");
@@ -382,7 +381,7 @@ class LlmServing final : public System {
           "the KV memory (minus the prefix cache) holds fewer than "
           "max_sequence_tokens tokens: not one sequence fits");
     prefix_home_.assign(static_cast<std::size_t>(prefixes_), -1);
-    const int replicas = static_cast<int>(p.integer("replicas"));
+    const int replicas = p.integer<int>("replicas");
     for (int i = 0; i < replicas; ++i)
       engines_.push_back(std::make_unique<Engine>(config_, ctx, stats_, meters_));
   }

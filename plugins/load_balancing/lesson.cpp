@@ -45,17 +45,17 @@ class Balancer final : public System {
   Balancer(Policy policy, const Params& p, Context& ctx)
       : policy_(policy),
         ctx_(ctx),
-        workers_(static_cast<int>(p.integer("workers"))),
-        queue_limit_(static_cast<std::size_t>(p.integer("queue_limit"))),
-        choices_(policy == Policy::random ? 1 : static_cast<std::size_t>(p.integer("choices"))),
+        workers_(p.integer<int>("workers")),
+        queue_limit_(p.integer<std::size_t>("queue_limit")),
+        choices_(policy == Policy::random ? 1 : p.integer<std::size_t>("choices")),
         health_checks_(p.boolean("health_checks")),
         check_interval_(p.duration("health_check_interval")),
-        unhealthy_after_(static_cast<int>(p.integer("unhealthy_after"))),
+        unhealthy_after_(p.integer<int>("unhealthy_after")),
         in_rotation_metric_(ctx.metric("backends_in_rotation")),
         dead_errors_metric_(ctx.metric("dead_backend_errors")),
         removals_metric_(ctx.metric("health_check_removals")) {
     const auto speeds = p.numbers("speeds");
-    const auto n = static_cast<std::size_t>(p.integer("backends"));
+    const auto n = p.integer<std::size_t>("backends");
     if (!speeds.empty() && speeds.size() != n)
       throw std::invalid_argument("speeds must list one speed per backend (" + std::to_string(n) +
                                   "), got " + std::to_string(speeds.size()));

@@ -77,11 +77,7 @@ TEST_CASE(
   // many, d = 2 and 3 sit about 1.5% above the limit. 8% and 5% are over five spreads away.
   const double lambda = 0.9, service = 0.010;
   for (std::uint64_t seed : {1, 2, 3}) {
-    ExperimentConfig config;
-    config.seed = seed;
-    config.duration = seconds(120);
-    config.warmup = seconds(20);
-    Experiment e(config);
+    Experiment e({.seed = seed, .duration = seconds(120), .warmup = seconds(20)});
     Workload w = hldlab::testing::poisson_workload(lambda * 100 / service);
     w.service = Distribution::exponential(static_cast<double>(seconds(service)));
     e.set_workload(w);
@@ -151,9 +147,7 @@ TEST_CASE("without health checks the dead backend keeps failing its share to the
 }
 
 TEST_CASE("weighted round robin sends work in proportion to backend speed") {
-  ExperimentConfig config;
-  config.duration = seconds(10);
-  Experiment e(config);
+  Experiment e({.duration = seconds(10)});
   e.set_workload(constant_workload(400, milliseconds(1)));
   SystemSlot& wrr = e.add(registry(), "load_balancing", "weighted_round_robin",
                           {{"backends", 3}, {"speeds", List{1.0, 1.0, 2.0}}});
@@ -188,8 +182,7 @@ TEST_CASE("the load_balancing script passes all its expectations") {
 }
 
 TEST_CASE("a backend index that does not exist is refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& s = e.add(registry(), "load_balancing", "round_robin", {{"backends", 3}});
   REQUIRE_THROWS_WITH(s.inject("kill_backend", {{"backend", 7}}),
                       Catch::Contains("backend 7 does not exist"));

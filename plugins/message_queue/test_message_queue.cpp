@@ -26,10 +26,8 @@ ExperimentResult constant_run(double rps, Time traffic, Time service, const Map&
   w.arrivals.spikes.push_back({0, traffic, rps});
   std::vector<hldlab::testing::SystemSpec> systems;
   for (const char* v : variants) systems.push_back({"message_queue", v, params});
-  ExperimentConfig config;
-  config.duration = traffic + seconds(1);
-  config.drain = drain;
-  return hldlab::testing::run_experiment(w, config, systems, setup);
+  return hldlab::testing::run_experiment(w, {.duration = traffic + seconds(1), .drain = drain},
+                                         systems, setup);
 }
 
 /// Erlang C: the probability that an arrival waits in an M/M/c queue with offered load a = λ/μ.
@@ -324,14 +322,12 @@ TEST_CASE("the mean wait in the queue matches M/M/c (Erlang C) within 4% over fi
 TEST_CASE("after a warm-up the figures count only what happened after it") {
   // 10 orders/s that never overlap; the warm-up ends at 2 s: 20 orders before (0.1 .. 1.9 s plus
   // the one at 2.0 s counted after), 21 after -> 63 messages.
-  ExperimentConfig config;
-  config.duration = seconds(4.05);
-  config.warmup = seconds(2);
   Workload w = hldlab::testing::constant_workload(0, milliseconds(10));
   w.arrivals.spikes.push_back({0, seconds(4), 10});
   std::vector<hldlab::testing::SystemSpec> systems;
   for (const char* v : kQueues) systems.push_back({"message_queue", v, {}});
-  const auto r = hldlab::testing::run_experiment(w, config, systems);
+  const auto r = hldlab::testing::run_experiment(
+      w, {.duration = seconds(4.05), .warmup = seconds(2)}, systems);
   for (const char* v : kQueues) {
     INFO(v);
     const auto& s = row(r, v);

@@ -58,7 +58,7 @@ class Monitoring final : public System {
   Monitoring(Variant variant, const Params& p, Context& ctx)
       : variant_(variant),
         ctx_(ctx),
-        targets_(static_cast<std::size_t>(p.integer("targets"))),
+        targets_(p.integer<std::size_t>("targets")),
         sample_bytes_(p.integer("sample_bytes")),
         bucket_bytes_(p.integer("bucket_bytes")),
         series_bytes_(p.integer("series_bytes")),
@@ -276,8 +276,7 @@ LessonInfo info() {
        {"alerts", Unit::count, "dead targets alerted"},
        {"alert_delay_mean", Unit::seconds, "mean time from a target's death to its alert"},
        {"alert_delay_max", Unit::seconds, "longest time from a death to its alert"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -58,12 +58,10 @@ TEST_CASE("a user-id label makes one series per (target, user) seen; rollups one
 TEST_CASE(
     "a dead target: pull alerts within one scrape interval, push after the staleness window "
     "(to the check interval)") {
-  ExperimentConfig config;
-  config.duration = seconds(10);
-  config.drain = seconds(600);
   // 50 targets, 5000 samples/s: each target sends every 10 ms on average; all die at 5 s.
   const auto r = hldlab::testing::run_experiment(
-      hldlab::testing::poisson_workload(5000, 0, 50), config, all({}), [](Experiment& e) {
+      hldlab::testing::poisson_workload(5000, 0, 50),
+      {.duration = seconds(10), .drain = seconds(600)}, all({}), [](Experiment& e) {
         for (int t = 0; t < 50; ++t)
           hldlab::testing::inject_everywhere(e, seconds(5), "kill_target", {{"target", t}});
       });

@@ -49,7 +49,7 @@ struct User {
 
 /// The follower graph: user u follows follows(u) distinct accounts drawn by popularity rank.
 std::vector<User> build_graph(const Params& p, Rng& rng) {
-  const auto users = static_cast<std::uint32_t>(p.integer("users"));
+  const auto users = p.integer<std::uint32_t>("users");
   const Distribution follows =
       Distribution::lognormal(p.real("follows_median"), p.real("follows_p99"));
   const KeyDistribution popularity = KeyDistribution::zipf(users, p.real("follow_skew"));
@@ -67,7 +67,7 @@ std::vector<User> build_graph(const Params& p, Rng& rng) {
     }
     graph[u].follows = static_cast<std::uint32_t>(list.size());
   }
-  const auto threshold = static_cast<std::uint32_t>(p.integer("celebrity_followers"));
+  const auto threshold = p.integer<std::uint32_t>("celebrity_followers");
   for (User& user : graph) user.celebrity = user.followers >= threshold;
   for (std::uint32_t u = 0; u < users; ++u)
     for (std::uint32_t v : followees[u]) graph[u].celebrity_follows += graph[v].celebrity;
@@ -103,16 +103,15 @@ class Feed final : public System {
         graph_(build_graph(p, ctx.rng())),
         query_time_(p.duration("query_time")),
         insert_time_(p.duration("insert_time")),
-        batch_(static_cast<std::uint32_t>(p.integer("fanout_batch"))),
+        batch_(p.integer<std::uint32_t>("fanout_batch")),
         post_bytes_(p.integer("post_bytes")),
         entry_bytes_(p.integer("entry_bytes")),
         timeline_writes_metric_(ctx.metric("timeline_writes")),
         queries_metric_(ctx.metric("read_queries")),
         backlog_metric_(ctx.metric("fanout_backlog")),
         storage_metric_(ctx.metric("storage_bytes")),
-        db_(ctx, {.workers = static_cast<int>(p.integer("db_workers"))},
-            [this](Job& job) { db_done(job); }),
-        fanout_(ctx, {.workers = static_cast<int>(p.integer("fanout_workers"))},
+        db_(ctx, {.workers = p.integer<int>("db_workers")}, [this](Job& job) { db_done(job); }),
+        fanout_(ctx, {.workers = p.integer<int>("fanout_workers")},
                 [this](Batch& b) { batch_done(b); }) {}
 
   void handle(const Request& r) override {
@@ -322,8 +321,7 @@ LessonInfo info() {
         "P99 over posts of the time until 99% of the author's followers can see it"},
        {"staleness_max", Unit::seconds, "the stalest post's time to 99% of its followers"},
        {"storage_bytes", Unit::bytes, "posts plus timeline entries stored (whole run)"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

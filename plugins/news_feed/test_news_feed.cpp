@@ -172,13 +172,10 @@ TEST_CASE("the mean follows per user agrees with the lognormal's mean within 10%
 }
 
 TEST_CASE("after a warm-up the figures count only the requests that arrived after it") {
-  ExperimentConfig config;
-  config.duration = seconds(2);
-  config.warmup = seconds(1);
   Workload w = hldlab::testing::constant_workload(100, 0, 10000);
   w.write_share = 0.5;
-  const auto r =
-      hldlab::testing::run_experiment(w, config, {{"news_feed", "pull"}, {"news_feed", "push"}});
+  const auto r = hldlab::testing::run_experiment(w, {.duration = seconds(2), .warmup = seconds(1)},
+                                                 {{"news_feed", "pull"}, {"news_feed", "push"}});
   for (const char* v : {"pull", "push"}) {
     const auto& s = row(r, v);
     INFO(v);

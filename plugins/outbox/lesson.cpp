@@ -71,7 +71,7 @@ class Outbox final : public System {
         ctx_(ctx),
         publish_time_(p.duration("publish_time")),
         poll_interval_(p.duration("poll_interval")),
-        batch_(static_cast<std::size_t>(p.integer("batch"))),
+        batch_(p.integer<std::size_t>("batch")),
         mark_time_(p.duration("mark_time")),
         cdc_lag_(p.duration("cdc_lag")),
         offset_flush_(p.duration("offset_flush")),
@@ -80,7 +80,7 @@ class Outbox final : public System {
         phantom_metric_(ctx.metric("phantom_events")),
         duplicate_metric_(ctx.metric("duplicate_events")),
         backlog_metric_(ctx.metric("backlog")),
-        db_(ctx, {.workers = static_cast<int>(p.integer("db_workers"))},
+        db_(ctx, {.workers = p.integer<int>("db_workers")},
             [this](SlotHandle& h) { transaction_done(h); }) {
     if (variant_ == Variant::transactional_outbox) ctx_.after(poll_interval_, [this] { poll(); });
     if (variant_ == Variant::cdc) ctx_.after(offset_flush_, [this] { flush_offset(); });

@@ -71,14 +71,14 @@ class QuorumStore final : public System {
   QuorumStore(Mode mode, const Params& p, Context& ctx)
       : mode_(mode),
         ctx_(ctx),
-        n_(static_cast<std::uint32_t>(p.integer("replicas"))),
-        r_(static_cast<int>(p.integer("read_quorum"))),
-        w_(static_cast<int>(p.integer("write_quorum"))),
+        n_(p.integer<std::uint32_t>("replicas")),
+        r_(p.integer<int>("read_quorum")),
+        w_(p.integer<int>("write_quorum")),
         delay_min_(p.duration("delay_min")),
         delay_max_(p.duration("delay_max")),
         timeout_(p.duration("request_timeout")),
         anti_entropy_delay_(p.duration("anti_entropy_delay")),
-        max_hints_(static_cast<std::size_t>(p.integer("max_hints"))),
+        max_hints_(p.integer<std::size_t>("max_hints")),
         read_repair_(p.boolean("read_repair")),
         stale_metric_(ctx.metric("stale_reads")),
         rejected_metric_(ctx.metric("rejected_no_quorum")),
@@ -465,8 +465,7 @@ LessonInfo info() {
        {"hints_replayed", Unit::count, "hints sent to their replicas at heal"}},
       // Replicas only exchange messages: the workload's service time plays no part, so the
       // generic `slow` fault does not apply.
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

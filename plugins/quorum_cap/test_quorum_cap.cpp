@@ -40,10 +40,7 @@ void partition_window(Experiment& e, SystemSlot& s, Time from = seconds(10),
 /// ap, hinted_handoff and cp on the partition traffic of the script (1000 keys), with
 /// anti-entropy 60 s after the heal: after the end of the run.
 ExperimentResult heal_run(std::uint64_t seed) {
-  ExperimentConfig config;
-  config.seed = seed;
-  config.duration = seconds(30);
-  Experiment e(config);
+  Experiment e({.seed = seed, .duration = seconds(30)});
   e.set_workload(traffic(300, 1000));
   for (const char* v : {"ap", "hinted_handoff", "cp"})
     partition_window(e, e.add(registry(), "quorum_cap", v, {{"anti_entropy_delay", "60s"}}));
@@ -78,10 +75,7 @@ const Map kClockwork{
 
 TEST_CASE("quorums with R + W > N never return a stale read, R + W <= N do") {
   for (std::uint64_t seed : {1, 2}) {
-    ExperimentConfig config;
-    config.seed = seed;
-    config.duration = seconds(30);
-    Experiment e(config);
+    Experiment e({.seed = seed, .duration = seconds(30)});
     e.set_workload(traffic(300));
     for (int r = 1; r <= 3; ++r)
       for (int w = 1; w <= 3; ++w)
@@ -104,9 +98,7 @@ TEST_CASE("quorums with R + W > N never return a stale read, R + W <= N do") {
 }
 
 TEST_CASE("CP rejects exactly the operations the isolated replica gets during the partition") {
-  ExperimentConfig config;
-  config.duration = seconds(30);
-  Experiment e(config);
+  Experiment e({.duration = seconds(30)});
   Workload w = traffic(1);  // one client: every operation is coordinated by replica 0
   w.arrivals.kind = Arrivals::Kind::constant;
   e.set_workload(w);
@@ -124,10 +116,7 @@ TEST_CASE("CP rejects exactly the operations the isolated replica gets during th
 
 TEST_CASE("under a partition AP serves stale reads and loses writes at heal, CP stays consistent") {
   for (std::uint64_t seed : {1, 2}) {
-    ExperimentConfig config;
-    config.seed = seed;
-    config.duration = seconds(30);
-    Experiment e(config);
+    Experiment e({.seed = seed, .duration = seconds(30)});
     e.set_workload(traffic(300, 1000));
     for (const char* v : {"ap", "cp"}) partition_window(e, e.add(registry(), "quorum_cap", v));
     const auto r = e.run();
@@ -161,9 +150,7 @@ TEST_CASE("hinted handoff keeps one hint per acked write and unreachable replica
   // One client (coordinated by replica 0), one write per ms, fixed 0.25 ms delays: nothing is
   // in flight when the partition starts at 10.0006 s or heals at 20.0006 s, and the writes of
   // 10.001 s .. 20.000 s (10000) are all acked on their side. Anti-entropy is after the run.
-  ExperimentConfig config;
-  config.duration = seconds(30);
-  Experiment e(config);
+  Experiment e({.duration = seconds(30)});
   e.set_workload(one_writer_per_ms());
   auto add = [&](const char* variant, const char* label, std::int64_t node, Map params) {
     params.insert(kClockwork.begin(), kClockwork.end());
@@ -210,9 +197,7 @@ TEST_CASE("a write the partition cuts off in flight is hinted too, so no replica
   // As above, but the partition starts at 10.0001 s: the write of 10.000 s is on its way to
   // replicas 1 and 2 (it lands at 10.00025 s). Both messages are lost; the write times out
   // (W = 2, only replica 0 applied it), and its coordinator keeps a hint for each.
-  ExperimentConfig config;
-  config.duration = seconds(30);
-  Experiment e(config);
+  Experiment e({.duration = seconds(30)});
   e.set_workload(one_writer_per_ms());
   for (const char* v : {"ap", "hinted_handoff"})
     partition_window(e, e.add(registry(), "quorum_cap", v, kClockwork), seconds(10.0001));
@@ -263,9 +248,7 @@ TEST_CASE(
   // Fixed delays: no randomness in the network, so both systems see the very same events until
   // the heal, with anti-entropy at the heal (the default) or 60 s later.
   for (const char* anti_entropy : {"0s", "60s"}) {
-    ExperimentConfig config;
-    config.duration = seconds(30);
-    Experiment e(config);
+    Experiment e({.duration = seconds(30)});
     e.set_workload(traffic(300, 1000));
     const Map params{
         {"delay_min", "5ms"}, {"delay_max", "5ms"}, {"anti_entropy_delay", anti_entropy}};
@@ -305,8 +288,7 @@ TEST_CASE("the quorum_cap script passes all its expectations") {
 }
 
 TEST_CASE("quorums larger than the replica set and unknown replicas are refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS_WITH(e.add(registry(), "quorum_cap", "cp", {{"write_quorum", 4}}),
                       Catch::Contains("must be at most replicas"));
   SystemSlot& s = e.add(registry(), "quorum_cap", "ap");
@@ -322,9 +304,7 @@ namespace {
 /// (coordinated by the isolated replica 0) writes key 7 at 1.1 s and client 1 (replica 1,
 /// majority side) reads it at 1.2 s. (The workload's first request would come at 5 s.)
 LinearizabilityResult split_write_then_read(const std::string& variant) {
-  ExperimentConfig config;
-  config.duration = seconds(3);
-  Experiment e(config);
+  Experiment e({.duration = seconds(3)});
   e.set_workload(hldlab::testing::constant_workload(0.2, milliseconds(1), 1));
   SystemSlot& slot = e.add(registry(), "quorum_cap", variant, {}, "", 1000);
   e.at(seconds(1), [&slot] { slot.inject("partition", Map{{"nodes", List{0}}}); });
@@ -347,10 +327,7 @@ LinearizabilityResult split_write_then_read(const std::string& variant) {
 std::vector<LinearizabilityResult> partition_run(
     std::uint64_t seed, const std::vector<std::pair<std::string, Map>>& systems,
     std::size_t history_limit, ExperimentResult* results = nullptr) {
-  ExperimentConfig config;
-  config.seed = seed;
-  config.duration = seconds(6);
-  Experiment e(config);
+  Experiment e({.seed = seed, .duration = seconds(6)});
   Workload w = hldlab::testing::poisson_workload(500, milliseconds(1), 20);
   w.clients = 300;
   w.write_share = 0.3;

@@ -53,9 +53,7 @@ TEST_CASE(
   // burst 20, rate 10/s (one token per 100 ms). 1000 rps from 1 s to 3 s: arrivals at 1001 ms
   // ... 3000 ms. The full bucket passes 20 at once; afterwards a token is ready at
   // 1001 + 100 k ms, k = 1..19 (2901 ms); the next one (3001 ms) comes too late.
-  ExperimentConfig config;
-  config.duration = seconds(6);
-  Experiment e(config);
+  Experiment e({.duration = seconds(6)});
   e.set_workload(spike(seconds(1), seconds(3), 1000));
   const Map params{{"limit", 10}, {"window", "1s"}, {"burst", 20}};
   SystemSlot& bucket = e.add(registry(), "rate_limiting", "token_bucket", params);
@@ -108,9 +106,7 @@ TEST_CASE(
   for (const char* v :
        {"fixed_window", "sliding_log", "sliding_window", "token_bucket", "leaky_bucket", "gcra"}) {
     INFO(v);
-    ExperimentConfig config;
-    config.duration = seconds(3);
-    Experiment e(config);
+    Experiment e({.duration = seconds(3)});
     e.set_workload(spike(milliseconds(500), milliseconds(800), 1000));
     SystemSlot& s = e.add(registry(), "rate_limiting", v, {{"limit", 100}, {"burst", 20}});
     Time retry = -1;
@@ -145,9 +141,7 @@ TEST_CASE(
 TEST_CASE("limits are kept per client: ten clients get ten quotas, a global limit one") {
   // 1000 rps for 10 s over 10 clients: about 100 requests per client per window, always more
   // than the limit of 50, so the fixed window accepts exactly 50 per client per window.
-  ExperimentConfig config;
-  config.duration = seconds(10);
-  Experiment e(config);
+  Experiment e({.duration = seconds(10)});
   Workload w;
   w.arrivals.kind = Arrivals::Kind::constant;
   w.arrivals.rps = 1000;
@@ -246,8 +240,7 @@ TEST_CASE("a backend that lost all its workers queues every arrival until they a
 }
 
 TEST_CASE("a burst that would take longer than 30 years to refill is refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS_WITH(e.add(registry(), "rate_limiting", "token_bucket",
                             {{"limit", 1}, {"window", "86400s"}, {"burst", 1000000000}}),
                       Catch::Contains("burst / rate is too long"));

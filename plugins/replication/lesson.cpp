@@ -72,7 +72,7 @@ class Replicated final : public System {
         lost_metric_(ctx.metric("lost_writes")),
         recording_(ctx.history()) {
     lag_ = lognormal_durations(p, "lag");
-    nodes_.resize(static_cast<std::size_t>(p.integer("replicas")) + 1);
+    nodes_.resize(p.integer<std::size_t>("replicas") + 1);
   }
 
   void handle(const Request& r) override {

@@ -145,8 +145,7 @@ TEST_CASE("the replication script passes all its expectations") {
 }
 
 TEST_CASE("a lag P99 below the median is refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS_WITH(
       e.add(registry(), "replication", "sync", {{"lag_median", "1s"}, {"lag_p99", "10ms"}}),
       Catch::Contains("lag_p99 must be at least lag_median"));
@@ -167,9 +166,7 @@ struct Step {
 /// One system, recording its history, fed `steps`.
 LinearizabilityResult check_steps(const std::string& variant, const Map& params,
                                   const std::vector<Step>& steps) {
-  ExperimentConfig config;
-  config.duration = seconds(5);
-  Experiment e(config);
+  Experiment e({.duration = seconds(5)});
   // The workload's first request would come at 5 s: only `steps` are sent.
   e.set_workload(hldlab::testing::constant_workload(0.2, milliseconds(1), 1));
   SystemSlot& slot = e.add(registry(), "replication", variant, params, "", 1000);
@@ -193,10 +190,7 @@ LinearizabilityResult check_steps(const std::string& variant, const Map& params,
 /// 5.5 s and 8 s.
 std::vector<LinearizabilityResult> history_run(
     std::uint64_t seed, const std::vector<std::pair<std::string, Map>>& systems, bool crashes) {
-  ExperimentConfig config;
-  config.seed = seed;
-  config.duration = seconds(10);
-  Experiment e(config);
+  Experiment e({.seed = seed, .duration = seconds(10)});
   Workload w = hldlab::testing::poisson_workload(500, milliseconds(1), 20);
   w.clients = 100;
   w.write_share = 0.1;
@@ -272,9 +266,7 @@ TEST_CASE("recording a history changes nothing the lesson measures") {
     INFO(variant);
     ExperimentResult results[2];
     for (int recording = 0; recording < 2; ++recording) {
-      ExperimentConfig config;
-      config.duration = seconds(5);
-      Experiment e(config);
+      Experiment e({.duration = seconds(5)});
       Workload w = hldlab::testing::poisson_workload(500, milliseconds(1), 5);
       w.write_share = 0.1;
       e.set_workload(w);

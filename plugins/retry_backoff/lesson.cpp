@@ -61,7 +61,7 @@ class OccRow final : public System {
         delay_mean_(static_cast<double>(p.duration("network_delay"))),
         delay_sd_(static_cast<double>(p.duration("network_jitter"))),
         salt_(ctx.rng().next()),
-        versions_(static_cast<std::size_t>(p.integer("rows")), 0),
+        versions_(p.integer<std::size_t>("rows"), 0),
         calls_metric_(ctx.metric("calls")),
         failed_metric_(ctx.metric("failed_calls")),
         gave_up_metric_(ctx.metric("gave_up")),
@@ -288,8 +288,8 @@ LessonInfo info() {
        {"completion_ms", Unit::number,
         "milliseconds from the first client's start to the last one's end"},
        {"unfinished", Unit::count, "clients still retrying when the experiment ended"}},
-      false,  // the work is the network and the row, not the request's service time
-      {"latency", "errors", "blackhole"}};
+      // The work is the network and the row, not the request's service time.
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -13,11 +13,7 @@ const char* const kVariants[] = {"no_backoff", "exponential", "full_jitter", "eq
 /// `clients` requests on one row, all arriving within `clients` microseconds: the study's
 /// "N clients start at the same time". Base 5 ms, cap 2 s, network 10 ms +- 2 ms per hop.
 ExperimentResult burst(std::uint32_t clients, std::uint64_t seed, const Map& params = {}) {
-  ExperimentConfig config;
-  config.seed = seed;
-  config.duration = seconds(1);
-  config.drain = seconds(3600);
-  Experiment e(config);
+  Experiment e({.seed = seed, .duration = seconds(1), .drain = seconds(3600)});
   Workload w;
   w.arrivals.kind = Arrivals::Kind::constant;
   w.arrivals.rps = 0;
@@ -109,9 +105,7 @@ TEST_CASE("with one attempt each, exactly one call per client and at least the f
 }
 
 TEST_CASE("a contend burst reproduces the study and reports every batch") {
-  ExperimentConfig config;
-  config.duration = seconds(300);
-  Experiment e(config);
+  Experiment e({.duration = seconds(300)});
   Workload w;  // light background traffic on row 0; the burst contends on row 1
   w.arrivals.rps = 1;
   w.keys = KeyDistribution::uniform(1);
@@ -188,8 +182,7 @@ TEST_CASE("with few attempts immediate retries give up during an outage, backoff
 }
 
 TEST_CASE("a base longer than the cap is refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS_WITH(
       e.add(registry(), "retry_backoff", "full_jitter", {{"base", "3s"}, {"cap", "1s"}}),
       Catch::Contains("must not exceed cap"));

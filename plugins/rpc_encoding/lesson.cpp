@@ -50,16 +50,15 @@ class RpcSystem final : public System {
   RpcSystem(Transport transport, const Params& p, Context& ctx)
       : transport_(transport),
         ctx_(ctx),
-        resources_(static_cast<int>(p.integer("resources"))),
+        resources_(p.integer<int>("resources")),
         rtt_(p.duration("rtt")),
         loss_(p.real("loss")),
         initial_cwnd_(static_cast<double>(p.integer("initial_cwnd"))),
-        connections_(
-            transport == Transport::http1 ? static_cast<int>(p.integer("http1_connections")) : 1),
+        connections_(transport == Transport::http1 ? p.integer<int>("http1_connections") : 1),
         loss_salt_(ctx.salt("packet loss")),
         retransmit_metric_(ctx.metric("retransmissions")),
         bytes_metric_(ctx.metric("bytes")) {
-    const rpc::Order order = rpc::sample_order(static_cast<int>(p.integer("items")));
+    const rpc::Order order = rpc::sample_order(p.integer<int>("items"));
     const std::string body =
         p.string("encoding") == "binary" ? rpc::encode_binary(order) : rpc::encode_json(order);
     body_bytes_ = static_cast<std::int64_t>(body.size());
@@ -306,8 +305,7 @@ LessonInfo info() {
        {"packets_per_page", Unit::number, "packets sent per page, retransmissions included"},
        {"retransmissions_per_page", Unit::number, "packets sent again per page"},
        {"resource_time", Unit::seconds, "mean time until a resource is delivered"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

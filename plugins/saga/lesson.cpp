@@ -45,7 +45,7 @@ class Saga final : public System {
       : mode_(mode),
         ctx_(ctx),
         hop_(p.duration("hop")),
-        fail_step_(static_cast<int>(p.integer("fail_step"))),
+        fail_step_(p.integer<int>("fail_step")),
         fail_rate_(p.real("fail_rate")),
         // The lesson's stream is the same in every variant: so are the orders that fail.
         fail_salt_(ctx.rng().next()),

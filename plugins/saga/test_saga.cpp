@@ -131,10 +131,7 @@ TEST_CASE("the fail_step fault makes shipping fail from the moment it is injecte
 
 TEST_CASE("after a warm-up the figures count only the orders that arrived after it") {
   // Every order fails at payment; the warm-up ends at 10 s of 20 s.
-  ExperimentConfig config;
-  config.duration = seconds(20);
-  config.warmup = seconds(10);
-  Experiment e(config);
+  Experiment e({.duration = seconds(20), .warmup = seconds(10)});
   e.set_workload(hldlab::testing::constant_workload(100, milliseconds(10)));
   for (const char* v : kVariants) e.add(registry(), "saga", v, {{"fail_rate", 1.0}});
   const auto r = e.run();
@@ -155,8 +152,7 @@ TEST_CASE("the saga script passes all its expectations") {
 }
 
 TEST_CASE("saga refuses a step that does not exist") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS(e.add(registry(), "saga", "orchestration", {{"fail_step", 4}}));
   SystemSlot& s = e.add(registry(), "saga", "orchestration");
   REQUIRE_THROWS(s.inject("fail_step", {{"step", 7}, {"rate", 0.5}}));

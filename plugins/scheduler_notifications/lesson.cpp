@@ -128,7 +128,7 @@ class Notifications final : public System {
         failure_(p.real("provider_failure")),
         timeout_(p.duration("send_timeout")),
         send_interval_(round_time(1e9 / p.real("send_rate"))),
-        max_attempts_(static_cast<std::uint32_t>(p.integer("max_attempts"))),
+        max_attempts_(p.integer<std::uint32_t>("max_attempts")),
         backoff_base_(p.duration("backoff_base")),
         backoff_cap_(p.duration("backoff_cap")),
         enqueue_time_(p.duration("enqueue_time")),
@@ -148,12 +148,12 @@ class Notifications final : public System {
       throw std::invalid_argument("tick and renew_every must be positive");
     const int nodes = variant == Variant::single_cron ? 1
                       : variant == Variant::two_crons ? 2
-                                                      : static_cast<int>(p.integer("nodes"));
-    const std::size_t shards = leased() ? static_cast<std::size_t>(p.integer("shards")) : 1;
+                                                      : p.integer<int>("nodes");
+    const std::size_t shards = leased() ? p.integer<std::size_t>("shards") : 1;
     shards_.resize(shards);
     nodes_.resize(static_cast<std::size_t>(nodes));
     for (Node& n : nodes_) n.views.resize(shards);
-    providers_.resize(static_cast<std::size_t>(p.integer("providers")));
+    providers_.resize(p.integer<std::size_t>("providers"));
     for (Provider& pr : providers_) pr.tokens = burst_;
     if (leased()) {
       lease_round();  // every shard goes to its preferred node
@@ -664,8 +664,7 @@ LessonInfo info() {
        {"backoff_mean", Unit::seconds, "queued_pipeline: mean backoff before a retry"},
        {"fenced", Unit::count, "fires refused for an older lease token"},
        {"takeovers", Unit::count, "expired leases taken over by another node"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -215,12 +215,9 @@ TEST_CASE(
 }
 
 TEST_CASE("after a warm-up the figures count the notifications requested after it") {
-  ExperimentConfig config;
-  config.duration = seconds(20);
-  config.warmup = seconds(10);
   Workload w = hldlab::testing::constant_workload(10);
   const auto r = run_experiment(
-      w, config,
+      w, {.duration = seconds(20), .warmup = seconds(10)},
       every_variant(perfect_provider({{"scheduled_share", 1.0}, {"schedule_horizon", 0}})));
   for (const char* v : kVariants) {
     INFO(v);
@@ -231,8 +228,7 @@ TEST_CASE("after a warm-up the figures count the notifications requested after i
 }
 
 TEST_CASE("a fault on a node or provider that does not exist is refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& cron = e.add(registry(), "scheduler_notifications", "single_cron");
   REQUIRE_THROWS_WITH(cron.inject("crash", {{"node", 1}}), Catch::Contains("does not exist"));
   REQUIRE_THROWS_WITH(cron.inject("provider_outage", {{"provider", 2}}),

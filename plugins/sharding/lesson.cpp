@@ -68,14 +68,14 @@ class Sharded final : public System {
   Sharded(Scheme scheme, const Params& p, Context& ctx)
       : scheme_(scheme),
         ctx_(ctx),
-        records_(static_cast<std::uint64_t>(p.integer("records"))),
+        records_(p.integer<std::uint64_t>("records")),
         scan_share_(p.real("scan_share")),
-        scan_length_(static_cast<std::uint64_t>(p.integer("scan_length"))),
-        vnodes_(static_cast<std::uint32_t>(p.integer("vnodes"))),
-        workers_(static_cast<int>(p.integer("workers"))),
+        scan_length_(p.integer<std::uint64_t>("scan_length")),
+        vnodes_(p.integer<std::uint32_t>("vnodes")),
+        workers_(p.integer<int>("workers")),
         shards_metric_(ctx.metric("shards")),
         moved_metric_(ctx.metric("records_moved")) {
-    const auto n = static_cast<std::uint32_t>(p.integer("shards"));
+    const auto n = p.integer<std::uint32_t>("shards");
     for (std::uint32_t i = 0; i < n; ++i) {
       new_shard();
       ranges_.push_back({records_ * i / n, i});  // even split of the existing keys

@@ -29,9 +29,7 @@ std::int64_t total(const Value& shards, const char* field) {
 }  // namespace
 
 TEST_CASE("range sharding on a monotonic key sends every write to the last shard") {
-  ExperimentConfig config;
-  config.duration = seconds(30);
-  Experiment e(config);
+  Experiment e({.duration = seconds(30)});
   e.set_workload(write_heavy());
   SystemSlot& range = e.add(registry(), "sharding", "range");
   SystemSlot& hash = e.add(registry(), "sharding", "hash");
@@ -80,8 +78,7 @@ TEST_CASE("a range scan hits one shard under range sharding and every shard unde
 }
 
 TEST_CASE("adding a shard moves 8/9 of the data with hash, 1/9 with consistent, half a range") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& range = e.add(registry(), "sharding", "range", {{"records", 90000}});
   SystemSlot& hash = e.add(registry(), "sharding", "hash", {{"records", 90000}});
   SystemSlot& consistent = e.add(registry(), "sharding", "consistent", {{"records", 90000}});
@@ -128,8 +125,7 @@ TEST_CASE("the sharding script passes all its expectations") {
 }
 
 TEST_CASE("a shard that does not exist is refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& s = e.add(registry(), "sharding", "hash", {{"shards", 4}});
   REQUIRE_THROWS_WITH(s.inject("slow_shard", {{"shard", 9}}),
                       Catch::Contains("shard 9 does not exist"));

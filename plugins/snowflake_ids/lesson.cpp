@@ -63,7 +63,7 @@ class Generator final : public System {
   Generator(Scheme scheme, const Params& p, Context& ctx)
       : scheme_(scheme),
         ctx_(ctx),
-        workers_(static_cast<std::size_t>(p.integer("workers"))),
+        workers_(p.integer<std::size_t>("workers")),
         layout_(scheme == Scheme::sonyflake ? Layout{milliseconds(10), 8, 16, true}
                                             : Layout{milliseconds(1), 12, 10, false}),
         backwards_(variant_value(p.string("on_backwards"), kBackwards)),
@@ -297,8 +297,7 @@ LessonInfo info() {
        {"max_ids_per_ms", Unit::count, "most ids one worker issued in one millisecond"},
        {"waits", Unit::count, "times a worker waited (clock backwards or sequence exhausted)"},
        {"refused", Unit::count, "requests refused because the clock went backwards"}},
-      /*uses_service_time=*/false,  // an id is generated at once (or after a wait for the clock)
-      /*generic_faults=*/{"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};  // an id is generated at once (or after a wait for the clock)
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -22,10 +22,7 @@ ExperimentResult one_id_per_ms(const std::vector<hldlab::testing::SystemSpec>& s
 }  // namespace
 
 TEST_CASE("two auto-increment masters duplicate every id the smaller one hands out") {
-  ExperimentConfig config;
-  config.seed = 7;
-  config.duration = seconds(10);
-  Experiment e(config);
+  Experiment e({.seed = 7, .duration = seconds(10)});
   Workload w;
   w.arrivals.rps = 5000;
   e.set_workload(w);
@@ -122,10 +119,7 @@ TEST_CASE("a clock set back further than max_wait is refused instead of waited f
 }
 
 TEST_CASE("a warm-up forgets the ids issued before it") {
-  ExperimentConfig config;
-  config.duration = seconds(1);
-  config.warmup = milliseconds(500);
-  Experiment e(config);
+  Experiment e({.duration = seconds(1), .warmup = milliseconds(500)});
   e.set_workload(constant_workload(1000, 0));
   e.add(registry(), "snowflake_ids", "auto_increment");
   const auto r = e.run();
@@ -133,9 +127,7 @@ TEST_CASE("a warm-up forgets the ids issued before it") {
 }
 
 TEST_CASE("an id decodes back into its tick, worker and sequence") {
-  ExperimentConfig config;
-  config.duration = milliseconds(3);
-  Experiment e(config);
+  Experiment e({.duration = milliseconds(3)});
   e.set_workload(constant_workload(1000, 0));
   SystemSlot& s = e.add(registry(), "snowflake_ids", "snowflake", {{"workers", 1}});
   e.run();
@@ -156,8 +148,7 @@ TEST_CASE("the snowflake_ids script passes all its expectations") {
 }
 
 TEST_CASE("snowflake_ids refuses too many workers for the layout and unknown workers") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS_WITH(e.add(registry(), "snowflake_ids", "snowflake", {{"workers", 2000}}),
                       Catch::Contains("at most 1024"));
   SystemSlot& s = e.add(registry(), "snowflake_ids", "snowflake", {{"workers", 2}});

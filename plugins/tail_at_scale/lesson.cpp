@@ -63,9 +63,9 @@ class TailSystem final : public System {
   TailSystem(Mode mode, const Params& p, Context& ctx)
       : mode_(mode),
         ctx_(ctx),
-        leaves_(static_cast<int>(p.integer("leaves"))),
-        replicas_(static_cast<int>(p.integer("replicas"))),
-        depth_(static_cast<int>(p.integer("depth"))),
+        leaves_(p.integer<int>("leaves")),
+        replicas_(p.integer<int>("replicas")),
+        depth_(p.integer<int>("depth")),
         slow_probability_(p.real("slow_probability")),
         availability_(p.real("availability")),
         hop_(p.duration("hop")),
@@ -393,8 +393,7 @@ LessonInfo info() {
        {"completeness", Unit::fraction, "leaf results in the answers / leaf results asked"},
        {"calls_to_dead", Unit::count, "leaf calls sent to a dead replica"},
        {"chain_errors", Unit::count, "requests failed because a service of the chain was down"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -163,8 +163,7 @@ TEST_CASE("the tail_at_scale script passes all its expectations") {
 }
 
 TEST_CASE("a service P99 below its median and a replica that does not exist are refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   REQUIRE_THROWS_WITH(e.add(registry(), "tail_at_scale", "fan_out",
                             {{"service_median", "10ms"}, {"service_p99", "1ms"}}),
                       Catch::Contains("service_p99 must be at least service_median"));

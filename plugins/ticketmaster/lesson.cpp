@@ -78,15 +78,14 @@ class TicketSale final : public System {
         ctx_(ctx),
         delay_(p.duration("db_delay")),
         statement_time_(p.duration("statement_time")),
-        max_retries_(static_cast<std::uint32_t>(p.integer("max_retries"))),
+        max_retries_(p.integer<std::uint32_t>("max_retries")),
         backoff_(p.duration("backoff")),
         jitter_(p.real("jitter")),
-        rows_(static_cast<std::size_t>(p.integer("events"))),
+        rows_(p.integer<std::size_t>("events")),
         sold_metric_(ctx.metric("tickets_sold")),
         oversold_metric_(ctx.metric("oversold")),
         retries_metric_(ctx.metric("retries")),
-        db_(ctx, {.workers = static_cast<int>(p.integer("db_workers"))},
-            [this](SlotHandle& h) { execute(h); }) {
+        db_(ctx, {.workers = p.integer<int>("db_workers")}, [this](SlotHandle& h) { execute(h); }) {
     const std::int64_t stock = p.integer("stock");
     for (Row& row : rows_) row.remaining = row.stocked = stock;
   }
@@ -360,8 +359,7 @@ LessonInfo info() {
        {"gave_up_with_stock", Unit::count,
         "optimistic_locking buyers out of retries while tickets remained"},
        {"db_statements", Unit::count, "statements sent to the database"}},
-      /*uses_service_time=*/false,  // statements take statement_time
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};  // statements take statement_time
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -236,10 +236,7 @@ TEST_CASE("a restock puts exactly count more tickets on sale") {
 TEST_CASE("after a warm-up the figures count the purchases that arrived after it") {
   // 50 purchases/s that never overlap, 200 tickets; the warm-up ends at 3 s. The 149 purchases
   // before it (0.02 .. 2.98 s) buy 149 tickets; the 151 from 3 s on (3.00 .. 6.00 s) find 51.
-  ExperimentConfig config;
-  config.duration = seconds(7);
-  config.warmup = seconds(3);
-  Experiment e(config);
+  Experiment e({.duration = seconds(7), .warmup = seconds(3)});
   Workload w = hldlab::testing::constant_workload(0);
   w.arrivals.spikes.push_back({0, seconds(6), 50});
   e.set_workload(w);
@@ -256,8 +253,7 @@ TEST_CASE("the ticketmaster script passes all its expectations") {
 }
 
 TEST_CASE("an unknown operation is refused") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& s = e.add(registry(), "ticketmaster", "atomic_decrement");
   REQUIRE_THROWS_WITH(s.call("sell_everything", Map{}), Catch::Contains("unknown operation"));
 }

@@ -128,17 +128,16 @@ class Shortener final : public System {
   Shortener(Minting minting, const Params& p, Context& ctx)
       : minting_(minting),
         ctx_(ctx),
-        code_space_(static_cast<std::uint64_t>(p.integer("code_space"))),
-        range_size_(static_cast<std::uint64_t>(p.integer("range_size"))),
-        servers_(static_cast<std::uint32_t>(p.integer("app_servers"))),
+        code_space_(p.integer<std::uint64_t>("code_space")),
+        range_size_(p.integer<std::uint64_t>("range_size")),
+        servers_(p.integer<std::uint32_t>("app_servers")),
         db_read_(p.duration("db_read")),
         db_write_(p.duration("db_write")),
         cache_time_(p.duration("cache_time")),
         permanent_(p.string("redirect") == "301"),
-        cache_(static_cast<std::size_t>(p.integer("cache_entries"))),
+        cache_(p.integer<std::size_t>("cache_entries")),
         cached_(p.integer("cache_entries") > 0),
-        db_(ctx, {static_cast<int>(p.integer("db_workers"))},
-            [this](SlotHandle& h) { db_done(h); }),
+        db_(ctx, {p.integer<int>("db_workers")}, [this](SlotHandle& h) { db_done(h); }),
         collision_metric_(ctx.metric("collisions")),
         db_read_metric_(ctx.metric("db_reads")),
         lost_metric_(ctx.metric("clicks_lost")) {
@@ -384,8 +383,7 @@ LessonInfo info() {
        {"clicks", Unit::count, "redirect requests (clicks)"},
        {"clicks_counted", Unit::count, "clicks that reached the server (analytics sees them)"},
        {"clicks_lost", Unit::count, "clicks answered by a browser's cached 301"}},
-      false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -67,7 +67,7 @@ class Store final : public System {
   Store(bool vector_clocks, const Params& p, Context& ctx)
       : vc_(vector_clocks),
         ctx_(ctx),
-        replicas_(static_cast<std::size_t>(p.integer("replicas"))),
+        replicas_(p.integer<std::size_t>("replicas")),
         delay_(p.duration("replication_delay")),
         discards_metric_(ctx.metric("unseen_discards")),
         conflicts_metric_(ctx.metric("conflicts_detected")),
@@ -347,8 +347,7 @@ LessonInfo info() {
            {"sibling_reads", Unit::count, "reads that returned more than one value"},
            {"merges", Unit::count, "writes that merged siblings"},
            {"max_siblings", Unit::count, "most values held side by side for one key"}},
-          /*uses_service_time=*/false,  // a replica answers at once; only replication takes time
-          /*generic_faults=*/{"latency", "errors", "blackhole"}};
+          /*uses_service_time=*/false};  // a replica answers at once; only replication takes time
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

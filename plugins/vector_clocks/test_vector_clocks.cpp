@@ -33,10 +33,7 @@ Workload busy() {
 /// made by hand: (time, replica). `prepare` runs on each system before the run.
 ExperimentResult hand_writes(const std::vector<std::pair<Time, int>>& writes,
                              void (*prepare)(SystemSlot&) = nullptr, Time warmup = 0) {
-  ExperimentConfig config;
-  config.duration = seconds(3);
-  config.warmup = warmup;
-  Experiment e(config);
+  Experiment e({.duration = seconds(3), .warmup = warmup});
   e.set_workload(quiet());
   for (const char* v : {"last_write_wins", "vector_clocks"}) {
     SystemSlot& s = e.add(registry(), "vector_clocks", v, {{"replication_delay", "50ms"}});
@@ -60,9 +57,7 @@ TEST_CASE(
     "k concurrent writes on k replicas: last write wins keeps one and loses k-1, vector "
     "clocks keep all k as siblings") {
   for (int k : {2, 3, 5}) {
-    ExperimentConfig config;
-    config.duration = seconds(3);
-    Experiment e(config);
+    Experiment e({.duration = seconds(3)});
     e.set_workload(quiet());
     const Map params{{"replicas", k}, {"replication_delay", "50ms"}};
     SystemSlot& lww = e.add(registry(), "vector_clocks", "last_write_wins", params);
@@ -148,10 +143,7 @@ TEST_CASE(
     "under concurrent traffic and a partition, last write wins loses updates that vector "
     "clocks keep, and both converge after the heal") {
   for (std::uint64_t seed : {1, 2}) {
-    ExperimentConfig config;
-    config.seed = seed;
-    config.duration = seconds(60);
-    Experiment e(config);
+    Experiment e({.seed = seed, .duration = seconds(60)});
     e.set_workload(busy());
     std::vector<SystemSlot*> slots;
     for (const char* v : {"last_write_wins", "vector_clocks"}) {
@@ -182,8 +174,7 @@ TEST_CASE("the vector_clocks script passes all its expectations") {
 }
 
 TEST_CASE("vector_clocks refuses a replica that does not exist") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& s = e.add(registry(), "vector_clocks", "vector_clocks", {{"replicas", 3}});
   REQUIRE_THROWS_WITH(s.inject("partition", {{"replica", 5}}),
                       Catch::Contains("replica 5 does not exist"));

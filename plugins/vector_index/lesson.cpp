@@ -48,9 +48,9 @@ class VectorIndex final : public System {
   VectorIndex(Index index, const Params& p, Context& ctx)
       : index_(index),
         ctx_(ctx),
-        k_(static_cast<std::size_t>(p.integer("k"))),
-        nprobe_(static_cast<int>(p.integer("nprobe"))),
-        ef_search_(static_cast<int>(p.integer("ef_search"))),
+        k_(p.integer<std::size_t>("k")),
+        nprobe_(p.integer<int>("nprobe")),
+        ef_search_(p.integer<int>("ef_search")),
         filtered_share_(p.real("filtered_share")),
         ns_per_dimension_(p.real("ns_per_dimension")),
         query_overhead_(p.duration("query_overhead")),
@@ -58,21 +58,18 @@ class VectorIndex final : public System {
         distances_metric_(ctx.metric("distance_computations")),
         recall_metric_(ctx.metric("recall")),
         short_metric_(ctx.metric("short_results")),
-        cores_(ctx, {.workers = static_cast<int>(p.integer("workers"))},
+        cores_(ctx, {.workers = p.integer<int>("workers")},
                [this](Request& r) { ctx_.complete(r, Outcome::ok); }) {
     // The data set first, from the shared stream: identical in every variant.
-    data_ = ann::Dataset::clustered(static_cast<std::size_t>(p.integer("vectors")),
-                                    static_cast<int>(p.integer("dim")),
-                                    static_cast<int>(p.integer("clusters")), p.real("spread"),
-                                    static_cast<int>(p.integer("categories")), ctx.rng());
+    data_ = ann::Dataset::clustered(p.integer<std::size_t>("vectors"), p.integer<int>("dim"),
+                                    p.integer<int>("clusters"), p.real("spread"),
+                                    p.integer<int>("categories"), ctx.rng());
     query_.resize(static_cast<std::size_t>(data_.dim));
     Rng build_rng(ctx.rng().next());
     if (index_ == Index::ivf)
-      ivf_.build(data_, static_cast<int>(p.integer("nlist")),
-                 static_cast<int>(p.integer("kmeans_iterations")), build_rng);
+      ivf_.build(data_, p.integer<int>("nlist"), p.integer<int>("kmeans_iterations"), build_rng);
     if (index_ == Index::hnsw || index_ == Index::hnsw_post_filter)
-      hnsw_.build(data_, static_cast<int>(p.integer("m")),
-                  static_cast<int>(p.integer("ef_construction")), build_rng);
+      hnsw_.build(data_, p.integer<int>("m"), p.integer<int>("ef_construction"), build_rng);
     ctx.metric("index_bytes").set(index_bytes());
   }
 
@@ -279,8 +276,7 @@ LessonInfo info() {
        {"build_distances", Unit::count, "distance computations to build the index"},
        {"build_seconds", Unit::seconds, "build time from the cost model (one core)"},
        {"short_results", Unit::count, "queries answered with fewer than k results"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

@@ -193,8 +193,7 @@ TEST_CASE("a filter applied after the search loses recall; applied during it, it
 }
 
 TEST_CASE("evaluate draws the same queries in every variant and records nothing") {
-  ExperimentConfig config;
-  Experiment e(config);
+  Experiment e;
   SystemSlot& ivf = e.add(hldlab::testing::registry(), "vector_index", "ivf");
   SystemSlot& exact = e.add(hldlab::testing::registry(), "vector_index", "brute_force");
   const Value all = ivf.call("evaluate", Map{{"queries", 50}, {"nprobe", 40}});

@@ -96,7 +96,7 @@ class Player final : public System {
         safety_(p.real("safety")),
         reservoir_(to_seconds(p.duration("reservoir"))),
         cushion_(to_seconds(p.duration("cushion"))),
-        low_rung_(static_cast<std::size_t>(p.integer("low_rung"))),
+        low_rung_(p.integer<std::size_t>("low_rung")),
         link_rate_(Distribution::lognormal(p.real("link_median") * 1e6, p.real("link_p99") * 1e6)),
         markov_(p.string("link") == "markov"),
         drop_(p.real("drop")),
@@ -341,8 +341,7 @@ LessonInfo info() {
        {"switches_per_session", Unit::number, "bitrate changes per session"},
        {"startup_mean", Unit::seconds, "mean time to the first frame"},
        {"startup_p99", Unit::seconds, "P99 time to the first frame"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

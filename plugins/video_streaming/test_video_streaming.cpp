@@ -64,10 +64,8 @@ TEST_CASE(
 TEST_CASE("a viewer who waits longer than abandon_after leaves: the session ends as an error") {
   // 4.3 Mbit/s over 1 Mbit/s: startup 17.25 s, then 13.25 s of stall per segment.
   const Map params{{"link", "steady"}, {"link_median", 1.0}, {"link_p99", 1.0001}};
-  ExperimentConfig config;
-  config.duration = seconds(1);
-  config.drain = seconds(600);
-  const auto r = hldlab::testing::run_experiment(hldlab::testing::constant_workload(10), config,
+  const auto r = hldlab::testing::run_experiment(hldlab::testing::constant_workload(10),
+                                                 {.duration = seconds(1), .drain = seconds(600)},
                                                  {{"video_streaming", "fixed_high", params}});
   const auto& s = row(r, "fixed_high");
   REQUIRE(s.requests == 9);

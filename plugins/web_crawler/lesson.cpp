@@ -77,21 +77,19 @@ class Crawler final : public System {
   Crawler(Variant variant, const Params& p, Context& ctx)
       : variant_(variant),
         ctx_(ctx),
-        pages_(static_cast<std::uint64_t>(p.integer("pages_per_host"))),
-        links_(static_cast<int>(p.integer("links"))),
+        pages_(p.integer<std::uint64_t>("pages_per_host")),
+        links_(p.integer<int>("links")),
         internal_(p.real("internal_links")),
         disallowed_(p.real("robots_disallowed")),
         fetch_time_(p.duration("fetch_time")),
         politeness_(p.duration("politeness")),
-        host_limit_(static_cast<std::size_t>(p.integer("host_limit"))),
+        host_limit_(p.integer<std::size_t>("host_limit")),
         ban_after_(p.integer("ban_after")),
-        host_pick_(KeyDistribution::zipf(static_cast<std::uint64_t>(p.integer("hosts")),
-                                         p.real("host_skew"))),
+        host_pick_(KeyDistribution::zipf(p.integer<std::uint64_t>("hosts"), p.real("host_skew"))),
         page_pick_(KeyDistribution::zipf(pages_, p.real("page_skew"))),
         web_salt_(ctx.salt("web")),
-        hosts_(static_cast<std::size_t>(p.integer("hosts"))),
-        bloom_(static_cast<std::uint64_t>(p.integer("bloom_bits")),
-               static_cast<int>(p.integer("bloom_hashes"))),
+        hosts_(p.integer<std::size_t>("hosts")),
+        bloom_(p.integer<std::uint64_t>("bloom_bits"), p.integer<int>("bloom_hashes")),
         pages_metric_(ctx.metric("pages_fetched")),
         duplicates_metric_(ctx.metric("duplicate_fetches")),
         throttled_metric_(ctx.metric("throttled")),
@@ -318,8 +316,7 @@ LessonInfo info() {
        {"missed_urls", Unit::count, "new URLs the Bloom filter took for seen: never crawled"},
        {"frontier", Unit::count, "URLs waiting in the frontier at the end"},
        {"seen_bytes", Unit::bytes, "memory of the seen-URL set (8 bytes per URL) or filter"}},
-      /*uses_service_time=*/false,
-      {"latency", "errors", "blackhole"}};
+      /*uses_service_time=*/false};
 }
 
 std::unique_ptr<System> build(const std::string& variant, const Params& params, Context& ctx) {

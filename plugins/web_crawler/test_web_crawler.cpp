@@ -93,10 +93,8 @@ TEST_CASE(
 }
 
 TEST_CASE("after a warm-up the counts restart while the crawl goes on") {
-  ExperimentConfig config;
-  config.duration = seconds(4);
-  config.warmup = seconds(2);
-  const auto r = hldlab::testing::run_experiment(hldlab::testing::constant_workload(40), config,
+  const auto r = hldlab::testing::run_experiment(hldlab::testing::constant_workload(40),
+                                                 {.duration = seconds(4), .warmup = seconds(2)},
                                                  {{"web_crawler", "polite_hashset", {}}});
   const auto& s = row(r, "polite_hashset");
   CHECK(s.requests == 80);

@@ -36,8 +36,8 @@ class Shop final : public System {
         shed_metric_(ctx.metric("shed")),
         // The SDK's queueing server: workers, a FIFO queue, slow-down, kill and restart.
         server_(ctx,
-                {.workers = static_cast<int>(p.integer("workers")),
-                 .queue_limit = shed ? static_cast<std::size_t>(p.integer("queue_limit"))
+                {.workers = p.integer<int>("workers"),
+                 .queue_limit = shed ? p.integer<std::size_t>("queue_limit")
                                      : Server<Request>::Options{}.queue_limit},
                 [this](Request& r) { ctx_.complete(r, Outcome::ok); }) {}
 

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <lua.hpp>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string_view>
 #include <thread>

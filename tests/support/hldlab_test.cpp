@@ -64,10 +64,7 @@ Workload poisson_workload(double rps, Time service, std::uint64_t keys) {
 ExperimentResult run_experiment(const Workload& workload, Time duration,
                                 const std::vector<SystemSpec>& systems, std::uint64_t seed,
                                 const std::function<void(Experiment&)>& setup) {
-  ExperimentConfig config;
-  config.seed = seed;
-  config.duration = duration;
-  return run_experiment(workload, config, systems, setup);
+  return run_experiment(workload, {.seed = seed, .duration = duration}, systems, setup);
 }
 
 ExperimentResult run_experiment(const Workload& workload, const ExperimentConfig& config,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -96,8 +97,11 @@ struct LessonInfo {
   /// the report does not print one and the generic `slow` fault does not apply.
   bool uses_service_time = true;
   /// The runtime's generic faults (latency, errors, blackhole, slow) that change this lesson's
-  /// results. Injecting another one is an error that names these.
-  std::vector<std::string> generic_faults = {"latency", "errors", "blackhole", "slow"};
+  /// results. Injecting another one is an error that names these. By default every one that
+  /// applies: `slow` only when the lesson uses the service time.
+  std::vector<std::string> generic_faults =
+      uses_service_time ? std::vector<std::string>{"latency", "errors", "blackhole", "slow"}
+                        : std::vector<std::string>{"latency", "errors", "blackhole"};
 };
 
 /// @brief Validated parameters: every declared parameter present, with the declared type.
@@ -105,7 +109,17 @@ class Params {
  public:
   Params() = default;
   explicit Params(Map values) : values_(std::move(values)) {}
-  std::int64_t integer(const std::string& name) const { return at(name).as_int(); }
+  /// An integer parameter, as `T` when asked: `p.integer<int>("workers")`. A value that `T`
+  /// cannot hold is an error, never a silent truncation.
+  template <class T = std::int64_t>
+  T integer(const std::string& name) const {
+    const std::int64_t v = at(name).as_int();
+    if (!std::in_range<T>(v))
+      throw std::out_of_range(
+          "parameter '" + name + "' = " + std::to_string(v) +
+          " does not fit the lesson's integer type (narrow the parameter's range)");
+    return static_cast<T>(v);
+  }
   double real(const std::string& name) const { return at(name).as_double(); }
   bool boolean(const std::string& name) const { return at(name).as_bool(); }
   const std::string& string(const std::string& name) const { return at(name).as_string(); }

@@ -167,7 +167,7 @@ class SystemSlot final : public Context {
 
 class Experiment {
  public:
-  explicit Experiment(ExperimentConfig config);
+  explicit Experiment(ExperimentConfig config = {});
   ~Experiment();
   Experiment(const Experiment&) = delete;
   Experiment& operator=(const Experiment&) = delete;
