@@ -40,8 +40,11 @@ lab.expect(rows.lost_updates > 0 and log.lost_updates == 0 and ryw.lost_updates 
            and snap.lost_updates == 0,
            string.format("lost updates: %d with mutable rows -> 0 with an event log", rows.lost_updates),
            { headline = true })
-lab.expect(log.conflicts > 0 and log.errors == 0,
-           "the log refuses the concurrent appends instead (optimistic concurrency); retried, none fails")
+-- A deposit fails only after max_retries refused appends in a row: on a hot stream that happens
+-- (seed 1099511627027: one deposit of 7183), so the claim is "rare", not "never".
+lab.expect(log.conflicts > 0 and log.errors * 100 < log.conflicts,
+           string.format("the log refuses %d concurrent appends instead (optimistic concurrency); "
+                         .. "retried; deposits that ran out of retries: %d", log.conflicts, log.errors))
 lab.expect(rows.audit_wrong > 0.5 * rows.audits and log.audit_wrong == 0 and snap.audit_wrong == 0,
            "audits: rows answer most 'as of' questions with today's balance; the log replays history exactly")
 lab.expect(log.stale_reads > 0 and ryw.stale_reads == 0 and snap.stale_reads == 0,
