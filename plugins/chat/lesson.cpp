@@ -83,7 +83,7 @@ class Chat final : public System {
         side_salt_(ctx.salt("side")),
         uplink_salt_(ctx.salt("uplink")),
         downlink_salt_(ctx.salt("downlink")),
-        users_(static_cast<std::size_t>(p.integer("users") / 2 * 2)),
+        users_(p.integer<std::size_t>("users") / 2 * 2),
         streams_(users_.size()),
         queries_metric_(ctx.metric("db_queries")),
         lost_metric_(ctx.metric("lost")),

@@ -79,8 +79,7 @@ class PassThroughLesson final : public Lesson {
          {"per_shard", MetricSpec::Kind::gauge, "a labelled gauge", "shard", {"0", "1"}}},
         {{"seen", Unit::count, "requests handled"},
          {"background_done", Unit::count, "background work finished"}},
-        false,
-        {"latency", "errors", "blackhole"}};
+        /*uses_service_time=*/false};
     return info;
   }
   std::unique_ptr<System> build(const std::string& variant, const Params& p,
