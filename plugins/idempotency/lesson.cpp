@@ -114,9 +114,9 @@ class PaymentService final : public System {
       drop_share_ = p["share"].as_double();
       drop_until_ = ctx_.now() + duration;
     } else if (fault == "slow_service") {
-      ctx_.cancel(slow_end_);  // a new slow_service replaces the one running
-      service_.set_slow(duration > 0 ? p["factor"].as_double() : 1);
-      if (duration > 0) slow_end_ = ctx_.after(duration, [this] { service_.set_slow(1); });
+      // A new slow_service replaces the one running.
+      if (duration > 0) return service_.set_slow_for(p["factor"].as_double(), duration);
+      service_.set_slow(1);  // 0 ends it
     }
   }
 
@@ -356,7 +356,6 @@ class PaymentService final : public System {
 
   double drop_share_ = 0;
   Time drop_until_ = 0;
-  EventId slow_end_;  // the end of a slow_service fault
   Time counting_from_ = 0;
 
   std::int64_t attempts_ = 0, charges_ = 0, double_charges_ = 0, charged_but_failed_ = 0,

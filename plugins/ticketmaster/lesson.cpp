@@ -107,9 +107,9 @@ class TicketSale final : public System {
   void inject(const std::string& fault, const Value& p) override {
     if (fault == "slow_db") {
       const Time duration = p["duration"].as_int();
-      ctx_.cancel(slow_end_);  // a new slow_db replaces the one running
-      db_.set_slow(duration > 0 ? p["factor"].as_double() : 1);
-      if (duration > 0) slow_end_ = ctx_.after(duration, [this] { db_.set_slow(1); });
+      // A new slow_db replaces the one running.
+      if (duration > 0) return db_.set_slow_for(p["factor"].as_double(), duration);
+      db_.set_slow(1);  // 0 ends it
     } else if (fault == "restock") {
       const std::int64_t count = p["count"].as_int();
       for (Row& row : rows_) {  // remaining = remaining + count, applied by the DB
@@ -293,7 +293,6 @@ class TicketSale final : public System {
 
   SlotPool<Purchase> purchases_;
   Server<SlotHandle> db_;  // statements: db_workers at once, the others wait in FIFO order
-  EventId slow_end_;       // the end of a slow_db fault
   Time counting_from_ = 0;
 
   std::int64_t sold_ = 0, oversold_ = 0, lost_decrements_ = 0, retries_ = 0,
