@@ -35,7 +35,13 @@ lab.expect(r.async_replica_reads.non_monotonic > 0, "async replicas: reads go ba
 lab.expect(r.monotonic_reads.non_monotonic == 0, "one replica per client: reads never go back")
 lab.expect(r.semi_sync.write_ms > 10 * r.async_replica_reads.write_ms,
            "semi-sync pays the fastest replica's lag on every write")
-lab.expect(r.sync.write_ms > 2 * r.semi_sync.write_ms, "sync pays the slowest replica's lag")
+-- Theory (README): E[max] / E[min] of the two replicas' lags = 123.7 / 39.5 ms = 3.1. With a lag
+-- held for 1 s the script averages ~60 draws per replica: the ratio's log has a standard
+-- deviation of 0.15 over seeds (2.1 to 9.3 on 2 000 seeds, 1.9 on seed 9876543236), so the
+-- claim asks for 1.5.
+lab.expect(r.sync.write_ms > 1.5 * r.semi_sync.write_ms,
+           string.format("sync pays the slowest replica's lag: %.0f ms per write against %.0f ms "
+                         .. "(theory: 3.1x)", r.sync.write_ms, r.semi_sync.write_ms))
 
 local crash = lab.experiment{ name = "replication: leader crashes", seed = 42, duration = "60s" }
 crash:workload(traffic)
