@@ -84,8 +84,9 @@ lab.report(p)
 for _, s in ipairs{ p.round_robin, p.least_tokens, p.prefix_aware } do
   lab.check(s.completed == s.requests and s.unfinished == 0, "every request is answered")
 end
--- ~240 lookups: the LRU hit rate of round robin has sd ~0.03 around 0.25 x (1 - cold misses).
-lab.expect(p.round_robin.prefix_hit_rate > 0.12 and p.round_robin.prefix_hit_rate < 0.32,
+-- ~240 lookups: the LRU hit rate of round robin is 0.25 x (1 - cold misses) = 0.236 on average,
+-- with sd ~0.03 over 1 100 seeds; the claim allows 5 sd (0.12-0.32 broke on 2 seeds of 100).
+lab.expect(p.round_robin.prefix_hit_rate > 0.07 and p.round_robin.prefix_hit_rate < 0.40,
            string.format("round robin: prefix hit rate %.0f%% (LRU theory: 4 cached / 16 prefixes = 25%%)",
                          100 * p.round_robin.prefix_hit_rate))
 lab.expect(p.prefix_aware.prefix_hit_rate > 2 * p.round_robin.prefix_hit_rate,
